@@ -1,0 +1,47 @@
+# ColonSim: `make demo` and `make test` each do all set-up on a fresh Debian machine
+# (Python 3.11, no GPU) and are fast when everything is already in place.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.colonsim-installed
+GL_PACKAGES := libosmesa6 libegl1 libegl-mesa0 libgl1-mesa-dri libglu1-mesa
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PYTEST_ARGS ?=
+
+.PHONY: setup sysdeps demo test bench clean
+
+setup: sysdeps $(STAMP)
+
+# Headless OpenGL: Mesa's EGL (llvmpipe) and OSMesa. Installed only when missing.
+sysdeps:
+	@if ldconfig -p | grep -q 'libOSMesa.so' && ldconfig -p | grep -q 'libEGL_mesa.so'; then \
+	    echo "system GL libraries: present"; \
+	else \
+	    echo "installing system GL libraries: $(GL_PACKAGES)"; \
+	    $(SUDO) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(GL_PACKAGES); \
+	fi
+
+# The CPU build of torch goes in first, so that the package's `torch` requirement
+# is already satisfied and pip never pulls a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
+	@$(PY) -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/colonsim demo --quick --out runs/demo
+
+# pytest exits 5 when it collected no tests: that is a failure here, not a pass.
+test: setup
+	@set +e; $(PY) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+
+bench: setup
+	$(PY) benchmarks/render_throughput.py
+
+clean:
+	rm -rf $(VENV) runs *.egg-info

@@ -1,0 +1,87 @@
+"""The ``colonsim`` command. It parses arguments and dispatches: one library call per subcommand.
+
+Each package declares its subcommands in a ``commands`` module with ``add_parsers(subparsers)``;
+every handler returns ``(summary_line, result_dict)``. This file prints the one-line summary (or
+the JSON object with ``--json``) and turns bad input into one line on stderr and exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+
+# Modules that declare subcommands. They import heavy libraries (torch, pyrender) lazily, inside
+# their handlers, so that `colonsim --help` stays fast.
+COMMAND_MODULES = (
+    "colonsim.commands_mesh",
+    "colonsim.commands_render",
+    "depth.commands",
+    "adapt.commands",
+    "colonsim.commands_experiment",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with errors on one line (no usage block), exit status 2."""
+
+    def error(self, message):  # noqa: D102
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.exit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from colonsim import __version__
+
+    parser = _Parser(prog="colonsim", description="Synthetic colonoscopy with exact depth, and reverse "
+                     "domain adaptation of real frames (Mahmood, Chen, Durr 2017).")
+    parser.add_argument("--version", action="version", version=f"colonsim {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name == name:
+                continue  # a package without commands yet
+            raise
+        module.add_parsers(sub)
+    return parser
+
+
+def _error(message: str) -> int:
+    message = " ".join(str(message).split())  # one line, whatever the exception said
+    sys.stderr.write(f"colonsim: error: {message}\n")
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0 if args.command is None else 2
+
+    from colonsim.errors import ColonSimError
+
+    try:
+        summary, result = args.func(args)
+    except ColonSimError as e:
+        return _error(str(e))
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, FileExistsError) as e:
+        return _error(f"{e.strerror or e}: {e.filename}" if getattr(e, "filename", None) else str(e))
+    except KeyboardInterrupt:
+        sys.stderr.write("colonsim: interrupted; what was written so far is kept (use --resume)\n")
+        return 130
+    if getattr(args, "json", False):
+        print(json.dumps(result, sort_keys=True))
+    else:
+        print(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
