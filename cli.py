@@ -19,7 +19,7 @@ COMMAND_MODULES = (
     "colonsim.commands_render",
     "depth.commands",
     "adapt.commands",
-    "colonsim.commands_experiment",
+    "experiment.commands",
 )
 
 
