@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 import h5py
+import hdf5plugin  # noqa: F401  registers the blosc and zstd filters that ColonSim files are written with
 import numpy as np
 import torch
 from torch.utils.data import Dataset

@@ -26,7 +26,6 @@ from typing import Any, Callable
 import numpy as np
 
 from colonsim import config as cfgmod
-from colonsim.errors import InputError
 
 from .config import ExperimentConfig, RenderSet
 
@@ -36,10 +35,9 @@ METRIC_KEYS = ("abs_rel", "sq_rel", "rmse_mm", "rmse_log", "delta1", "delta2", "
 
 
 def load_experiment_config(path: str | Path | None = None, overrides=(), preset: str | None = None) -> ExperimentConfig:
-    """The experiment config: a preset from ``assets/experiments`` (or a file), then ``--set``."""
-    defaults = [cfgmod.assets_path("experiments", f"{preset}.yaml")] if preset else []
-    if path is None and not defaults:
-        raise InputError("give --config FILE.yaml (see assets/experiments/)")
+    """The experiment config: a preset from ``assets/experiments`` (``full`` unless named), then the
+    user's file (which may give only the keys it changes), then ``--set``."""
+    defaults = [cfgmod.assets_path("experiments", f"{preset or 'full'}.yaml")]
     return cfgmod.load(ExperimentConfig, defaults, path, overrides)
 
 

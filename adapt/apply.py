@@ -1,0 +1,161 @@
+"""Apply a trained refiner at full resolution (the refiner is fully convolutional).
+
+A folder or video of frames becomes a folder of refined frames with the same names and sizes;
+a ColonSim HDF5 becomes a copy whose ``rgb`` is refined and whose every other dataset and attribute
+is unchanged (one attribute, ``refined_by``, is added). Outside the image circle stays black.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import cv2
+import h5py
+import hdf5plugin  # noqa: F401  registers the blosc/zstd filters that rendered files use
+import numpy as np
+import torch
+from torch import nn
+
+from colonsim import realdata, schema
+from colonsim.errors import CheckpointError, InputError
+
+from .checkpoint import REFINER_KIND, load_checkpoint
+from .data import is_hdf5, mask_tensor, to_tensor, to_uint8
+from .networks import Refiner
+
+log = logging.getLogger(__name__)
+
+#: Pixels per forward pass; bounds the memory of full-resolution batches (about 1 GB at width 64).
+MAX_BATCH_PIXELS = 1 << 20
+#: HDF5 root attribute added to a refined copy: JSON of the refiner's path, direction and steps.
+ATTR_REFINED_BY = "refined_by"
+
+
+def load_refiner(path: str | Path) -> tuple[nn.Module, dict]:
+    """Rebuild the refiner of a ``refiner.pt`` (kind ``colonsim.refiner``), in eval mode on the CPU.
+
+    Returns (model, meta), where meta holds the checkpoint's other entries (model_args, direction,
+    steps, config, software_version). CheckpointError for other kinds or pickle payloads.
+    """
+    ck = load_checkpoint(path, REFINER_KIND)
+    args = ck.get("model_args")
+    if not isinstance(args, dict) or set(args) != {"width", "blocks", "output"}:
+        raise CheckpointError(f"{path} has no valid refiner arguments (width, blocks, output): {args!r}")
+    model = Refiner(**args)
+    try:
+        model.load_state_dict(ck["state_dict"])
+    except (RuntimeError, KeyError) as e:
+        raise CheckpointError(f"{path}: weights do not match the refiner {args} ({type(e).__name__})") from None
+    model.eval()
+    meta = {k: v for k, v in ck.items() if k != "state_dict"}
+    return model, meta
+
+
+def refine_images(model: nn.Module, rgb: np.ndarray, mask: np.ndarray | None = None,
+                  batch_size: int = 16) -> np.ndarray:
+    """Refine frames at their own resolution.
+
+    Args:
+        model: a refiner (see :func:`load_refiner`).
+        rgb: (N, H, W, 3) uint8.
+        mask: (H, W) or (N, H, W) uint8, 1 inside the image circle; None detects it per frame.
+        batch_size: the most frames per forward pass (fewer for large frames).
+    Returns (N, H, W, 3) uint8, black (0) outside the mask.
+    """
+    if rgb.ndim != 4 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
+        raise InputError(f"refine_images needs (N, H, W, 3) uint8 frames, got {rgb.shape} {rgb.dtype}")
+    n, h, w = rgb.shape[:3]
+    if mask is None:
+        mask = np.stack([realdata.detect_border_mask(f) for f in rgb])
+    mask = (np.asarray(mask) > 0).astype(np.uint8)
+    if mask.shape[-2:] != (h, w) or mask.ndim not in (2, 3):
+        raise InputError(f"mask of shape {mask.shape} does not fit frames of {h}x{w}")
+    if mask.ndim == 2:
+        mask = np.broadcast_to(mask, (n, h, w))
+    device = next(model.parameters()).device
+    step = max(1, min(batch_size, MAX_BATCH_PIXELS // (h * w)))
+    out = np.empty_like(rgb)
+    with torch.inference_mode():
+        for i in range(0, n, step):
+            x = to_tensor(rgb[i:i + step]).to(device)
+            m = mask_tensor(mask[i:i + step]).to(device)
+            y = model(x) * m + (m - 1.0)
+            out[i:i + step] = to_uint8(y)
+    return out
+
+
+def apply(model_path: str | Path, input: str | Path, out: str | Path, *, batch_size: int = 16) -> dict:
+    """Refine a folder, video or ColonSim HDF5 (see the module doc); returns a summary dict."""
+    src, dst = Path(input), Path(out)
+    if not src.exists():
+        raise InputError(f"input not found: {src}; expected a folder of images, a video, or a ColonSim .h5")
+    if dst.resolve() == src.resolve():
+        raise InputError(f"--out {dst} is the input itself; choose another path")
+    model, meta = load_refiner(model_path)
+    t0 = time.monotonic()
+    if is_hdf5(src):
+        if dst.is_dir():
+            raise InputError(f"input {src} is HDF5, so --out must be a .h5 file path, not the folder {dst}")
+        n = _apply_h5(model, meta, Path(model_path), src, dst, batch_size)
+    else:
+        if dst.suffix.lower() in (".h5", ".hdf5"):
+            raise InputError(f"input {src} is images or a video, so --out must be a folder, not {dst}")
+        n = _apply_frames(model, src, dst)
+    return {"frames": n, "input": str(src), "out": str(dst), "direction": meta.get("direction"),
+            "seconds": round(time.monotonic() - t0, 1)}
+
+
+def _apply_frames(model: nn.Module, src: Path, dst: Path) -> int:
+    """Each frame of a folder or video -> dst/NAME (same name, size; JPEG quality 95)."""
+    from tqdm import tqdm
+
+    frames = realdata.iter_frames(src)
+    first = next(frames)  # validates the source (empty folder, unreadable video) before mkdir
+    dst.mkdir(parents=True, exist_ok=True)
+    n = 0
+    for name, rgb in tqdm(_chain(first, frames), desc="adapt apply", unit="frame"):
+        refined = refine_images(model, rgb[None])[0]
+        params = [cv2.IMWRITE_JPEG_QUALITY, 95] if Path(name).suffix.lower() in (".jpg", ".jpeg") else []
+        if not cv2.imwrite(str(dst / name), refined[..., ::-1], params):
+            raise InputError(f"cannot write {dst / name}")
+        n += 1
+    return n
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
+
+
+def _apply_h5(model: nn.Module, meta: dict, model_path: Path, src: Path, dst: Path, batch_size: int) -> int:
+    """Copy src to dst, then rewrite the rgb of every complete frame in place."""
+    from tqdm import tqdm
+
+    with h5py.File(src, "r") as f:
+        if f.attrs.get(schema.ATTR_SOFTWARE) != schema.SOFTWARE or schema.RGB not in f:
+            raise InputError(f"{src} is not a ColonSim dataset with '{schema.RGB}' frames")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst)
+    with h5py.File(dst, "r+") as f:
+        rgb_ds = f[schema.RGB]
+        done = f[schema.DONE][()] == 1 if schema.DONE in f else np.ones(rgb_ds.shape[0], bool)
+        mask_ds = f[schema.MASK] if schema.MASK in f else None
+        h, w = rgb_ds.shape[1:3]
+        step = max(1, min(batch_size, MAX_BATCH_PIXELS // (h * w)))
+        todo = np.flatnonzero(done)
+        for i in tqdm(range(0, todo.size, step), desc="adapt apply", unit="batch"):
+            idx = todo[i:i + step]
+            rgb = rgb_ds[idx]
+            if mask_ds is None:
+                mask = None
+            elif mask_ds.ndim == 2:
+                mask = mask_ds[()]
+            else:
+                mask = mask_ds[idx]
+            rgb_ds[idx] = refine_images(model, rgb, mask, batch_size)
+        f.attrs[ATTR_REFINED_BY] = json.dumps({"refiner": str(model_path), "direction": meta.get("direction"),
+                                               "steps": meta.get("steps")})
+    return int(todo.size)

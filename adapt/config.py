@@ -1,0 +1,153 @@
+"""The adapt/ config: frozen dataclasses, defaults in ``assets/defaults/adapt.yaml``.
+
+Images inside the networks are CHW float32 in [-1, 1] (declared once, in :mod:`adapt.data`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Sequence
+
+from colonsim.config import Range, assets_path, check_choice, check_range, load
+
+DEFAULTS = assets_path("defaults", "adapt.yaml")
+
+
+@dataclass(frozen=True)
+class RefinerConfig:
+    width: int  # feature maps of the 3x3 head conv and of every residual block (SimGAN: 64)
+    blocks: int  # residual blocks between the head and the 1x1 output conv (SimGAN: 4)
+    # residual: output = input + conv (last conv starts at zero, so the refiner starts as identity);
+    # tanh: output = tanh(conv), as in SimGAN
+    output: Literal["residual", "tanh"]
+
+    def __post_init__(self):
+        check_range("width", self.width, 1, 1024)
+        check_range("blocks", self.blocks, 0, 64)
+        check_choice("output", self.output, ("residual", "tanh"))
+
+
+@dataclass(frozen=True)
+class DiscriminatorConfig:
+    width: int  # feature maps of the first conv; doubled at each stride-2 conv (capped at 8x)
+    layers: int  # stride-2 3x3 convs; one realism logit per patch of (2^layers) px stride
+    spectral_norm: bool  # spectral normalization on every conv (Miyato et al. 2018)
+
+    def __post_init__(self):
+        check_range("width", self.width, 1, 1024)
+        check_range("layers", self.layers, 1, 8)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    adv: Literal["lsgan", "nonsat"]  # least-squares (Mao et al. 2017) or non-saturating cross-entropy
+    adv_weight: float  # weight of the refiner's adversarial loss
+    self_reg_weight: float  # weight of the self-regularization L1 (refined vs its input)
+    # pixel: L1 on pixels; lowpass: L1 after a Gaussian blur (texture may change, shading may not);
+    # features: L1 on fixed features (blurred colour and grey-level gradients)
+    self_reg_space: Literal["pixel", "lowpass", "features"]
+    lowpass_sigma_px: float  # Gaussian sigma of the lowpass/features spaces, px at data.size_px
+    identity_weight: float  # L1 between R(target frame) and that frame (0 = off)
+
+    def __post_init__(self):
+        check_choice("adv", self.adv, ("lsgan", "nonsat"))
+        check_range("adv_weight", self.adv_weight, 0)
+        check_range("self_reg_weight", self.self_reg_weight, 0)
+        check_choice("self_reg_space", self.self_reg_space, ("pixel", "lowpass", "features"))
+        check_range("lowpass_sigma_px", self.lowpass_sigma_px, 0.3, 32)
+        check_range("identity_weight", self.identity_weight, 0)
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    pretrain_refiner_steps: int  # refiner updates on self-regularization alone (SimGAN)
+    pretrain_disc_steps: int  # discriminator updates against the pre-trained refiner
+    kg: int  # refiner updates per adversarial step (SimGAN's K_g)
+    kd: int  # discriminator updates per adversarial step (SimGAN's K_d)
+    steps: int  # adversarial steps (after both pre-training phases)
+    log_every: int  # steps between TensorBoard scalars
+    sample_every: int  # steps between sample grids (PNG and TensorBoard)
+    checkpoint_every: int  # steps between last.pt / refiner.pt saves
+    time_limit_min: float  # stop early (and save) after this many wall minutes; 0 = no limit
+
+    def __post_init__(self):
+        for k in ("pretrain_refiner_steps", "pretrain_disc_steps", "steps"):
+            check_range(k, getattr(self, k), 0)
+        for k in ("kg", "kd", "log_every", "sample_every", "checkpoint_every"):
+            check_range(k, getattr(self, k), 1)
+        check_range("time_limit_min", self.time_limit_min, 0)
+
+
+@dataclass(frozen=True)
+class HistoryConfig:
+    size: int  # refined frames kept for the discriminator (SimGAN's buffer); 0 = off
+    fraction: float  # fraction of each discriminator fake batch drawn from the history (SimGAN: 0.5)
+
+    def __post_init__(self):
+        check_range("size", self.size, 0)
+        check_range("fraction", self.fraction, 0, 1)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    size_px: int  # side of the square training crops, px
+    crop: Range  # crop side as a fraction of the image circle's bounding-box short side, drawn per crop
+    batch_size: int  # frames per batch, for each domain
+    cache_short_side_px: int  # real frames are kept in memory resized to this short side, px
+
+    def __post_init__(self):
+        check_range("size_px", self.size_px, 8, 2048)
+        check_range("crop", self.crop, 0.05, 1.0)
+        check_range("batch_size", self.batch_size, 1, 4096)
+        check_range("cache_short_side_px", self.cache_short_side_px, 8)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr_refiner: float  # Adam learning rate of the refiner
+    lr_disc: float  # Adam learning rate of the discriminator
+    beta1: float  # Adam beta1 (0.5 is usual for GANs)
+    beta2: float  # Adam beta2
+
+    def __post_init__(self):
+        check_range("lr_refiner", self.lr_refiner, 0, 1, lo_open=True)
+        check_range("lr_disc", self.lr_disc, 0, 1, lo_open=True)
+        check_range("beta1", self.beta1, 0, 1, hi_open=True)
+        check_range("beta2", self.beta2, 0, 1, hi_open=True)
+
+
+@dataclass(frozen=True)
+class ComputeConfig:
+    threads: int  # torch CPU threads; 0 = leave torch's default
+    bf16: bool  # bfloat16 autocast for the network passes (CPU or CUDA)
+    channels_last: bool  # NHWC memory format for the convolutions
+    device: str  # "cpu", "cuda", or "auto" (cuda when available)
+
+    def __post_init__(self):
+        check_range("threads", self.threads, 0, 256)
+        check_choice("device", self.device, ("cpu", "cuda", "auto"))
+
+
+@dataclass(frozen=True)
+class AdaptConfig:
+    # reverse: refine real frames towards synthetic (Mahmood et al. 2017, the default);
+    # forward: refine synthetic frames towards real (Shrivastava et al. 2017, SimGAN)
+    direction: Literal["reverse", "forward"]
+    seed: int  # seeds network init, data sampling and the history buffer
+    refiner: RefinerConfig
+    discriminator: DiscriminatorConfig
+    losses: LossConfig
+    schedule: ScheduleConfig
+    history: HistoryConfig
+    data: DataConfig
+    optim: OptimConfig
+    compute: ComputeConfig
+
+    def __post_init__(self):
+        check_choice("direction", self.direction, ("reverse", "forward"))
+        check_range("seed", self.seed, 0)
+
+
+def load_adapt_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> AdaptConfig:
+    """The defaults, then the user's YAML file, then ``--set`` overrides."""
+    return load(AdaptConfig, defaults=[DEFAULTS], path=path, overrides=overrides)

@@ -1,0 +1,123 @@
+"""What a training run reports: a progress bar, TensorBoard scalars and images, sample-grid PNGs,
+loss_curve.png, and warnings for the known failure modes of adversarial refinement."""
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: Below this mean |refined - input| (8-bit grey levels) the refiner counts as the identity: the
+#: known failure where self-regularization wins and the adversarial term has no effect.
+IDENTITY_WARN_GREY = 1.0
+#: Above this accuracy on both refined and target frames, the discriminator has won.
+DISC_WINS_ACC = 0.99
+#: Flushes between two warnings of the same kind.
+WARN_EVERY = 50
+
+
+class Logbook:
+    """Collects per-step scalars and writes their means every ``flush``.
+
+    Args:
+        out_dir: the run folder.
+        records: the list of flushed records (kept in last.pt, appended to in place).
+        start_step, total: schedule steps done and planned (for the progress bar).
+    """
+
+    def __init__(self, out_dir: Path, records: list[dict], start_step: int, total: int):
+        from torch.utils.tensorboard import SummaryWriter
+        from tqdm import tqdm
+
+        self.out_dir = out_dir
+        self.records = records
+        self.writer = SummaryWriter(log_dir=str(out_dir / "tensorboard"), purge_step=start_step or None)
+        self.bar = tqdm(total=total, initial=start_step, desc="adapt train", unit="step", dynamic_ncols=True)
+        self.pending: dict[str, list[float]] = defaultdict(list)
+        self.n_flushes = 0
+        self.warned_at: dict[str, int] = {}
+
+    def add(self, step: int, phase: str, scalars: dict) -> None:
+        for k, v in scalars.items():
+            self.pending[k].append(float(v))
+        self.bar.update(1)
+
+    def flush(self, step: int, phase: str) -> None:
+        if not self.pending:
+            return
+        rec = {k: float(np.mean(v)) for k, v in self.pending.items()}
+        self.pending.clear()
+        for k, v in rec.items():
+            self.writer.add_scalar(k, v, step)
+        self.records.append({"step": step, "phase": phase, **rec})
+        short = {k.split("/")[-1]: f"{v:.3g}" for k, v in rec.items()}
+        self.bar.set_postfix(short, refresh=False)
+        self._warn(step, phase, rec)
+
+    def _warn(self, step: int, phase: str, rec: dict) -> None:
+        """Say so when the refiner stays the identity or the discriminator wins outright (each
+        warning at most once every WARN_EVERY flushes)."""
+        self.n_flushes += 1
+        if phase != "adversarial":
+            return
+        delta = rec.get("refiner/delta_grey")
+        if delta is not None and delta < IDENTITY_WARN_GREY and self._due("identity"):
+            log.warning("step %d: refined frames are nearly identical to their inputs (mean |refined - input| "
+                        "= %.2f grey levels): lower losses.self_reg_weight or raise losses.adv_weight", step, delta)
+        acc_t, acc_r = rec.get("disc/acc_target"), rec.get("disc/acc_refined")
+        if acc_t is not None and acc_r is not None and min(acc_t, acc_r) > DISC_WINS_ACC and self._due("disc"):
+            log.warning("step %d: the discriminator tells refined from target frames perfectly (acc %.3f / %.3f)",
+                        step, acc_t, acc_r)
+
+    def _due(self, what: str) -> bool:
+        last = self.warned_at.get(what)
+        if last is not None and self.n_flushes - last < WARN_EVERY:
+            return False
+        self.warned_at[what] = self.n_flushes
+        return True
+
+    def last(self) -> dict:
+        """The latest value of every scalar seen so far."""
+        out: dict = {}
+        for rec in self.records:
+            out.update({k: round(v, 5) for k, v in rec.items() if k not in ("step", "phase")})
+        return out
+
+    def samples(self, step: int, grid: np.ndarray) -> None:
+        """Write samples_<step>.png and the same grid to TensorBoard; grid is (H, W, 3) uint8 RGB."""
+        cv2.imwrite(str(self.out_dir / f"samples_{step:06d}.png"), grid[..., ::-1])
+        self.writer.add_image("samples", grid, step, dataformats="HWC")
+
+    def close(self) -> None:
+        self.bar.close()
+        self.writer.close()
+        if self.records:
+            plot_losses(self.records, self.out_dir / "loss_curve.png")
+
+
+def plot_losses(records: list[dict], path: Path) -> None:
+    """loss_curve.png: losses, discriminator accuracies, and mean |refined - input| in grey levels."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = sorted({k for r in records for k in r if k not in ("step", "phase")})
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    titles = ("losses", "discriminator accuracy", "mean |refined - input| (grey levels)")
+    for k in keys:
+        pts = [(r["step"], r[k]) for r in records if k in r]
+        ax = axes[1] if "/acc" in k else axes[2] if "delta" in k else axes[0]
+        ax.plot(*zip(*pts), label=k)
+    axes[0].set_yscale("symlog", linthresh=1e-3)
+    for ax, title in zip(axes, titles):
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("schedule step")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

@@ -1,0 +1,83 @@
+"""The refiner and the local patch discriminator (Shrivastava et al. 2017, SimGAN).
+
+Both take (N, 3, H, W) float32 images in [-1, 1]. Both are fully convolutional: the refiner keeps
+the input's resolution, the discriminator gives one realism logit per patch.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ResBlock(nn.Module):
+    """Two 3x3 convs with a ReLU between and an identity skip, then a ReLU (SimGAN's block)."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(width, width, 3, padding=1, padding_mode="reflect")
+        self.conv2 = nn.Conv2d(width, width, 3, padding=1, padding_mode="reflect")
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(x + self.conv2(self.act(self.conv1(x))))
+
+
+class Refiner(nn.Module):
+    """SimGAN's refiner: a 3x3 conv to ``width`` maps, ``blocks`` residual blocks, a 1x1 conv to 3.
+
+    ``output="residual"``: y = clamp(x + f(x), -1, 1), with the last conv starting at zero so that
+    the untrained refiner is the identity. ``output="tanh"``: y = tanh(f(x)).
+    Reflect padding keeps image edges free of a dark frame that the discriminator could key on.
+    Args are stored in checkpoints to rebuild the model (see :mod:`adapt.apply`).
+    """
+
+    def __init__(self, width: int = 64, blocks: int = 4, output: str = "residual"):
+        super().__init__()
+        self.args = {"width": int(width), "blocks": int(blocks), "output": str(output)}
+        self.output = output
+        self.head = nn.Sequential(nn.Conv2d(3, width, 3, padding=1, padding_mode="reflect"), nn.ReLU(inplace=True))
+        self.body = nn.Sequential(*[ResBlock(width) for _ in range(blocks)])
+        self.tail = nn.Conv2d(width, 3, 1)
+        if output == "residual":
+            nn.init.zeros_(self.tail.weight)
+            nn.init.zeros_(self.tail.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) in [-1, 1] -> (N, 3, H, W) in [-1, 1]."""
+        f = self.tail(self.body(self.head(x)))
+        if self.output == "residual":
+            return (x + f.to(x.dtype)).clamp(-1.0, 1.0)
+        return torch.tanh(f).to(x.dtype)
+
+
+class PatchDiscriminator(nn.Module):
+    """A local adversarial discriminator: one realism logit per patch.
+
+    ``layers`` stride-2 3x3 convs (LeakyReLU), a 3x3 conv, and a 1x1 conv to one logit:
+    (N, 3, H, W) -> (N, 1, H / 2^layers, W / 2^layers). :attr:`receptive_field_px` is the side of
+    the input patch that one logit sees.
+    """
+
+    def __init__(self, width: int = 32, layers: int = 3, spectral_norm: bool = True):
+        super().__init__()
+        self.args = {"width": int(width), "layers": int(layers), "spectral_norm": bool(spectral_norm)}
+        sn = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
+        mods: list[nn.Module] = []
+        c_in = 3
+        for i in range(layers):
+            c_out = width * min(2 ** i, 8)
+            mods += [sn(nn.Conv2d(c_in, c_out, 3, stride=2, padding=1)), nn.LeakyReLU(0.2, inplace=True)]
+            c_in = c_out
+        mods += [sn(nn.Conv2d(c_in, c_in, 3, padding=1)), nn.LeakyReLU(0.2, inplace=True),
+                 sn(nn.Conv2d(c_in, 1, 1))]
+        self.net = nn.Sequential(*mods)
+        self.stride = 2 ** layers
+        # Each stride-2 3x3 conv adds 2 * (input stride) px; the last 3x3 adds 2 * stride.
+        self.receptive_field_px = 1 + sum(2 * 2 ** i for i in range(layers)) + 2 * self.stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,163 @@
+"""How well adaptation works: a small real-versus-synthetic classifier (a classifier two-sample test).
+
+Two classifiers of the same shape and seed are trained, each on one half of the frames and tested
+on the other half: one tells raw real frames from synthetic ones (``acc_raw``, near 1 when the
+domains differ), one tells refined real frames from synthetic ones (``acc_refined``; the refiner
+works when it falls towards 0.5). Accuracies are balanced (the mean of the two classes' accuracies).
+Both see only a square inside each frame's image circle, so the border's shape (octagonal for the
+real scope, round for the renderer) cannot give the domain away. ``self_reg_l1`` is the mean
+|refined - raw| inside the image circle, intensities in [0, 1].
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from colonsim.errors import InputError
+
+from .data import FolderFrames, open_frames, to_tensor
+
+log = logging.getLogger(__name__)
+
+
+def inscribed_square(rgb: np.ndarray, mask: np.ndarray, size_px: int) -> np.ndarray:
+    """The largest axis-aligned square inside the image circle, resized: (S, S, 3) uint8."""
+    padded = np.pad(mask.astype(np.uint8), 1)  # the image edge counts as border
+    dist = cv2.distanceTransform(padded, cv2.DIST_L2, 5)[1:-1, 1:-1]
+    cy, cx = np.unravel_index(int(np.argmax(dist)), dist.shape)
+    half = max(1, int(dist[cy, cx] / np.sqrt(2.0)))
+    y0, x0 = max(0, cy - half), max(0, cx - half)
+    crop = rgb[y0:cy + half, x0:cx + half]
+    return cv2.resize(crop, (size_px, size_px), interpolation=cv2.INTER_AREA)
+
+
+class DomainClassifier(nn.Module):
+    """Four stride-2 3x3 convs, global average pooling, one logit (> 0: real)."""
+
+    def __init__(self, width: int = 16):
+        super().__init__()
+        c = [3, width, 2 * width, 4 * width, 4 * width]
+        layers: list[nn.Module] = []
+        for a, b in zip(c[:-1], c[1:]):
+            layers += [nn.Conv2d(a, b, 3, stride=2, padding=1), nn.BatchNorm2d(b), nn.ReLU(inplace=True)]
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(c[-1], 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).mean(dim=(2, 3)))[:, 0]
+
+
+def _halves(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split 0..n-1 into two halves by alternating blocks of neighbouring frames (neighbours in a
+    video are near-duplicates, so a random split would leak)."""
+    block = int(np.clip(n // 8, 1, 8))
+    part = (np.arange(n) // block) % 2
+    return np.flatnonzero(part == 0), np.flatnonzero(part == 1)
+
+
+def _train_and_test(real: np.ndarray, synth: np.ndarray, steps: int, batch_size: int, seed: int) -> float:
+    """Train on the first half of each domain, return the balanced accuracy on the second half.
+
+    real, synth: (N, S, S, 3) uint8.
+    """
+    rng = np.random.default_rng(seed)
+    (r_tr, r_te), (s_tr, s_te) = _halves(len(real)), _halves(len(synth))
+    if min(r_tr.size, r_te.size, s_tr.size, s_te.size) == 0:
+        raise InputError(f"scoring needs at least 2 real and 2 synthetic frames, got {len(real)} and {len(synth)}")
+    xr, xs = to_tensor(real), to_tensor(synth)
+    crop = max(8, (3 * real.shape[1]) // 4)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = DomainClassifier()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = nn.BCEWithLogitsLoss()
+    half = max(1, batch_size // 2)
+    model.train()
+    for _ in range(steps):
+        x = torch.cat([xr[rng.choice(r_tr, half)], xs[rng.choice(s_tr, half)]])
+        y = torch.cat([torch.ones(half), torch.zeros(half)])
+        top, left = rng.integers(0, x.shape[-1] - crop + 1, size=2)
+        x = x[..., top:top + crop, left:left + crop]
+        if rng.random() < 0.5:
+            x = x.flip(-1)
+        loss = loss_fn(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.inference_mode():
+        acc_real = float((model(xr[r_te]) > 0).float().mean())
+        acc_synth = float((model(xs[s_te]) <= 0).float().mean())
+    return 0.5 * (acc_real + acc_synth)
+
+
+def _squares(frames, idx, size_px: int) -> np.ndarray:
+    return np.stack([inscribed_square(*frames.get(int(i)), size_px) for i in idx])
+
+
+def _refined_frames(real, refined) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The refined version of each real frame (cache resolution), from a model or from files."""
+    from .apply import load_refiner, refine_images
+
+    if isinstance(refined, nn.Module) or Path(refined).suffix == ".pt":
+        model = refined if isinstance(refined, nn.Module) else load_refiner(refined)[0]
+        out = [refine_images(model, real.get(i)[0][None], real.get(i)[1])[0] for i in range(len(real))]
+        return out, [real.get(i)[1] for i in range(len(real))]
+    other = open_frames(refined)
+    if len(other) != len(real):
+        raise InputError(f"{refined} holds {len(other)} frames but the real source holds {len(real)}; "
+                         "give the refined versions of exactly the real frames")
+    if isinstance(real, FolderFrames) and isinstance(other, FolderFrames) and other.names != real.names:
+        raise InputError(f"the frame names in {refined} differ from those of the real frames")
+    frames = []
+    for i in range(len(real)):
+        r = other.get(i)[0]
+        shape = real.get(i)[0].shape
+        frames.append(r if r.shape == shape else cv2.resize(r, (shape[1], shape[0]), interpolation=cv2.INTER_AREA))
+    return frames, [real.get(i)[1] for i in range(len(real))]
+
+
+class _ListFrames:
+    def __init__(self, frames, masks):
+        self.frames, self.masks = frames, masks
+
+    def __len__(self):
+        return len(self.frames)
+
+    def get(self, i):
+        return self.frames[i], self.masks[i]
+
+
+def score(real: str | Path, refined: str | Path | nn.Module, synthetic: str | Path, *, size_px: int = 64,
+          steps: int = 300, batch_size: int = 32, max_frames: int = 400, seed: int = 0) -> dict:
+    """Score a refiner by a real-versus-synthetic classifier on frames it was not trained on.
+
+    Args:
+        real: held-out real frames (a folder, a video, or a ColonSim HDF5).
+        refined: the refined versions of those frames (a folder with the same names, or an HDF5),
+            or a refiner (``refiner.pt`` or a module) to refine them here.
+        synthetic: a ColonSim HDF5 of synthetic frames (up to ``max_frames``, evenly spaced).
+        size_px: side of the classifier's input squares; steps, batch_size: its training.
+    Returns {"acc_raw", "acc_refined", "self_reg_l1", "n_real", "n_synthetic"}.
+    """
+    real_frames = open_frames(real)
+    synth_frames = open_frames(synthetic)
+    ref_list, masks = _refined_frames(real_frames, refined)
+    refined_frames = _ListFrames(ref_list, masks)
+    n_real = min(len(real_frames), max_frames)
+    real_idx = np.linspace(0, len(real_frames) - 1, n_real).round().astype(int)
+    synth_idx = np.linspace(0, len(synth_frames) - 1, min(len(synth_frames), max_frames)).round().astype(int)
+    raw_sq = _squares(real_frames, real_idx, size_px)
+    ref_sq = _squares(refined_frames, real_idx, size_px)
+    syn_sq = _squares(synth_frames, synth_idx, size_px)
+    diffs = [np.abs(ref_list[i].astype(np.float32) - real_frames.get(int(i))[0]).mean(-1)[masks[i] > 0].mean()
+             for i in real_idx]
+    return {"acc_raw": round(_train_and_test(raw_sq, syn_sq, steps, batch_size, seed), 4),
+            "acc_refined": round(_train_and_test(ref_sq, syn_sq, steps, batch_size, seed), 4),
+            "self_reg_l1": round(float(np.mean(diffs)) / 255.0, 5),
+            "n_real": int(n_real), "n_synthetic": int(len(synth_idx))}

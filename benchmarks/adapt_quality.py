@@ -1,0 +1,151 @@
+"""Adaptation quality benchmark: train the reverse refiner (real -> synthetic; Mahmood, Chen, Durr
+2017) for a fixed wall-time budget on CVC-ColonDB frames (Bernal et al. 2012), some held out, against
+a clean-style synthetic HDF5, then score it on the held-out frames with a real-vs-synthetic classifier.
+
+Targets (the issue): acc_raw >= 0.95 (the domains differ), acc_refined <= 0.65 (refined real frames
+pass for synthetic), and a small self_reg_l1 (structure kept). Look at grid.png: folds and lumen
+must still be where they were.
+
+    python benchmarks/adapt_quality.py --synthetic clean.h5               # ~20 min of training
+    python benchmarks/adapt_quality.py --minutes 1 --size 64 --set refiner.width=16   # a smoke run
+    python benchmarks/adapt_quality.py                                    # renders its clean data first
+
+Prints one comparable line (``adapt_quality: key=value ...``) and writes results.json, grid.png and
+the run folder (run/) in the work folder.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+REAL = ROOT.parent / "shared" / "data" / "real" / "cvc-colondb"
+
+
+def render_clean(out: Path, frames: int, size: int, seed: int) -> Path:
+    """A clean-style dataset through `colonsim render` (skipped if the file exists)."""
+    if out.is_file():
+        return out
+    cmd = [sys.executable, str(ROOT / "cli.py"), "render", "--out", str(out), "--frames", str(frames),
+           "--size", str(size), "--seed", str(seed), "--style", "clean", "--workers", "1"]
+    print("rendering:", " ".join(cmd[1:]), file=sys.stderr)
+    subprocess.run(cmd, check=True)
+    return out
+
+
+def split_real(real: Path, work: Path, holdout: float, block: int) -> tuple[Path, Path, int, int]:
+    """Symlink folders train/ and heldout/: alternate blocks of ``block`` neighbouring frames, with
+    about ``holdout`` of the blocks held out (neighbouring CVC frames come from the same video)."""
+    from colonsim.realdata import list_images
+
+    files = list_images(real)
+    every = max(2, round(1.0 / holdout))
+    train, held = work / "real_train", work / "real_heldout"
+    for d in (train, held):
+        d.mkdir(parents=True, exist_ok=True)
+        for p in d.iterdir():
+            p.unlink()
+    n_held = 0
+    for i, p in enumerate(files):
+        is_held = (i // block) % every == every - 1
+        n_held += is_held
+        (held if is_held else train).joinpath(p.name).symlink_to(p.resolve())
+    return train, held, len(files) - n_held, n_held
+
+
+def side_by_side(held: Path, refiner: Path, out: Path, n: int, short_side_px: int) -> None:
+    """grid.png: pairs of (held-out real frame, refined) at ``short_side_px``, two pairs per row."""
+    import cv2
+    import numpy as np
+
+    from adapt.apply import load_refiner, refine_images
+    from colonsim.realdata import detect_border_mask, list_images, read_image
+
+    model, _ = load_refiner(refiner)
+    files = list_images(held)
+    pick = [files[int(i)] for i in np.linspace(0, len(files) - 1, n).round()]
+    tiles = []
+    for p in pick:
+        rgb = read_image(p)
+        s = short_side_px / min(rgb.shape[:2])
+        rgb = cv2.resize(rgb, (round(rgb.shape[1] * s), round(rgb.shape[0] * s)), interpolation=cv2.INTER_AREA)
+        ref = refine_images(model, rgb[None], detect_border_mask(rgb))[0]
+        tiles.append(np.concatenate([rgb, np.full((rgb.shape[0], 4, 3), 255, np.uint8), ref], axis=1))
+    h = max(t.shape[0] for t in tiles)
+    w = max(t.shape[1] for t in tiles)
+    tiles = [np.pad(t, ((0, h - t.shape[0] + 8), (0, w - t.shape[1] + 8), (0, 0))) for t in tiles]
+    if len(tiles) % 2:
+        tiles.append(np.zeros_like(tiles[0]))
+    rows = [np.concatenate(tiles[i:i + 2], axis=1) for i in range(0, len(tiles), 2)]
+    cv2.imwrite(str(out), np.concatenate(rows, axis=0)[..., ::-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--synthetic", type=Path, help="clean-style ColonSim HDF5 (rendered if omitted)")
+    ap.add_argument("--real", type=Path, default=REAL, help="folder of real frames (CVC-ColonDB)")
+    ap.add_argument("--work", type=Path, default=ROOT / "runs" / "adapt_quality", help="work folder")
+    ap.add_argument("--minutes", type=float, default=20.0, help="training wall-time budget")
+    ap.add_argument("--size", type=int, default=128, help="training crop side, px")
+    ap.add_argument("--holdout", type=float, default=0.25, help="fraction of real frames held out")
+    ap.add_argument("--block", type=int, default=10, help="neighbouring frames held out together")
+    ap.add_argument("--synth-frames", type=int, default=400, help="frames to render when --synthetic is omitted")
+    ap.add_argument("--synth-size", type=int, default=256, help="their size, px")
+    ap.add_argument("--score-size", type=int, default=64, help="classifier input side, px")
+    ap.add_argument("--score-steps", type=int, default=300, help="classifier training steps")
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="adapt config override (repeatable), e.g. --set refiner.width=32")
+    args = ap.parse_args()
+    if not args.real.is_dir():
+        sys.exit(f"adapt_quality: real frames not found: {args.real}")
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    import torch
+
+    from adapt.config import load_adapt_config
+    from adapt.score import score
+    from adapt.train import train_refiner
+
+    torch.set_num_threads(args.threads)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    work = args.work
+    work.mkdir(parents=True, exist_ok=True)
+    synthetic = args.synthetic or render_clean(work / "clean.h5", args.synth_frames, args.synth_size, args.seed)
+    train_dir, held_dir, n_train, n_held = split_real(args.real, work, args.holdout, args.block)
+    # Defaults sized for a CPU budget: width 32 (SimGAN uses 64), 4 blocks; anything can be --set.
+    cfg = load_adapt_config(overrides=[
+        "direction=reverse", f"seed={args.seed}", f"data.size_px={args.size}", "refiner.width=32",
+        f"data.cache_short_side_px={2 * args.size}", f"compute.threads={args.threads}", "compute.device=auto",
+        "schedule.steps=1000000", f"schedule.time_limit_min={args.minutes}", *args.overrides])
+    run = work / "run"
+    t0 = time.monotonic()
+    summary = train_refiner(cfg, train_dir, synthetic, run, resume=(run / "last.pt").exists())
+    train_s = time.monotonic() - t0
+    logging.info("trained %d adversarial steps in %.0f s; scoring", summary["steps"], train_s)
+    t1 = time.monotonic()
+    s = score(held_dir, run / "refiner.pt", synthetic, size_px=args.score_size, steps=args.score_steps,
+              seed=args.seed)
+    score_s = time.monotonic() - t1
+    side_by_side(held_dir, run / "refiner.pt", work / "grid.png", 8, 2 * args.size)
+    result = {"minutes": args.minutes, "size_px": args.size, "adversarial_steps": summary["steps"],
+              "schedule_steps": summary["schedule_steps"], "train_s": round(train_s, 1),
+              "score_s": round(score_s, 1), "n_real_train": n_train, "n_real_heldout": n_held,
+              "delta_grey": summary["losses"].get("refiner/delta_grey"),
+              "disc_acc": summary["disc_accuracy"], "config_overrides": args.overrides,
+              "synthetic": str(synthetic), "torch_threads": args.threads, **s}
+    (work / "results.json").write_text(json.dumps(result, indent=2))
+    print(f"adapt_quality: minutes={args.minutes:g} size={args.size} adv_steps={summary['steps']} "
+          f"acc_raw={s['acc_raw']:.3f} acc_refined={s['acc_refined']:.3f} self_reg_l1={s['self_reg_l1']:.4f} "
+          f"delta_grey={result['delta_grey']} train_s={train_s:.0f} grid={work / 'grid.png'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""End-to-end ``colonsim render`` into HDF5 beside a bare render loop, for K = 1 and 2 workers.
+
+End-to-end: the ``colonsim render`` command in a subprocess (256x256, ``realistic`` style, a
+procedural colon of 100k triangles), timed by the command itself: frames / wall time of the whole
+command (meshes, worker start-up, rendering, sensor model, compression, shard files, merge).
+
+Bare: K spawned processes that each build the same renderer (same mesh, camera, shaders and render
+size) and then only rasterize and read back the frames' camera views in a loop, discarding them: no
+lens remap, no sensor model, no HDF5. Its frames/s is counted from the first to the last frame of
+the timed loop (start-up excluded), so the ratio end-to-end / bare charges the pipeline for
+everything it adds, start-up included.
+
+Prints one line per K and the ratios. Usage:
+    python benchmarks/render_throughput.py [--frames 600] [--bare-frames 300] [--workers 1 2] [--size 256]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+STYLE = "realistic"
+SEED = 0
+
+
+def _overrides(size: int) -> list[str]:
+    return [f"output.size_px={size}", "anatomy.triangles=100000"]
+
+
+def _bare_worker(size: int, n: int, first: int, step: int, lp_threads: int | None) -> tuple[int, float, float]:
+    """Render frames first, first+step, ... n times (views only); returns (n, t_start, t_end)."""
+    if lp_threads and "LP_NUM_THREADS" not in os.environ:
+        os.environ["LP_NUM_THREADS"] = str(lp_threads)
+    import numpy as np
+
+    from colonsim import light as lightmod
+    from colonsim import tissue as tissuemod
+    from colonsim.generate import load_colons, mesh_source
+    from colonsim.scene import FrameRenderer
+    from colonsim.simconfig import load_sim_config
+    from colonsim.trajectory import pose_for_frame
+
+    cfg = load_sim_config(STYLE, None, _overrides(size))
+    colons = load_colons(cfg, mesh_source(cfg, "procedural", SEED))
+    r = FrameRenderer(cfg, colons)
+    jobs = []
+    for k in range(min(n, 64)):  # a cycle of real frame poses and their uniforms
+        i = first + k * step
+        rng = np.random.default_rng(i)
+        pose, _ = pose_for_frame(colons[i % len(colons)], cfg.trajectory, SEED, i)
+        u = r._uniforms(np.asarray(pose, np.float64), tissuemod.sample_params(cfg.tissue, rng),
+                        lightmod.sample_params(cfg.light, rng))
+        jobs.append((i % len(colons), np.asarray(pose, np.float64), u))
+    view_poses = []
+    for mesh_id, pose, u in jobs:
+        views = []
+        for view in r.remap.views:
+            vpose = pose.copy()
+            vpose[:3, :3] = pose[:3, :3] @ view.rotation
+            views.append((view.size_px, vpose))
+        view_poses.append((mesh_id, views, u))
+
+    def one(k):
+        mesh_id, views, u = view_poses[k % len(view_poses)]
+        for j, mesh in enumerate(r.meshes):
+            mesh.is_visible = j == mesh_id
+        for s, vpose in views:
+            r.scene.set_pose(r.camera_node, vpose)
+            u["u_cam_fwd"] = (-vpose[:3, 2]).astype(np.float32)
+            r.gl.render(r.scene, s, s, u)
+
+    for k in range(3):  # warm-up: shader compile, texture upload
+        one(k)
+    t0 = time.time()
+    for k in range(n):
+        one(k)
+    return n, t0, time.time()
+
+
+def bare(size: int, workers: int, n_total: int) -> float:
+    ctx = mp.get_context("spawn")
+    lp = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
+    per = n_total // workers
+    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        res = list(pool.map(_bare_worker, [size] * workers, [per] * workers, range(workers),
+                            [workers] * workers, [lp] * workers))
+    frames = sum(r[0] for r in res)
+    return frames / (max(r[2] for r in res) - min(r[1] for r in res))
+
+
+def end_to_end(size: int, workers: int, n: int, tmp: Path) -> dict:
+    out = tmp / f"bench_k{workers}.h5"
+    cmd = [sys.executable, str(ROOT / "cli.py"), "render", "--out", str(out), "--frames", str(n),
+           "--workers", str(workers), "--style", STYLE, "--seed", str(SEED), "--overwrite", "--quiet",
+           "--json"] + [a for o in _overrides(size) for a in ("--set", o)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        raise SystemExit(f"render failed: {proc.stderr.strip()[-800:]}")
+    result = json.loads(proc.stdout)
+    out.unlink()
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=600, help="frames of each end-to-end run")
+    ap.add_argument("--bare-frames", type=int, default=300, help="frames of each bare loop (all workers)")
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--size", type=int, default=256)
+    args = ap.parse_args()
+    print(f"machine: {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+          f"GL {os.environ.get('COLONSIM_GL') or 'auto'}; {args.size}x{args.size}, style {STYLE}, 100k triangles")
+    best = 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in args.workers:
+            b = bare(args.size, k, args.bare_frames)
+            e = end_to_end(args.size, k, args.frames, Path(tmp))
+            steady = e["rendered"] / max(e["render_s"] + e["merge_s"], 1e-9)
+            best = max(best, e["fps"])
+            print(f"K={k}: bare {b:.1f} frames/s | end-to-end {e['fps']:.1f} frames/s over {e['frames']} frames "
+                  f"(setup {e['setup_s']:.1f} s, render {e['render_s']:.1f} s, merge {e['merge_s']:.2f} s; "
+                  f"{steady:.1f} frames/s without setup) | ratio {e['fps'] / b:.2f} "
+                  f"(without setup {steady / b:.2f}); file {e['file_bytes'] / e['frames'] / 1e3:.0f} kB/frame",
+                  flush=True)
+    print(f"best end-to-end: {best:.1f} frames/s (goal >= 55 at 256x256; ratio goal >= 0.7)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""Headless OpenGL render backend: one GL context and one pyrender renderer per process.
+
+The platform is chosen once, before PyOpenGL is imported: ``COLONSIM_GL=egl|osmesa`` forces it;
+otherwise EGL (a GPU, or Mesa llvmpipe on the CPU) when libEGL is installed, else OSMesa. With
+neither, :class:`~colonsim.errors.RenderBackendError` says what to install.
+
+:class:`FloatRenderer` is a pyrender ``Renderer`` with three changes:
+
+- a single-sample RGBA32F framebuffer: pyrender's hard-coded 4x multisampling costs about 2.5x on
+  llvmpipe, and 8-bit colour would quantize the linear radiance before the sensor model;
+- colour and depth come back in ONE float32 read: the ColonSim shader writes linear radiance to
+  rgb and the inverse z-depth to alpha (exact, unlike a 24-bit depth buffer);
+- shaders from ``colonsim/shaders`` and per-frame uniforms (``uniforms``) instead of pyrender's
+  lights.
+
+Only this module imports pyrender and OpenGL. Create the renderer inside the process that uses it
+(a GL context does not survive ``fork``; use multiprocessing's 'spawn').
+"""
+from __future__ import annotations
+
+import atexit
+import ctypes.util
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import RenderBackendError
+
+log = logging.getLogger(__name__)
+
+SHADER_DIR = Path(__file__).resolve().parent / "shaders"
+PLATFORMS = ("egl", "osmesa")
+INSTALL_HINT = ("install Mesa's headless GL: apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri "
+                "libosmesa6 (or set COLONSIM_GL=egl|osmesa to force one)")
+
+_RENDERER: "GLRenderer | None" = None
+
+
+def select_platform() -> str:
+    """The PyOpenGL platform to use ('egl' or 'osmesa'), set in PYOPENGL_PLATFORM if not yet set."""
+    forced = os.environ.get("COLONSIM_GL", "").strip().lower()
+    if forced:
+        if forced not in PLATFORMS:
+            raise RenderBackendError(f"COLONSIM_GL={forced!r} is not one of {list(PLATFORMS)}")
+        platform = forced
+    elif os.environ.get("PYOPENGL_PLATFORM") in PLATFORMS:
+        platform = os.environ["PYOPENGL_PLATFORM"]
+    elif ctypes.util.find_library("EGL"):
+        platform = "egl"
+    elif ctypes.util.find_library("OSMesa"):
+        platform = "osmesa"
+    else:
+        raise RenderBackendError(f"no headless OpenGL found (neither libEGL nor libOSMesa); {INSTALL_HINT}")
+    current = os.environ.get("PYOPENGL_PLATFORM")
+    if current and current != platform:
+        import sys
+        if "OpenGL" in sys.modules:
+            raise RenderBackendError(f"PyOpenGL was already imported with PYOPENGL_PLATFORM={current}; "
+                                     f"cannot switch to {platform} in this process")
+    os.environ["PYOPENGL_PLATFORM"] = platform
+    return platform
+
+
+def _make_renderer_class():
+    import pyrender
+    from OpenGL import GL as gl
+    from pyrender.shader_program import ShaderProgramCache
+
+    class FloatRenderer(pyrender.Renderer):
+        """pyrender Renderer: single-sample float framebuffer, ColonSim shaders and uniforms."""
+
+        def __init__(self, width: int, height: int):
+            super().__init__(width, height)
+            self._program_cache = ShaderProgramCache(shader_dir=str(SHADER_DIR))
+            self.uniforms: dict = {}
+            self._buf: np.ndarray | None = None
+
+        def _configure_main_framebuffer(self):
+            if self._main_fb is not None and self._main_fb_dims != (self.viewport_width, self.viewport_height):
+                self._delete_main_framebuffer()
+            if self._main_fb is None:
+                w, h = self.viewport_width, self.viewport_height
+                self._main_cb, self._main_db = gl.glGenRenderbuffers(2)
+                gl.glBindRenderbuffer(gl.GL_RENDERBUFFER, self._main_cb)
+                gl.glRenderbufferStorage(gl.GL_RENDERBUFFER, gl.GL_RGBA32F, w, h)
+                gl.glBindRenderbuffer(gl.GL_RENDERBUFFER, self._main_db)
+                gl.glRenderbufferStorage(gl.GL_RENDERBUFFER, gl.GL_DEPTH_COMPONENT24, w, h)
+                self._main_fb = gl.glGenFramebuffers(1)
+                gl.glBindFramebuffer(gl.GL_DRAW_FRAMEBUFFER, self._main_fb)
+                gl.glFramebufferRenderbuffer(gl.GL_DRAW_FRAMEBUFFER, gl.GL_COLOR_ATTACHMENT0,
+                                             gl.GL_RENDERBUFFER, self._main_cb)
+                gl.glFramebufferRenderbuffer(gl.GL_DRAW_FRAMEBUFFER, gl.GL_DEPTH_ATTACHMENT,
+                                             gl.GL_RENDERBUFFER, self._main_db)
+                status = gl.glCheckFramebufferStatus(gl.GL_DRAW_FRAMEBUFFER)
+                if status != gl.GL_FRAMEBUFFER_COMPLETE:
+                    raise RenderBackendError(f"float framebuffer incomplete (status {status}); {INSTALL_HINT}")
+                self._main_fb_ms = self._main_fb   # pyrender draws into _main_fb_ms: no multisampling
+                self._main_fb_dims = (w, h)
+                self._buf = np.empty((h, w, 4), np.float32)
+
+        def _delete_main_framebuffer(self):
+            if self._main_fb is not None:
+                gl.glDeleteFramebuffers(1, [self._main_fb])
+                gl.glDeleteRenderbuffers(2, [self._main_cb, self._main_db])
+            self._main_fb = self._main_cb = self._main_db = None
+            self._main_fb_ms = self._main_cb_ms = self._main_db_ms = None
+            self._main_fb_dims = (None, None)
+
+        def _read_main_framebuffer(self, scene, flags):
+            w, h = self._main_fb_dims
+            gl.glBindFramebuffer(gl.GL_READ_FRAMEBUFFER, self._main_fb)
+            gl.glReadPixels(0, 0, w, h, gl.GL_RGBA, gl.GL_FLOAT, array=self._buf)
+            return self._buf
+
+        def _bind_lighting(self, scene, program, node, flags):
+            for name, value in self.uniforms.items():
+                program.set_uniform(name, value)
+
+    return FloatRenderer
+
+
+class GLRenderer:
+    """The process's GL context and renderer. Use :func:`get_renderer`; do not build one per frame."""
+
+    def __init__(self):
+        self.platform_name = select_platform()
+        import pyrender  # noqa: F401  (after PYOPENGL_PLATFORM is set)
+        try:
+            if self.platform_name == "egl":
+                from pyrender.platforms import egl
+                device = egl.get_device_by_index(int(os.environ.get("EGL_DEVICE_ID", "0")))
+                self._platform = egl.EGLPlatform(64, 64, device=device)
+            else:
+                from pyrender.platforms.osmesa import OSMesaPlatform
+                self._platform = OSMesaPlatform(64, 64)
+            self._platform.init_context()
+            self._platform.make_current()
+        except Exception as e:  # the GL stack raises many kinds; all mean "no usable GL here"
+            raise RenderBackendError(f"cannot create a {self.platform_name} GL context "
+                                     f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                                     f"{INSTALL_HINT}") from None
+        self.renderer = _make_renderer_class()(64, 64)
+        self.pid = os.getpid()
+        from OpenGL import GL as gl
+        log.info("GL context: %s, %s", self.platform_name, gl.glGetString(gl.GL_RENDERER))
+
+    def render(self, scene, width: int, height: int, uniforms: dict) -> np.ndarray:
+        """Render ``scene`` from its main camera. Returns (h, w, 4) float32, rows bottom-up:
+        rgb linear radiance, a = 1 / z-depth (1/mm), 0 where there is no surface. The array is a
+        buffer reused by the next render of the same size: copy what you keep."""
+        import pyrender
+        r = self.renderer
+        r.viewport_width, r.viewport_height = int(width), int(height)
+        r.uniforms = uniforms
+        flags = pyrender.RenderFlags.OFFSCREEN | pyrender.RenderFlags.SKIP_CULL_FACES
+        return r.render(scene, flags)
+
+    def close(self) -> None:
+        global _RENDERER
+        if getattr(self, "_platform", None) is not None:
+            self._platform.make_current()
+            self.renderer.delete()
+            self._platform.delete_context()
+            self._platform = None
+        if _RENDERER is self:
+            _RENDERER = None
+
+
+def get_renderer() -> GLRenderer:
+    """The GL renderer of this process, created on the first call and reused afterwards."""
+    global _RENDERER
+    if _RENDERER is None or _RENDERER.pid != os.getpid():
+        _RENDERER = GLRenderer()
+        atexit.register(_RENDERER.close)   # before interpreter teardown, while PyOpenGL still imports
+    return _RENDERER

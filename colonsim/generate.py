@@ -1,0 +1,412 @@
+"""Render a dataset with K worker processes into one HDF5 file, resumable after a crash.
+
+How K workers make ONE file, and why. The N frames are cut into shards of consecutive frames. Each
+worker process owns one GL context (created inside the worker: the pool uses the 'spawn' start
+method, because forking after a GL context exists hangs) and renders whole shards. A worker writes
+its shard to ``OUT.parts/shard_NNNNN.<pid>.tmp`` (same layout as the final file, compressed in the
+worker, so compression runs in parallel and no frame is pickled between processes), syncs it, and
+renames it atomically to ``shard_NNNNN.h5``. A shard file therefore either does not exist or is
+complete: a SIGKILL at any moment leaves at worst a ``.tmp`` file, which resume deletes. As each
+shard appears, the parent copies it into ``OUT.tmp`` as compressed chunk bytes (no decode, no
+re-encode: about 1 ms a frame at 256x256); when all are in, it syncs ``OUT.tmp`` and renames it to
+``OUT``. A kill at any point leaves the shards in place, so resume rebuilds ``OUT.tmp`` from them. The user gets one
+self-contained file, which plain h5py reads with no virtual-dataset paths to keep valid.
+
+``OUT.parts/manifest.json`` records the config, seed, frame count, mesh source and shard size; a
+resume with different ones is refused. Frame i is ``FrameRenderer.render(i, seed)``, a pure function
+of (config, seed, i), so the shard layout and the worker count never change a frame.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import logging
+import math
+import multiprocessing as mp
+import os
+import shutil
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from . import __version__, errors, h5io, schema
+from .config import to_dict, to_json
+from .errors import ColonSimError, ConfigError, DatasetError, InputError
+
+log = logging.getLogger(__name__)
+
+PROCEDURAL = "procedural"
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything a worker needs but the meshes; pickled once per worker."""
+    cfg: Any                 # SimConfig
+    seed: int                # dataset seed
+    n_frames: int
+    shard_frames: int
+    parts: str               # the shard folder
+    attrs: dict              # keyword arguments of h5io.create shared by every shard and the final file
+    renderer: str = "colonsim.scene:FrameRenderer"  # "module:class" built in each worker as cls(cfg, colons)
+
+
+def parts_dir(out: str | Path) -> Path:
+    """The folder of shards that stands for ``out`` while it is being rendered."""
+    out = Path(out)
+    return out.with_name(out.name + h5io.PARTS_SUFFIX)
+
+
+def shard_path(parts: str | Path, s: int) -> Path:
+    return Path(parts) / f"shard_{s:05d}.h5"
+
+
+def shard_range(s: int, shard_frames: int, n_frames: int) -> range:
+    return range(s * shard_frames, min((s + 1) * shard_frames, n_frames))
+
+
+# ----------------------------------------------------------------------------- meshes
+
+
+def mesh_source(cfg, mesh: str | Path, seed: int) -> dict:
+    """A JSON-able description of the meshes, recorded in the file and checked on resume."""
+    if str(mesh) == PROCEDURAL:
+        seeds = [seed + cfg.output.mesh_seed_offset + k for k in range(cfg.output.n_meshes)]
+        return {"kind": PROCEDURAL, "seeds": seeds}
+    p = Path(mesh)
+    if not p.is_file():
+        raise InputError(f"mesh file not found: {p} (give a mesh file or 'procedural')")
+    return {"kind": "file", "path": str(p.resolve()), "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
+
+
+def load_colons(cfg, source: dict) -> tuple:
+    if source["kind"] == PROCEDURAL:
+        from .anatomy import generate_colon
+        return tuple(generate_colon(cfg.anatomy, s) for s in source["seeds"])
+    from .meshio import load_colon
+    return (load_colon(source["path"]),)
+
+
+# ----------------------------------------------------------------------------- workers
+
+_WORKER: dict = {}
+
+
+def _init_worker(job: Job, counter, lp_threads: int | None, parent_pid: int) -> None:
+    if lp_threads and "LP_NUM_THREADS" not in os.environ:
+        os.environ["LP_NUM_THREADS"] = str(lp_threads)  # llvmpipe threads: one core per worker
+    _WORKER.update(job=job, counter=counter, renderer=None)
+    # The parent's pid comes as an argument: os.getppid() here would already be 1 had the parent
+    # been killed while this worker was starting.
+    threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
+
+
+def _exit_with_parent(ppid: int) -> None:
+    """A worker whose parent was killed would wait for tasks forever: end it. A resumed run redoes
+    the shard it was rendering (its temporary file has its own name, so the two never collide)."""
+    while os.getppid() == ppid:
+        time.sleep(0.2)
+    os._exit(1)
+
+
+def _render_shard(s: int, colons: tuple) -> tuple[str, str] | None:
+    """Render shard ``s`` into its file; returns None, or (error class name, message) for bad input
+    (ColonSimError subclasses do not all survive pickling, so they travel as text). The meshes come
+    with every task (a few MB; a few ms per shard), so that workers start while the parent builds
+    them."""
+    try:
+        _render_shard_file(s, colons)
+    except ColonSimError as e:
+        return type(e).__name__, str(e)
+    return None
+
+
+def _render_shard_file(s: int, colons: tuple) -> None:
+    job: Job = _WORKER["job"]
+    if _WORKER["renderer"] is None:
+        module, name = job.renderer.split(":")
+        _WORKER["renderer"] = getattr(importlib.import_module(module), name)(job.cfg, colons)
+    renderer = _WORKER["renderer"]
+    frames = shard_range(s, job.shard_frames, job.n_frames)
+    tmp = Path(job.parts) / f"shard_{s:05d}.{os.getpid()}.tmp"
+    writer = None
+    try:
+        for j, i in enumerate(frames):
+            frame = renderer.render(i, job.seed)
+            if writer is None:
+                writer = h5io.FrameWriter(h5io.create(
+                    tmp, len(frames), frame.rgb.shape[0], frame.rgb.shape[1], frame_offset=frames.start,
+                    param_dtypes=h5io.param_dtypes(frame.params), **job.attrs))
+            writer.write(j, frame)
+            with _WORKER["counter"].get_lock():
+                _WORKER["counter"].value += 1
+        writer.close()
+        writer = None
+        os.replace(tmp, shard_path(job.parts, s))
+        h5io.fsync_dir(job.parts)
+    finally:
+        if writer is not None:
+            writer.f.close()
+        tmp.unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------- resume bookkeeping
+
+
+def _manifest(cfg, seed: int, n_frames: int, source: dict, shard_frames: int) -> dict:
+    return {"config": to_dict(cfg), "seed": seed, "n_frames": n_frames, "mesh": _comparable(source),
+            "shard_frames": shard_frames, "software_version": __version__}
+
+
+def _comparable(source: dict) -> dict:
+    return {k: v for k, v in source.items() if k != "path"}  # a moved mesh file is the same mesh
+
+
+def _first_difference(a: Any, b: Any, key: str = "") -> str | None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            d = _first_difference(a.get(k), b.get(k), f"{key}.{k}" if key else k)
+            if d:
+                return d
+        return None
+    return None if a == b else f"{key}: {json.dumps(a)} in the file, {json.dumps(b)} now"
+
+
+def _check_same(old: dict, new: dict, what: Path) -> None:
+    for key in ("seed", "n_frames", "config", "mesh"):  # the plainest difference first
+        diff = _first_difference(old.get(key), new[key], key)
+        if diff:
+            break
+    if diff:
+        raise ConfigError("", f"cannot resume {what}: it was made with other settings ({diff}); "
+                          "rerun with the same settings, or use --overwrite")
+
+
+def _read_manifest(parts: Path) -> dict:
+    try:
+        data = json.loads((parts / MANIFEST).read_text())
+        assert isinstance(data, dict) and "shard_frames" in data
+        return data
+    except (OSError, ValueError, AssertionError):
+        raise DatasetError(f"{parts} is not a ColonSim render in progress (no readable {MANIFEST}); "
+                           "remove it or use --overwrite") from None
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w") as fh:
+        json.dump(data, fh, sort_keys=True)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    h5io.fsync_dir(path.parent)
+
+
+def _check_final(out: Path, manifest: dict) -> None:
+    """A complete OUT from an earlier run: same settings and valid, or refuse."""
+    with h5io.open_file(out) as f:
+        attrs = h5io.read_attrs(f)
+    old = {"config": attrs.get(schema.ATTR_CONFIG), "seed": attrs.get(schema.ATTR_SEED),
+           "n_frames": attrs.get(schema.ATTR_N_FRAMES), "mesh": _comparable(attrs.get(h5io.ATTR_MESH) or {})}
+    _check_same(old, manifest, out)
+    report = h5io.validate(out)
+    if not report["ok"]:
+        raise DatasetError(f"cannot resume {out}: {report['errors'][0]}")
+
+
+def _done_shards(parts: Path, n_shards: int, seed: int) -> set[int]:
+    """Shards already on disk, each checked; deletes leftover temporary files."""
+    for tmp in parts.glob("*.tmp"):
+        tmp.unlink(missing_ok=True)
+    done = set()
+    for s in range(n_shards):
+        p = shard_path(parts, s)
+        if not p.exists():
+            continue
+        try:
+            with h5io.open_file(p) as f:
+                ok = f.attrs.get(schema.ATTR_SEED) == seed and bool(f.attrs.get(schema.ATTR_COMPLETE))
+        except DatasetError as e:
+            raise DatasetError(f"cannot resume: shard {p} is damaged ({e}); delete it and resume again") from None
+        if not ok:
+            raise DatasetError(f"cannot resume: shard {p} is foreign or incomplete; delete it and resume again")
+        done.add(s)
+    return done
+
+
+# ----------------------------------------------------------------------------- the whole run
+
+
+def render_dataset(cfg, out: str | Path, n_frames: int, *, seed: int = 0, workers: int = 1,
+                   mesh: str | Path = PROCEDURAL, resume: bool = False, overwrite: bool = False,
+                   progress: bool = True, renderer: str = Job.renderer) -> dict[str, Any]:
+    """Render frames 0..n_frames-1 of (cfg, seed) into the HDF5 file ``out`` (see the module doc).
+
+    Args:
+        cfg: the SimConfig. mesh: a mesh file, or "procedural" (cfg.output.n_meshes colons).
+        workers: number of render processes, each with its own GL context.
+        resume: finish an interrupted run of the same settings; overwrite: start afresh.
+        renderer: "module:class" of the frame renderer (the benchmarks swap in a bare loop).
+    Returns a dict: path, frames, rendered (frames rendered by this call), size_px, file_bytes,
+    wall_s, fps (rendered frames per second of wall time), workers, and the wall time's parts:
+    setup_s (meshes), render_s (worker start-up and rendering), merge_s (joining the shards).
+    """
+    t0 = time.perf_counter()
+    out = Path(out)
+    if n_frames < 1:
+        raise InputError(f"--frames must be at least 1, got {n_frames}")
+    if workers < 1:
+        raise InputError(f"--workers must be at least 1, got {workers}")
+    if not out.parent.is_dir():
+        raise InputError(f"output folder {out.parent} does not exist")
+    parts = parts_dir(out)
+    if overwrite:
+        out.unlink(missing_ok=True)
+        shutil.rmtree(parts, ignore_errors=True)
+    elif (out.exists() or parts.exists()) and not resume:
+        what = out if out.exists() else parts
+        raise InputError(f"{what} exists; pass --resume to finish it or --overwrite to replace it")
+
+    source = mesh_source(cfg, mesh, seed)
+    shard_frames = max(1, min(cfg.output.shard_frames, math.ceil(n_frames / (4 * workers))))
+    manifest = _manifest(cfg, seed, n_frames, source, shard_frames)
+    if out.exists():  # resume of a finished run: check it, clean up, render nothing
+        _check_final(out, manifest)
+        shutil.rmtree(parts, ignore_errors=True)
+        return _result(out, n_frames, 0, cfg, time.perf_counter() - t0, workers)
+    fresh = not parts.exists()
+    if fresh:  # the folder appears with its manifest, or not at all
+        staging = parts.with_name(f"{parts.name}.{os.getpid()}.tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        _write_json_atomic(staging / MANIFEST, manifest)
+        os.replace(staging, parts)
+        h5io.fsync_dir(parts.parent)
+    else:
+        old = _read_manifest(parts)
+        _check_same(old, manifest, out)
+        shard_frames = int(old["shard_frames"])
+    n_shards = math.ceil(n_frames / shard_frames)
+    todo = [s for s in range(n_shards) if s not in _done_shards(parts, n_shards, seed)]
+    job = Job(cfg=cfg, seed=seed, n_frames=n_frames, shard_frames=shard_frames, parts=str(parts),
+              attrs=_file_attrs(cfg, seed, source), renderer=renderer)
+    n_todo = sum(len(shard_range(s, shard_frames, n_frames)) for s in todo)
+    times = {"setup_s": 0.0, "render_s": 0.0}
+    merger = ShardMerger(parts, out, n_frames, shard_frames, job.attrs)
+    try:
+        if todo:
+            _run_pool(job, lambda: load_colons(cfg, source), todo, min(workers, len(todo)), n_todo,
+                      progress, merger.add, times)
+            times["render_s"] = time.perf_counter() - t0 - times["setup_s"]
+        merger.close()
+    except BaseException as e:
+        merger.abort()
+        if isinstance(e, ColonSimError) and fresh and not any(parts.glob("shard_*.h5")):
+            shutil.rmtree(parts, ignore_errors=True)  # bad input: leave nothing that needs --overwrite
+        raise
+    shutil.rmtree(parts, ignore_errors=True)
+    result = _result(out, n_frames, n_todo, cfg, time.perf_counter() - t0, workers)
+    result.update({k: round(v, 3) for k, v in times.items()})
+    result["merge_s"] = round(result["wall_s"] - times["setup_s"] - times["render_s"], 3)
+    return result
+
+
+def _file_attrs(cfg, seed: int, source: dict) -> dict:
+    o = cfg.output
+    return dict(depth_dtype=o.depth_dtype, compression=o.compression, compression_level=o.compression_level,
+                config_json=to_json(cfg), camera_json=to_json(cfg.lens), seed=seed,
+                mesh_json=json.dumps(source, sort_keys=True))
+
+
+def _run_pool(job: Job, make_colons: Callable[[], tuple], todo: Sequence[int], workers: int, n_todo: int,
+              progress: bool, on_shard: Callable[[int], None], times: dict) -> None:
+    """Render the shards ``todo`` with ``workers`` spawned processes; ``on_shard(s)`` is called in
+    this process as each shard file appears. The workers start (imports, GL) while this process
+    builds the meshes; at most two shards per worker are in flight."""
+    from tqdm import tqdm
+
+    ctx = mp.get_context("spawn")  # never fork: a GL context or h5py handle must not be copied
+    counter = ctx.Value("q", 0)
+    lp_threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
+    bar = tqdm(total=n_todo, unit="frame", disable=not progress, desc="render", smoothing=0.1)
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(job, counter, lp_threads, os.getpid())) as pool:
+        for _ in range(workers):
+            pool.submit(int, 0)  # starts the workers now (the pool spawns them on demand)
+        t0 = time.perf_counter()
+        colons = make_colons()
+        times["setup_s"] = time.perf_counter() - t0
+        queue = list(todo)[::-1]
+        shard_of, pending = {}, set()
+        try:
+            while pending or queue:
+                while queue and len(pending) < 2 * workers:
+                    s = queue.pop()
+                    fut = pool.submit(_render_shard, s, colons)
+                    shard_of[fut] = s
+                    pending.add(fut)
+                finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+                bar.update(counter.value - bar.n)
+                for fut in finished:
+                    err = fut.result()
+                    if err is not None:
+                        raise _rebuild_error(*err)
+                    on_shard(shard_of[fut])
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            raise
+        finally:
+            bar.close()
+
+
+def _rebuild_error(name: str, message: str) -> ColonSimError:
+    cls = getattr(errors, name, ColonSimError)
+    if cls is ConfigError:
+        return ConfigError("", message)
+    return cls(message) if isinstance(cls, type) and issubclass(cls, ColonSimError) else ColonSimError(message)
+
+
+class ShardMerger:
+    """Joins complete shards into ``OUT.tmp`` by chunk copy as they arrive (the parent is otherwise
+    idle while workers render), then syncs it and renames it to ``out``."""
+
+    def __init__(self, parts: Path, out: Path, n_frames: int, shard_frames: int, attrs: dict):
+        self.parts, self.out, self.n, self.shard_frames, self.attrs = parts, out, n_frames, shard_frames, attrs
+        self.tmp = out.with_name(out.name + ".tmp")
+        self.dst = None
+        self.merged: set[int] = set()
+
+    def add(self, s: int) -> None:
+        with h5io.open_file(shard_path(self.parts, s)) as src:
+            if self.dst is None:
+                h, w = src[schema.RGB].shape[1:3]
+                dtypes = {k: ds.dtype.name for k, ds in src[schema.PARAMS].items()}
+                self.dst = h5io.create(self.tmp, self.n, h, w, param_dtypes=dtypes, **self.attrs)
+            h5io.copy_frames(src, self.dst, s * self.shard_frames)
+        self.merged.add(s)
+
+    def close(self) -> None:
+        """Merge the shards not merged yet, finish the file and move it into place."""
+        for s in range(math.ceil(self.n / self.shard_frames)):
+            if s not in self.merged:
+                self.add(s)
+        h5io.finish(self.dst)
+        self.dst.close()
+        os.replace(self.tmp, self.out)
+        h5io.fsync_dir(self.out.parent)
+
+    def abort(self) -> None:
+        if self.dst is not None:
+            self.dst.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def _result(out: Path, n_frames: int, rendered: int, cfg, wall_s: float, workers: int) -> dict[str, Any]:
+    return {"path": str(out), "frames": n_frames, "rendered": rendered, "size_px": cfg.output.size_px,
+            "file_bytes": out.stat().st_size, "wall_s": round(wall_s, 3),
+            "fps": round(rendered / wall_s, 2) if wall_s > 0 else 0.0, "workers": workers}

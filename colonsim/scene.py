@@ -1,0 +1,162 @@
+"""The per-frame renderer: colon meshes, the scope's lens and lights, tissue, and the sensor.
+
+:class:`FrameRenderer` builds everything that does not change between frames once, in the process
+that renders (GL context, scene with every colon mesh, per-mesh textures, lens remap maps). Frame
+``i`` then depends only on ``(cfg, seed, i)``: its random streams come from
+``SeedSequence([seed, i])``, spawned into trajectory, tissue, light and sensor streams in that
+order, and nothing is carried over from earlier frames.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from . import light as lightmod
+from . import sensor as sensormod
+from . import tissue as tissuemod
+from .errors import InputError
+from .lens import Lens, Remap
+
+STREAMS = ("trajectory", "tissue", "light", "sensor")
+
+
+@dataclass
+class Frame:
+    """One rendered frame (see the HDF5 contract in DESIGN.md)."""
+    rgb: np.ndarray          # (h, w, 3) uint8 sRGB, after the sensor model
+    depth: np.ndarray        # (h, w) float32 z-depth, mm; 0 outside the mask or with no surface
+    mask: np.ndarray         # (h, w) uint8, 1 inside the lens's image circle
+    pose: np.ndarray         # (4, 4) float32 camera-to-world, mm, OpenGL axes
+    intrinsics: np.ndarray   # (3, 3) float32 pinhole matrix of the frame
+    params: dict             # name -> float: every value drawn for this frame, same keys every frame
+
+
+def _mesh_for(colon, tissue_cfg, mesh_id: int):
+    """A pyrender Mesh of one colon: positions/normals (mm), fold factor in COLOR_0, tissue texture."""
+    import pyrender
+    from pyrender.constants import GLTF
+
+    tm = colon.mesh
+    vertices = np.asarray(tm.vertices, np.float64)
+    faces = np.asarray(tm.faces, np.int64)
+    normals = np.asarray(tm.vertex_normals, np.float64)
+    fold = tissuemod.fold_factor(vertices, faces, normals)
+    color = np.ones((len(vertices), 4), np.float32)
+    color[:, 0] = 0.5 + 0.5 * fold
+    rng = np.random.default_rng(np.random.SeedSequence([tissue_cfg.texture_seed, mesh_id]))
+    tex = tissuemod.make_texture(tissue_cfg, rng)
+    sampler = pyrender.Sampler(magFilter=GLTF.LINEAR, minFilter=GLTF.LINEAR_MIPMAP_LINEAR,
+                               wrapS=GLTF.REPEAT, wrapT=GLTF.REPEAT)
+    material = pyrender.MetallicRoughnessMaterial(
+        baseColorTexture=pyrender.Texture(source=tex, source_channels="RGB", sampler=sampler),
+        doubleSided=True)
+    prim = pyrender.Primitive(positions=vertices.astype(np.float32), normals=normals.astype(np.float32),
+                              color_0=color, indices=faces.astype(np.uint32), material=material,
+                              mode=GLTF.TRIANGLES)
+    return pyrender.Mesh(primitives=[prim], name=f"colon{mesh_id}")
+
+
+class FrameRenderer:
+    """Renders frames of the colons in ``colons`` with the optics, light, tissue and sensor of ``cfg``.
+
+    Construct it inside the worker process; it creates (or reuses) that process's GL context.
+    """
+
+    def __init__(self, cfg, colons: Sequence):
+        import pyrender
+        from .backend import get_renderer
+
+        if not colons:
+            raise InputError("FrameRenderer needs at least one colon mesh; got none")
+        self.cfg = cfg
+        self.colons = list(colons)
+        size = cfg.output.size_px
+        self.lens = Lens(cfg.lens, size, size)
+        self.remap = Remap(self.lens)
+        self.mask = self.remap.mask
+        self.intrinsics = self.lens.intrinsics()
+        self.gl = get_renderer()
+        self.scene = pyrender.Scene(bg_color=[0.0, 0.0, 0.0, 0.0], ambient_light=[0.0, 0.0, 0.0])
+        self.meshes = []
+        for k, colon in enumerate(self.colons):
+            mesh = _mesh_for(colon, cfg.tissue, k)
+            mesh.is_visible = False
+            self.scene.add(mesh)
+            self.meshes.append(mesh)
+        view = self.remap.views[0]
+        s = view.size_px   # pyrender's cx, cy are in window coordinates: pixel i spans [i, i + 1]
+        camera = pyrender.IntrinsicsCamera(view.focal_px, view.focal_px, s / 2.0, s / 2.0,
+                                           znear=cfg.lens.znear_mm, zfar=cfg.lens.zfar_mm)
+        self.camera_node = self.scene.add(camera, pose=np.eye(4))
+
+    # ------------------------------------------------------------------ one frame
+
+    def render(self, index: int, seed: int) -> Frame:
+        """Frame ``index`` of the dataset with seed ``seed`` (a pure function of cfg, seed, index)."""
+        from .trajectory import pose_for_frame
+
+        cfg = self.cfg
+        streams = np.random.SeedSequence([int(seed), int(index)]).spawn(len(STREAMS))
+        _, rng_tissue, rng_light, rng_sensor = (np.random.default_rng(s) for s in streams)
+        mesh_id = int(index) % len(self.colons)
+        pose, traj_params = pose_for_frame(self.colons[mesh_id], cfg.trajectory, int(seed), int(index))
+        tissue = tissuemod.sample_params(cfg.tissue, rng_tissue)
+        light = lightmod.sample_params(cfg.light, rng_light)
+        sensor = sensormod.sample_params(cfg.sensor, rng_sensor)
+        linear, depth = self.render_linear(mesh_id, pose, tissue, light)
+        extras: dict = {}
+        rgb = sensormod.apply(linear, self.mask, sensor, cfg.sensor, rng_sensor, extras)
+        params = {"mesh_id": float(mesh_id)}
+        for group in (traj_params, tissue, light, sensor, extras):
+            params.update({k: float(v) for k, v in group.items()})
+        return Frame(rgb=rgb, depth=depth, mask=self.mask, pose=pose.astype(np.float32),
+                     intrinsics=self.intrinsics, params=params)
+
+    def render_linear(self, mesh_id: int, pose: np.ndarray, tissue: dict, light: dict
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """Render before the sensor: (h, w, 3) float32 linear radiance (vignetted, 0 outside the
+        mask) and (h, w) float32 z-depth in mm, from camera-to-world ``pose`` (4, 4) mm."""
+        for k, mesh in enumerate(self.meshes):
+            mesh.is_visible = k == mesh_id
+        pose = np.asarray(pose, np.float64)
+        uniforms = self._uniforms(pose, tissue, light)
+        images = []
+        for view in self.remap.views:
+            vpose = pose.copy()
+            vpose[:3, :3] = pose[:3, :3] @ view.rotation
+            self.scene.set_pose(self.camera_node, vpose)
+            uniforms["u_cam_fwd"] = (-vpose[:3, 2]).astype(np.float32)
+            img = self.gl.render(self.scene, view.size_px, view.size_px, uniforms)
+            images.append(img if len(self.remap.views) == 1 else img.copy())
+        return self.remap.apply(images)
+
+    def _uniforms(self, pose: np.ndarray, tissue: dict, light: dict) -> dict:
+        cfg = self.cfg
+        guides = lightmod.guide_positions(cfg.light, light) @ pose[:3, :3].T + pose[:3, 3]
+        u = {
+            "u_n_lights": int(cfg.light.n_guides),
+            "u_light_scale": float(lightmod.per_guide_scale(cfg.light, light)),
+            "u_mu": float(light["light_mu"]),
+            "u_ambient": float(light["light_ambient"]),
+            "u_albedo": np.float32([tissue["tissue_albedo_r"], tissue["tissue_albedo_g"],
+                                    tissue["tissue_albedo_b"]]),
+            "u_mottling": float(tissue["tissue_mottling"]),
+            "u_vessel": float(tissue["tissue_vessel_contrast"]),
+            "u_grain": float(tissue["tissue_grain"]),
+            "u_period_mm": float(tissue["tissue_period_mm"]),
+            "u_specular": float(tissue["tissue_specular"]),
+            "u_roughness": float(tissue["tissue_roughness"]),
+            "u_fold": float(tissue["tissue_fold_contrast"]),
+            "u_bump": float(tissue["tissue_bump"]),
+        }
+        for g, p in enumerate(guides):
+            u[f"u_light_pos[{g}]"] = p.astype(np.float32)
+        return u
+
+    def close(self) -> None:
+        """Drop this renderer's scene. Its GL buffers are freed when the process's renderer next draws
+        another scene (pyrender's context update), or with the context at process exit."""
+        self.scene = None
+        self.meshes = []

@@ -1,0 +1,92 @@
+#version 330 core
+// ColonSim fragment shader: light guides at the scope tip, Lambertian mucosa with a triplanar
+// tissue texture, and a GGX specular lobe for the wet film.
+//
+// Output (to an RGBA32F framebuffer): rgb = linear radiance; a = 1 / z-depth (1/mm) of the
+// fragment along the camera axis, so that depth is read back exactly (and 0 means no surface).
+//
+// Light guide g at position L_g emits exp(-mu (1 - cos theta)) around the camera axis
+// (Batlle, Montiel, Tardos 2022, IROS), with inverse-square falloff:
+//   E_g = scale * exp(-mu (1 - cos theta)) * max(0, n.l) / d^2
+// The numpy reference of the diffuse term is colonsim.light.irradiance.
+
+in vec3 frag_position;
+in vec3 frag_normal;
+in float frag_fold;
+out vec4 frag_color;
+
+struct Material {
+    sampler2D base_color_texture;
+};
+uniform Material material;
+
+uniform vec3 cam_pos;          // set by pyrender: camera centre, world mm
+uniform vec3 u_cam_fwd;        // camera viewing direction (unit), world
+uniform vec3 u_light_pos[3];   // light guide positions, world mm
+uniform int u_n_lights;
+uniform float u_light_scale;   // per-guide radiance scale (intensity * ref^2 / n)
+uniform float u_mu;            // angular emission exponent
+uniform float u_ambient;       // ambient radiance
+uniform vec3 u_albedo;         // mucosa base albedo, linear
+uniform float u_mottling;
+uniform float u_vessel;
+uniform float u_grain;
+uniform float u_period_mm;
+uniform float u_specular;
+uniform float u_roughness;
+uniform float u_fold;
+uniform float u_bump;         // normal jitter of the wet surface (small scattered highlights)
+
+vec3 triplanar(vec3 p, vec3 n)
+{
+    vec3 w = pow(abs(n), vec3(4.0));
+    w /= (w.x + w.y + w.z);
+    vec3 q = p / u_period_mm;
+    return w.x * texture(material.base_color_texture, q.yz).rgb
+         + w.y * texture(material.base_color_texture, q.xz).rgb
+         + w.z * texture(material.base_color_texture, q.xy).rgb;
+}
+
+void main()
+{
+    vec3 n = normalize(frag_normal);
+    vec3 v = cam_pos - frag_position;
+    float z = dot(-v, u_cam_fwd);
+    v = normalize(v);
+    if (dot(n, v) < 0.0) n = -n;   // two-sided: shade the side that faces the camera
+
+    vec3 albedo = u_albedo;
+    if (u_mottling + u_vessel + u_grain > 0.0) {
+        vec3 t = triplanar(frag_position, n);
+        albedo *= (1.0 + u_mottling * (2.0 * t.g - 1.0)) * (1.0 + u_grain * (2.0 * t.b - 1.0));
+        albedo *= mix(vec3(1.0), vec3(0.70, 0.22, 0.28), u_vessel * t.r);
+    }
+    albedo *= 1.0 + u_fold * frag_fold * vec3(0.15, 0.45, 0.40);
+    albedo = clamp(albedo, 0.0, 1.0);
+
+    if (u_bump > 0.0 && u_specular > 0.0) {
+        // Small bumps of the mucosa: jitter the normal with the texture at a finer scale.
+        vec3 t2 = triplanar(frag_position * 3.7 + vec3(11.0, 5.0, 3.0), n);
+        n = normalize(n + u_bump * (2.0 * t2.gbr - 1.0));
+    }
+    float a2 = u_roughness * u_roughness;
+    a2 *= a2;
+    vec3 radiance = u_ambient * albedo;
+    for (int g = 0; g < u_n_lights; ++g) {
+        vec3 l = u_light_pos[g] - frag_position;
+        float d2 = dot(l, l);
+        l *= inversesqrt(d2);
+        float cos_emit = dot(-l, u_cam_fwd);
+        float e = u_light_scale * exp(-u_mu * (1.0 - cos_emit)) / d2;
+        float nl = max(dot(n, l), 0.0);
+        radiance += albedo * (e * nl);
+        if (u_specular > 0.0 && nl > 0.0) {
+            vec3 h = normalize(l + v);
+            float nh = max(dot(n, h), 0.0);
+            float den = nh * nh * (a2 - 1.0) + 1.0;
+            float D = a2 / (3.14159265 * den * den);
+            radiance += vec3(u_specular * 0.25 * D * nl / max(dot(n, v), 0.1) * e);
+        }
+    }
+    frag_color = vec4(radiance, 1.0 / max(z, 1e-6));
+}

@@ -1,0 +1,297 @@
+"""Camera poses inside the lumen: along the centreline, offset from it, looking down the lumen.
+
+A pose is a pure function of ``(colon, cfg, seed, index)`` (:func:`pose_for_frame`). Frames are
+grouped into sequences of ``sequence_length`` frames (1 = independent frames). A sequence starts at
+an arc position drawn away from the ends and advances by a drawn step per frame; the lateral offset
+(a fraction of the local clear radius, the distance from the centreline to the nearest wall), the
+view direction (an angle to the lumen axis, drawn from ``view_angle_deg``, or from
+``wall_view_angle_deg`` with probability ``wall_view_probability``, at a uniform azimuth) and the
+roll are drawn at keyframes every ``keyframe_interval`` frames and blended with a smoothstep, so
+that position and orientation change smoothly and stop changing at each keyframe.
+
+Clearance: every frame of a sequence is checked against the mesh; the camera centre must be at
+least ``min_wall_distance_mm`` from the wall (exact point-triangle distances), and no surface point
+inside the cone of ``clearance_fov_deg`` may lie nearer than ``min_depth_mm`` in z-depth (triangles
+are sampled every ``_SAMPLE_MM``). A sequence that fails anywhere is redrawn from the same rng, up
+to ``max_attempts`` times, then centred on-axis sequences are tried as often; then MeshError.
+
+Poses are camera-to-world (4, 4) float64, mm, OpenGL axes: the camera looks along its -z, y up.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+
+from .centerline import transport_frames
+from .config import Range, check_range, sample
+from .errors import InputError, MeshError
+
+_SAMPLE_MM = 0.25    # spacing of the points sampled on triangles near the camera, mm
+_CLEAR_K = 32        # nearest triangles (by centroid) searched for the clear radius of a point
+_TAG = 0x7A1EC7      # separates the trajectory's random streams from other users of the seed
+
+
+@dataclass(frozen=True)
+class TrajectoryConfig:
+    end_margin_mm: float          # keep the camera this far from both ends of the centreline, mm
+    lateral_offset_frac: Range    # offset from the centreline, fraction of the local clear radius
+    view_angle_deg: Range         # angle between the view and the lumen axis (down-the-lumen views), deg
+    wall_view_probability: float  # probability of a view towards the wall instead
+    wall_view_angle_deg: Range    # angle to the lumen axis of wall views, deg
+    backward_probability: float   # probability that a sequence moves and looks towards the start
+    roll_deg: Range               # roll around the view axis, deg
+    min_wall_distance_mm: float   # smallest distance from the camera centre to the wall, mm
+    min_depth_mm: float           # smallest z-depth of any surface inside the checked field of view, mm
+    clearance_fov_deg: float      # full field of view checked for min_depth_mm (>= the lens's), deg
+    sequence_length: int          # frames per smooth video sequence; 1 = independent frames
+    step_mm: Range                # sequences: advance along the centreline per frame, mm
+    keyframe_interval: int        # sequences: frames between keyframes of offset, view and roll
+    max_attempts: int             # redraws of a failing sequence before centred on-axis ones
+
+    def __post_init__(self):
+        check_range("end_margin_mm", self.end_margin_mm, 0.0, 1e5)
+        check_range("lateral_offset_frac", self.lateral_offset_frac, 0.0, 0.95)
+        check_range("view_angle_deg", self.view_angle_deg, 0.0, 90.0)
+        check_range("wall_view_probability", self.wall_view_probability, 0.0, 1.0)
+        check_range("wall_view_angle_deg", self.wall_view_angle_deg, 0.0, 90.0)
+        check_range("backward_probability", self.backward_probability, 0.0, 1.0)
+        check_range("roll_deg", self.roll_deg, -360.0, 360.0)
+        check_range("min_wall_distance_mm", self.min_wall_distance_mm, 0.0, 1e3)
+        check_range("min_depth_mm", self.min_depth_mm, 0.0, 1e3)
+        check_range("clearance_fov_deg", self.clearance_fov_deg, 0.0, 179.0, lo_open=True)
+        check_range("sequence_length", self.sequence_length, 1, 10**7)
+        check_range("step_mm", self.step_mm, 0.0, 100.0)
+        check_range("keyframe_interval", self.keyframe_interval, 1, 10**6)
+        check_range("max_attempts", self.max_attempts, 1, 10**4)
+
+
+#: Keys of the params dict returned with every pose, in order.
+PARAM_KEYS = ("traj_arc_mm", "traj_lateral_offset_mm", "traj_view_angle_deg", "traj_roll_deg",
+              "traj_sequence_id", "traj_wall_distance_mm")
+
+
+# ----------------------------------------------------------------------------- colon geometry
+
+
+class _Geometry:
+    """What the sampler needs from a colon, built once per colon: arc lengths, rotation-minimizing
+    frames of the centreline, and a KD-tree over triangle centroids for exact wall distances."""
+
+    def __init__(self, colon):
+        from scipy.spatial import cKDTree
+
+        line = colon.centerline
+        self.points = np.asarray(line.points_mm, dtype=np.float64)
+        self.tangents = np.asarray(line.tangents, dtype=np.float64)
+        self.arc = line.arclength_mm()
+        self.normals, _ = transport_frames(self.tangents)
+        self.triangles = np.asarray(colon.mesh.triangles, dtype=np.float64)      # (F, 3, 3) mm
+        if len(self.triangles) == 0:
+            raise MeshError(f"colon {colon.name!r} has no triangles")
+        centroids = self.triangles.mean(axis=1)
+        self.circumradius = float(np.linalg.norm(self.triangles - centroids[:, None], axis=2).max())
+        self.tree = cKDTree(centroids)
+        self.name = colon.name
+        self.clear = self.nearest_distance(self.points)  # (M,) clear radius of the centreline, mm
+
+    def frame_at(self, s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+        """Centreline point, unit tangent, normal, binormal and clear radius (the smaller of the two
+        neighbouring points', mm) at arc length ``s`` (mm)."""
+        i = int(np.clip(np.searchsorted(self.arc, s) - 1, 0, len(self.arc) - 2))
+        w = (s - self.arc[i]) / max(self.arc[i + 1] - self.arc[i], 1e-12)
+        p = (1 - w) * self.points[i] + w * self.points[i + 1]
+        t = _unit((1 - w) * self.tangents[i] + w * self.tangents[i + 1])
+        n = _unit((1 - w) * self.normals[i] + w * self.normals[i + 1])
+        n = _unit(n - t * (n @ t))
+        return p, t, n, np.cross(t, n), float(min(self.clear[i], self.clear[i + 1]))
+
+    def wall_distance(self, p: np.ndarray, within: float) -> float:
+        """Distance from the point ``p`` (3,) to the mesh, mm, exact when it is below ``within``
+        (every triangle that near is searched); inf when no triangle is that near."""
+        from trimesh.triangles import closest_point
+
+        idx = self.tree.query_ball_point(p, within + self.circumradius)
+        if not idx:
+            return math.inf
+        tri = self.triangles[idx]
+        q = closest_point(tri, np.broadcast_to(p, (len(tri), 3)))
+        return float(np.linalg.norm(q - p, axis=1).min())
+
+    def nearest_distance(self, points: np.ndarray) -> np.ndarray:
+        """(N,) distances of (N, 3) points to the mesh, mm, over the _CLEAR_K triangles with the
+        nearest centroids (exact on meshes of even, compact triangles)."""
+        from trimesh.triangles import closest_point
+
+        k = min(_CLEAR_K, self.tree.n)
+        idx = self.tree.query(points, k=k)[1].reshape(len(points), k)
+        rep = np.repeat(points, k, axis=0)
+        q = closest_point(self.triangles[idx.ravel()], rep)
+        return np.linalg.norm(q - rep, axis=1).reshape(len(points), k).min(axis=1)
+
+    def min_depth(self, pose: np.ndarray, fov_deg: float, depth_mm: float) -> float:
+        """Smallest z-depth of surface samples inside the view cone, searched up to ``depth_mm``
+        (inf when nothing is that near)."""
+        half = math.radians(fov_deg) / 2.0
+        reach = depth_mm / math.cos(half) + _SAMPLE_MM
+        idx = self.tree.query_ball_point(pose[:3, 3], reach + self.circumradius)
+        if not idx:
+            return math.inf
+        pts = _sample_triangles(self.triangles[idx])
+        cam = (pts - pose[:3, 3]) @ pose[:3, :3]          # world -> camera frame
+        z = -cam[:, 2]
+        inside = (z > 0) & (np.hypot(cam[:, 0], cam[:, 1]) <= z * math.tan(half) + _SAMPLE_MM)
+        return float(z[inside].min()) if inside.any() else math.inf
+
+
+def _sample_triangles(tri: np.ndarray) -> np.ndarray:
+    """(P, 3) points on a barycentric grid of each (F, 3, 3) triangle, spaced <= _SAMPLE_MM."""
+    edge = np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2).max()
+    n = max(1, int(math.ceil(edge / _SAMPLE_MM)))
+    i, j = np.meshgrid(np.arange(n + 1), np.arange(n + 1), indexing="ij")
+    keep = i + j <= n
+    a, b = i[keep] / n, j[keep] / n
+    w = np.stack([1 - a - b, a, b], axis=1)                 # (G, 3) barycentric weights
+    return np.einsum("gk,fkd->fgd", w, tri).reshape(-1, 3)
+
+
+_GEOMETRIES: dict[int, tuple[weakref.ref, _Geometry]] = {}
+
+
+def _geometry(colon) -> _Geometry:
+    """The cached geometry of ``colon`` (rebuilt if that object has gone and its id is reused)."""
+    hit = _GEOMETRIES.get(id(colon))
+    if hit is not None and hit[0]() is colon:
+        return hit[1]
+    geom = _Geometry(colon)
+    _GEOMETRIES[id(colon)] = (weakref.ref(colon, lambda _, k=id(colon): _GEOMETRIES.pop(k, None)), geom)
+    return geom
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+# ----------------------------------------------------------------------------- sequences
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One sequence: start arc mm, signed step mm per frame, keyframes (K, 5): offset x, offset y
+    (fractions of the clear radius), view x, view y (deg, angle times azimuth direction), roll deg."""
+    start_mm: float
+    step_mm: float
+    keys: np.ndarray
+
+
+def _draw_plan(geom: _Geometry, cfg: TrajectoryConfig, rng: np.random.Generator, centred: bool) -> _Plan:
+    """Draw one candidate sequence; the number of draws does not depend on the values drawn."""
+    length = cfg.sequence_length
+    direction = -1.0 if rng.random() < cfg.backward_probability else 1.0
+    lo, hi = cfg.end_margin_mm, geom.arc[-1] - cfg.end_margin_mm
+    if hi <= lo:
+        raise MeshError(f"colon {geom.name!r} has a centreline {geom.arc[-1]:.0f} mm long, too short for "
+                        f"trajectory.end_margin_mm={cfg.end_margin_mm:g} at both ends; lower it")
+    step = sample(rng, cfg.step_mm)
+    if length > 1:
+        step = min(step, (hi - lo) / (length - 1))  # a long sequence slows down to fit the colon
+    span = step * (length - 1)
+    start = lo + (hi - lo - span) * rng.random()
+    if direction < 0:
+        start += span
+    n_keys = (length - 1) // cfg.keyframe_interval + 2
+    keys = np.empty((n_keys, 5))
+    for k in range(n_keys):
+        frac, phi = sample(rng, cfg.lateral_offset_frac), 2 * math.pi * rng.random()
+        wall = rng.random() < cfg.wall_view_probability
+        lumen_angle, wall_angle = sample(rng, cfg.view_angle_deg), sample(rng, cfg.wall_view_angle_deg)
+        psi, roll = 2 * math.pi * rng.random(), sample(rng, cfg.roll_deg)
+        angle = wall_angle if wall else lumen_angle
+        if centred:
+            frac, angle = 0.0, 0.0
+        keys[k] = (frac * math.cos(phi), frac * math.sin(phi), angle * math.cos(psi), angle * math.sin(psi), roll)
+    # roll changes along the shorter way round, so a sequence never spins by more than 180 deg a key
+    keys[1:, 4] = keys[0, 4] + np.cumsum((np.diff(keys[:, 4]) + 180.0) % 360.0 - 180.0)
+    return _Plan(start, direction * step, keys)
+
+
+def _pose(geom: _Geometry, cfg: TrajectoryConfig, plan: _Plan, k: int) -> tuple[np.ndarray, dict]:
+    """Frame ``k`` of a sequence: the camera-to-world pose and its recorded values."""
+    u = k / cfg.keyframe_interval
+    j = int(u)
+    t = u - j
+    w = t * t * (3 - 2 * t)
+    ox, oy, vx, vy, roll = (1 - w) * plan.keys[j] + w * plan.keys[j + 1]
+    s = plan.start_mm + plan.step_mm * k
+    centre, tangent, normal, binormal, clear = geom.frame_at(s)
+    offset = clear * (ox * normal + oy * binormal)
+    axis = tangent if plan.step_mm >= 0 else -tangent
+    angle = math.hypot(vx, vy)
+    psi = math.atan2(vy, vx)
+    a = math.radians(angle)
+    forward = math.cos(a) * axis + math.sin(a) * (math.cos(psi) * normal + math.sin(psi) * binormal)
+    up = binormal - forward * (binormal @ forward)
+    if np.linalg.norm(up) < 1e-6:
+        up = normal - forward * (normal @ forward)
+    up = _unit(up)
+    r = math.radians(roll)
+    up = math.cos(r) * up + math.sin(r) * np.cross(forward, up)   # roll about the view axis
+    z = -forward
+    pose = np.eye(4)
+    pose[:3, 0] = np.cross(up, z)
+    pose[:3, 1] = up
+    pose[:3, 2] = z
+    pose[:3, 3] = centre + offset
+    params = {"traj_arc_mm": float(s), "traj_lateral_offset_mm": float(np.linalg.norm(offset)),
+              "traj_view_angle_deg": angle, "traj_roll_deg": float(roll)}
+    return pose, params
+
+
+def _clear(geom: _Geometry, cfg: TrajectoryConfig, pose: np.ndarray) -> bool:
+    """Whether a pose keeps both clearances (module doc)."""
+    if geom.wall_distance(pose[:3, 3], within=cfg.min_wall_distance_mm) < cfg.min_wall_distance_mm:
+        return False
+    return geom.min_depth(pose, cfg.clearance_fov_deg, cfg.min_depth_mm) >= cfg.min_depth_mm
+
+
+@functools.lru_cache(maxsize=8)
+def _sequence(geom: _Geometry, cfg: TrajectoryConfig, seed: int, seq: int) -> tuple[tuple[np.ndarray, dict], ...]:
+    """Every frame (pose, params) of sequence ``seq``: the first drawn plan whose every frame keeps
+    its clearances. Cached, because the frames of a sequence are usually asked for in turn."""
+    rng = np.random.default_rng(np.random.SeedSequence([_TAG, int(seed), int(seq)]))
+    for attempt in range(2 * cfg.max_attempts):
+        plan = _draw_plan(geom, cfg, rng, centred=attempt >= cfg.max_attempts)
+        frames = []
+        for k in range(cfg.sequence_length):
+            pose, params = _pose(geom, cfg, plan, k)
+            if not _clear(geom, cfg, pose):
+                break
+            params["traj_sequence_id"] = float(seq)
+            frames.append((pose, params))
+        else:
+            walls = geom.nearest_distance(np.array([pose[:3, 3] for pose, _ in frames]))
+            for (_, params), wall in zip(frames, walls):
+                params["traj_wall_distance_mm"] = float(wall)
+            return tuple(frames)
+    raise MeshError(f"no camera path in colon {geom.name!r} keeps trajectory.min_wall_distance_mm="
+                    f"{cfg.min_wall_distance_mm:g} and min_depth_mm={cfg.min_depth_mm:g} after "
+                    f"{2 * cfg.max_attempts} attempts; the lumen is too narrow, or lower "
+                    f"trajectory.sequence_length, lateral_offset_frac or clearance_fov_deg")
+
+
+def pose_for_frame(colon, cfg: TrajectoryConfig, seed: int, index: int) -> tuple[np.ndarray, dict[str, float]]:
+    """The camera pose of frame ``index``: a pure function of ``(colon, cfg, seed, index)``.
+
+    colon: a :class:`colonsim.anatomy.Colon` (mesh in mm, centreline).
+    Returns (4, 4) float64 camera-to-world (mm, OpenGL axes: the camera looks along -z, y up) and
+    the values in :data:`PARAM_KEYS`: arc position mm, lateral offset mm, view angle to the lumen
+    axis deg, roll deg, sequence id, distance from the camera to the wall mm.
+    """
+    if index < 0:
+        raise InputError(f"frame index must be >= 0, got {index}")
+    seq, k = divmod(int(index), cfg.sequence_length)
+    pose, params = _sequence(_geometry(colon), cfg, int(seed), seq)[k]
+    return pose.copy(), dict(params)

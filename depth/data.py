@@ -1,0 +1,161 @@
+"""Training data: ColonSim HDF5 frames resized to the training size, the train/val split, a
+deterministic batch order, and augmentations that keep the shading cue.
+
+Every random choice is a pure function of (seed, step): the frames of step s and their
+augmentation are the same whether a run goes straight through or is resumed at any step.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import cv2
+import h5py
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from colonsim import schema
+from colonsim.dataset import FrameDataset, complete_indices
+from colonsim.errors import DatasetError
+
+
+def resize_frame(rgb: np.ndarray, depth: np.ndarray | None, mask: np.ndarray | None, size_px: int):
+    """Resize one frame to (size_px, size_px): rgb (H, W, 3) uint8 by area averaging (or bilinear
+    when enlarging); depth (H, W) float32 mm and mask (H, W) uint8 by nearest neighbour, so that no
+    depth is invented across an occlusion edge or the border of the field mask."""
+    h, w = rgb.shape[:2]
+    if (h, w) == (size_px, size_px):
+        return rgb, depth, mask
+    interp = cv2.INTER_AREA if size_px < min(h, w) else cv2.INTER_LINEAR
+    rgb = cv2.resize(rgb, (size_px, size_px), interpolation=interp)
+    if depth is not None:
+        depth = cv2.resize(depth, (size_px, size_px), interpolation=cv2.INTER_NEAREST)
+    if mask is not None:
+        mask = cv2.resize(mask, (size_px, size_px), interpolation=cv2.INTER_NEAREST)
+    return rgb, depth, mask
+
+
+class ResizedFrames(Dataset):
+    """Frames of ColonSim HDF5 files at size_px x size_px. Items: ``rgb`` (3, S, S) float32 [0, 1],
+    ``depth`` (1, S, S) float32 mm (0 = invalid), ``mask`` (1, S, S) float32, ``index`` (int)."""
+
+    def __init__(self, paths: Sequence[str | Path], size_px: int, indices: Sequence[int] | None = None):
+        self.frames = FrameDataset(paths, indices=indices)
+        self.size_px = size_px
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        a = self.frames.read(i)
+        rgb, depth, mask = resize_frame(a[schema.RGB], a[schema.DEPTH], a[schema.MASK], self.size_px)
+        return {
+            schema.RGB: torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float() / 255.0,
+            schema.DEPTH: torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float32))[None],
+            schema.MASK: torch.from_numpy(mask.astype(np.float32))[None],
+            "index": torch.tensor(int(i)),
+        }
+
+
+def count_frames(paths: Sequence[str | Path]) -> list[int]:
+    """Complete frames per file (raises DatasetError through FrameDataset for foreign files)."""
+    FrameDataset(paths)  # validates every file
+    counts = []
+    for p in paths:
+        with h5py.File(p, "r") as f:
+            counts.append(len(complete_indices(f)))
+    return counts
+
+
+def split_indices(counts: Sequence[int], val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Global (train, val) frame indices. The last ``val_fraction`` of each file's frames are held
+    out as one contiguous block: neighbouring frames of a camera path are near copies, so a random
+    frame split would leak the validation set into training."""
+    train, val, start = [], [], 0
+    for n in counts:
+        n_val = int(round(n * val_fraction)) if val_fraction > 0 else 0
+        if val_fraction > 0 and n >= 2:
+            n_val = min(max(n_val, 1), n - 1)
+        train.append(np.arange(start, start + n - n_val))
+        val.append(np.arange(start + n - n_val, start + n))
+        start += n
+    return np.concatenate(train).astype(np.int64), np.concatenate(val).astype(np.int64)
+
+
+def first_intrinsics(path: str | Path) -> list[float] | None:
+    """Normalized pinhole intrinsics [fx/W, fy/H, cx/W, cy/H] of the first frame of a file, or None."""
+    with h5py.File(path, "r") as f:
+        if schema.INTRINSICS not in f:
+            return None
+        k = f[schema.INTRINSICS][0]
+        h, w = f[schema.RGB].shape[1:3]
+    return [float(k[0, 0] / w), float(k[1, 1] / h), float(k[0, 2] / w), float(k[1, 2] / h)]
+
+
+class StepBatchSampler(Sampler):
+    """Batches of dataset indices for steps ``start_step, start_step + 1, ...`` up to ``end_step``.
+
+    Epoch e is a permutation drawn by ``np.random.default_rng([seed, e])``; step s takes batch
+    ``s % batches_per_epoch`` of epoch ``s // batches_per_epoch`` (the last partial batch dropped).
+    """
+
+    def __init__(self, n: int, batch: int, seed: int, start_step: int, end_step: int):
+        if n < 1:
+            raise DatasetError("no training frames left after the validation split")
+        self.n, self.batch, self.seed = n, min(batch, n), seed
+        self.start_step, self.end_step = start_step, end_step
+        self.per_epoch = max(n // self.batch, 1)
+
+    def __len__(self) -> int:
+        return max(self.end_step - self.start_step, 0)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        perm, epoch = None, -1
+        for s in range(self.start_step, self.end_step):
+            e, k = divmod(s, self.per_epoch)
+            if e != epoch:
+                perm, epoch = np.random.default_rng([self.seed, e]).permutation(self.n), e
+            yield perm[k * self.batch:(k + 1) * self.batch].tolist()
+
+
+def augment_batch(batch: dict[str, torch.Tensor], cfg, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """An augmented copy of a batch; each frame gets its own draws from ``gen``.
+
+    Geometric: flips and rotations by multiples of 90 degrees (square frames), applied alike to rgb,
+    depth and mask; they move pixels without changing how brightness relates to distance. Photometric:
+    a per-channel gain at constant mean (colour balance), and a global gain only if
+    ``cfg.brightness_jitter`` > 0 (0 by default: brightness is a depth cue; see DataConfig).
+    """
+    rgb, depth, mask = batch[schema.RGB], batch[schema.DEPTH], batch[schema.MASK]
+    n = rgb.shape[0]
+    r = torch.rand(n, 8, generator=gen)
+    out_rgb, out_depth, out_mask = [], [], []
+    for i in range(n):
+        x, d, m = rgb[i], depth[i], mask[i]
+        dims = []
+        if cfg.flips and r[i, 0] < 0.5:
+            dims.append(-1)
+        if cfg.flips and r[i, 1] < 0.5:
+            dims.append(-2)
+        if dims:
+            x, d, m = x.flip(dims), d.flip(dims), m.flip(dims)
+        if cfg.rot90 and x.shape[-1] == x.shape[-2]:
+            k = int(r[i, 2] * 4) % 4
+            if k:
+                x, d, m = (t.rot90(k, dims=(-2, -1)) for t in (x, d, m))
+        if cfg.color_balance_jitter > 0:
+            g = 1.0 + cfg.color_balance_jitter * (2 * r[i, 3:6] - 1)
+            x = x * (g / g.mean()).view(3, 1, 1)
+        if cfg.brightness_jitter > 0:
+            x = x * (1.0 + cfg.brightness_jitter * (2 * r[i, 6] - 1))
+        out_rgb.append(x.clamp(0, 1))
+        out_depth.append(d)
+        out_mask.append(m)
+    return {**batch, schema.RGB: torch.stack(out_rgb), schema.DEPTH: torch.stack(out_depth),
+            schema.MASK: torch.stack(out_mask)}
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """The torch generator of one training step (a pure function of seed and step)."""
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, step]).generate_state(1)[0]))

@@ -1,0 +1,104 @@
+"""Evaluation of a depth network against ground truth (``colonsim depth eval``).
+
+The data is a ColonSim HDF5 file (rgb, depth, mask) or a folder of real frames whose ground truth
+follows the folder contract (:mod:`depth.gt`); in a folder the field mask is the detected image
+circle (:func:`colonsim.realdata.detect_border_mask`). With a refiner (adapt/), every frame is made
+to look synthetic before the depth network sees it: the paper's reverse domain adaptation.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from colonsim import schema
+from colonsim.errors import InputError
+
+from .metrics import ALIGN_MODES, aggregate, compute_metrics
+from .networks import load_model
+from .predict import predict_depth
+
+log = logging.getLogger(__name__)
+HDF5_SUFFIXES = (".h5", ".hdf5")
+
+
+def iter_hdf5(path: Path) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    """(name, rgb (H, W, 3) uint8, depth (H, W) float32 mm, mask (H, W) uint8) of each complete frame."""
+    from colonsim.dataset import FrameDataset
+
+    ds = FrameDataset(path)
+    try:
+        for i in range(len(ds)):
+            a = ds.read(i)
+            yield f"{i:06d}", a[schema.RGB], a[schema.DEPTH], a[schema.MASK]
+    finally:
+        ds.close()
+
+
+def iter_folder(path: Path, depth_scale: float | None) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    """The same for a folder of images with ground-truth depth files; images without one are skipped."""
+    from colonsim.realdata import detect_border_mask, list_images, read_image
+
+    from .gt import read_depth_for
+
+    found = 0
+    images = list_images(path)
+    for p in images:
+        rgb = read_image(p)
+        depth = read_depth_for(p, rgb.shape[:2], depth_scale)
+        if depth is None:
+            continue
+        found += 1
+        yield p.name, rgb, depth, detect_border_mask(rgb)
+    if not found:
+        raise InputError(f"none of the {len(images)} images in {path} has a ground-truth depth file "
+                         "(NAME.npy, or a 16-bit PNG/TIFF beside it or in a sibling depth/ folder)")
+    if found < len(images):
+        log.warning("depth eval: %d of %d images have no ground truth and were skipped", len(images) - found, len(images))
+
+
+def _refine_fn(refiner: str | Path | None) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
+    if refiner is None:
+        return None
+    try:
+        from adapt.apply import load_refiner, refine_images
+    except ImportError as e:
+        raise InputError(f"--refiner needs the adapt package, which cannot be imported ({e})") from None
+    model, _ = load_refiner(refiner)
+    return lambda rgb, mask: refine_images(model, rgb[None], mask[None])[0]
+
+
+def evaluate(model_path: str | Path, data: str | Path, *, refiner: str | Path | None = None, align: str = "none",
+             max_depth_mm: float = 200.0, depth_scale: float | None = None) -> dict[str, Any]:
+    """Metrics of a depth network on a dataset.
+
+    Args:
+        model_path: a depth checkpoint (RUN/model.pt).
+        data: a ColonSim HDF5 file, or a folder of images with ground-truth depth.
+        refiner: an adapt/ refiner checkpoint applied to every frame first, or None.
+        align: per-image scale alignment, "none", "median" or "lsq" (see depth.metrics).
+        max_depth_mm: ground truth beyond this depth is ignored.
+        depth_scale: mm per unit of 16-bit ground-truth files (folders only).
+    Returns {"n": frames, "align": align, "metrics": means of depth.metrics.METRIC_KEYS,
+    "per_image": [{"name": ..., metrics...}, ...]}.
+    """
+    if align not in ALIGN_MODES:
+        raise InputError(f"unknown --align {align!r}; expected one of {', '.join(ALIGN_MODES)}")
+    data = Path(data)
+    if data.is_dir():
+        frames = iter_folder(data, depth_scale)
+    elif data.suffix.lower() in HDF5_SUFFIXES or data.is_file():
+        frames = iter_hdf5(data)
+    else:
+        raise InputError(f"evaluation data not found: {data}; expected DATA.h5 or a folder of images")
+    model, _ = load_model(model_path)
+    refine = _refine_fn(refiner)
+    per_image = []
+    for name, rgb, gt, mask in frames:
+        if refine is not None:
+            rgb = refine(rgb, mask)
+        pred = predict_depth(model, rgb)
+        per_image.append({"name": name, **compute_metrics(pred, gt, mask, align=align, max_depth_mm=max_depth_mm)})
+    return {"n": len(per_image), "align": align, "metrics": aggregate(per_image), "per_image": per_image}

@@ -1,0 +1,290 @@
+"""Training of the depth network on ColonSim HDF5 frames (``colonsim depth train``).
+
+Reads top to bottom: config -> data (split, loader) -> model and optimizer -> schedule -> loop.
+The run folder holds ``config.yaml``, ``model.pt`` (best on validation abs_rel), ``last.pt`` (all
+state, for ``--resume``), ``step_NNNNNN.pt`` every ``checkpoint_every`` steps, TensorBoard events
+under ``tb/``, and ``loss_curve.png``. Batches and augmentations are pure functions of (seed, step),
+so a resumed run follows the same path as one that never stopped.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from colonsim import __version__, schema
+from colonsim import config as cfgmod
+from colonsim.errors import InputError
+
+from . import networks
+from .config import DepthConfig, config_from_dict
+from .data import (ResizedFrames, StepBatchSampler, augment_batch, count_frames, first_intrinsics,
+                   split_indices, step_generator)
+from .losses import depth_losses
+from .metrics import aggregate, compute_metrics
+
+log = logging.getLogger(__name__)
+
+
+def lr_at(step: int, cfg) -> float:
+    """Learning rate of a step: linear warm-up to ``lr``, then cosine decay to ``lr * min_lr_ratio``."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(cfg.steps - cfg.warmup_steps, 1)
+    cos = 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+    return cfg.lr * (cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * cos)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("train.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
+    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
+
+
+def autocast_for(device: torch.device, cfg):
+    """bf16 autocast on the CPU (if ``bf16_cpu``), float16 AMP on CUDA (if ``amp_cuda``)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16, enabled=cfg.amp_cuda)
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16_cpu)
+
+
+class Trainer:
+    """One training run in one folder. Use :func:`train_depth`."""
+
+    def __init__(self, cfg: DepthConfig, data: Sequence[Path], out: Path, val: Path | None):
+        self.cfg, self.data, self.out, self.val_path = cfg, list(data), out, val
+        self.device = pick_device(cfg.train.device)
+        self.model_args = networks.model_args_from_config(cfg)
+        with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's global rng
+            torch.manual_seed(cfg.train.seed)
+            self.model = networks.build_model(self.model_args).to(self.device)
+        if cfg.train.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.train.lr,
+                                     weight_decay=cfg.train.weight_decay)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and cfg.train.amp_cuda)
+        self.step, self.best = 0, float("inf")
+        self.history: dict[str, list] = {"step": [], "loss": [], "val_step": [], "val_abs_rel": []}
+        self.intrinsics_norm = first_intrinsics(self.data[0])
+        self._setup_data()
+
+    # ------------------------------------------------------------------ data
+    def _setup_data(self) -> None:
+        t = self.cfg.train
+        counts = count_frames(self.data)
+        if self.val_path is not None:
+            train_idx, val_idx = np.arange(sum(counts)), None
+            self.val_set = ResizedFrames([self.val_path], self.cfg.data.size_px)
+        else:
+            train_idx, val_idx = split_indices(counts, t.val_fraction)
+            self.val_set = ResizedFrames(self.data, self.cfg.data.size_px, val_idx) if len(val_idx) else None
+        if self.val_set is not None and t.val_max_frames and len(self.val_set) > t.val_max_frames:
+            keep = np.linspace(0, len(self.val_set) - 1, t.val_max_frames).round().astype(int)
+            base = np.arange(len(self.val_set)) if val_idx is None else val_idx
+            self.val_set = ResizedFrames([self.val_path] if val_idx is None else self.data,
+                                         self.cfg.data.size_px, base[keep])
+        self.train_set = ResizedFrames(self.data, self.cfg.data.size_px, train_idx)
+        log.info("depth train: %d training frames, %d validation frames", len(self.train_set),
+                 0 if self.val_set is None else len(self.val_set))
+
+    def _loader(self) -> DataLoader:
+        t = self.cfg.train
+        sampler = StepBatchSampler(len(self.train_set), t.batch, t.seed, self.step, t.steps)
+        return DataLoader(self.train_set, batch_sampler=sampler, num_workers=t.num_workers,
+                          multiprocessing_context="spawn" if t.num_workers else None,
+                          pin_memory=self.device.type == "cuda")
+
+    # ------------------------------------------------------------------ state
+    def state(self) -> dict[str, Any]:
+        return {"config": cfgmod.to_dict(self.cfg), "step": self.step, "best_val_abs_rel": self.best,
+                "optimizer": self.opt.state_dict(), "scaler": self.scaler.state_dict(),
+                "history": self.history, "data": [str(p) for p in self.data],
+                "val": None if self.val_path is None else str(self.val_path),
+                "intrinsics_norm": self.intrinsics_norm, "software_version": __version__}
+
+    def restore(self, ckpt: dict[str, Any]) -> None:
+        self.model.load_state_dict(ckpt["model"])
+        self.opt.load_state_dict(ckpt["optimizer"])
+        if ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        self.step, self.best = int(ckpt["step"]), float(ckpt["best_val_abs_rel"])
+        self.history = {k: list(v) for k, v in ckpt["history"].items()}
+
+    def save(self, name: str, **extra: Any) -> Path:
+        return networks.save_checkpoint(self.out / name, self.model, self.model_args, **self.state(), **extra)
+
+    # ------------------------------------------------------------------ steps
+    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        t = self.cfg.train
+        batch = augment_batch(batch, self.cfg.data, step_generator(t.seed, self.step))
+        rgb, gt, mask = (batch[k].to(self.device, non_blocking=True) for k in (schema.RGB, schema.DEPTH, schema.MASK))
+        if t.channels_last:
+            rgb = rgb.contiguous(memory_format=torch.channels_last)
+        for g in self.opt.param_groups:
+            g["lr"] = lr_at(self.step, t)
+        self.model.train()
+        with autocast_for(self.device, t):
+            pred = self.model(rgb)
+        losses = depth_losses(pred.float(), gt, mask, self.cfg.loss)
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(losses["total"]).backward()
+        if t.grad_clip:
+            self.scaler.unscale_(self.opt)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.step += 1
+        return {k: float(v.detach()) for k, v in losses.items()}
+
+    @torch.no_grad()
+    def validate(self) -> tuple[dict[str, float], dict[str, torch.Tensor] | None]:
+        """Mean metrics on the validation frames (align "none"), and the first batch for images."""
+        if self.val_set is None:
+            return {}, None
+        self.model.eval()
+        per_image, first = [], None
+        loader = DataLoader(self.val_set, batch_size=self.cfg.train.batch, shuffle=False)
+        for batch in loader:
+            with autocast_for(self.device, self.cfg.train):
+                pred = self.model(batch[schema.RGB].to(self.device)).float().cpu()
+            for p, g, m in zip(pred, batch[schema.DEPTH], batch[schema.MASK]):
+                per_image.append(compute_metrics(p[0].numpy(), g[0].numpy(), m[0].numpy(),
+                                                 max_depth_mm=self.cfg.loss.max_depth_mm))
+            if first is None:
+                first = {**batch, "pred": pred}
+        return aggregate(per_image), first
+
+    # ------------------------------------------------------------------ run
+    def run(self, writer) -> dict[str, Any]:
+        t = self.cfg.train
+        bar = tqdm(total=t.steps, initial=self.step, desc="depth train", unit="step", dynamic_ncols=True,
+                   disable=None)
+        start, train_time, images, loss, val = time.perf_counter(), 0.0, 0, float("nan"), {}
+        tick = time.perf_counter()
+        for batch in self._loader():
+            losses = self.train_step(batch)
+            now = time.perf_counter()
+            train_time, images, loss, tick = train_time + now - tick, images + len(batch["index"]), losses["total"], now
+            self.history["step"].append(self.step)
+            self.history["loss"].append(loss)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{images / max(train_time, 1e-9):.1f}")
+            if self.step % t.log_every == 0:
+                for k, v in losses.items():
+                    writer.add_scalar(f"train/{k}", v, self.step)
+                writer.add_scalar("train/lr", lr_at(self.step - 1, t), self.step)
+            out_of_time = t.time_budget_min and now - start > 60 * t.time_budget_min
+            last = self.step >= t.steps or out_of_time
+            if self.step % t.val_every == 0 or last:
+                val = self._validate_and_keep(writer)
+            if self.step % t.checkpoint_every == 0 or last:
+                self._checkpoint()
+            tick = time.perf_counter()
+            if out_of_time:
+                log.info("depth train: time budget of %g min reached at step %d", t.time_budget_min, self.step)
+                break
+        bar.close()
+        return {"steps": self.step, "best_val_abs_rel": None if math.isinf(self.best) else self.best,
+                "val_metrics": val, "final_loss": loss,
+                "images_per_s": images / train_time if train_time else float("nan")}
+
+    def _validate_and_keep(self, writer) -> dict[str, float]:
+        val, first = self.validate()
+        if not val:  # no validation frames: the latest weights are the model
+            self.save("model.pt")
+            return val
+        for k, v in val.items():
+            writer.add_scalar(f"val/{k}", v, self.step)
+        if first is not None:
+            _log_images(writer, first, self.step, self.cfg.loss.max_depth_mm)
+        self.history["val_step"].append(self.step)
+        self.history["val_abs_rel"].append(val["abs_rel"])
+        if val["abs_rel"] < self.best:
+            self.best = val["abs_rel"]
+            self.save("model.pt", val_metrics=val)
+        return val
+
+    def _checkpoint(self) -> None:
+        self.save("last.pt")
+        if self.step % self.cfg.train.checkpoint_every == 0:
+            self.save(f"step_{self.step:06d}.pt")
+        write_loss_curve(self.history, self.out / "loss_curve.png")
+
+
+def _log_images(writer, batch: dict[str, torch.Tensor], step: int, max_depth_mm: float, n: int = 4) -> None:
+    """TensorBoard samples: rgb, ground truth and predicted depth (gray, near = bright)."""
+    def gray(d):
+        return (1.0 - (d[:n] / max_depth_mm).clamp(0, 1)).expand(-1, 3, -1, -1) * (d[:n] > 0)
+    writer.add_images("val/rgb", batch[schema.RGB][:n], step)
+    writer.add_images("val/depth_gt", gray(batch[schema.DEPTH]), step)
+    writer.add_images("val/depth_pred", gray(batch["pred"]), step)
+
+
+def write_loss_curve(history: dict[str, list], path: Path) -> None:
+    """loss_curve.png: training loss per step (log scale) and validation abs_rel."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if history["step"]:
+        ax.plot(history["step"], history["loss"], lw=0.8, color="tab:blue", label="train loss")
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    if history["val_step"]:
+        ax2 = ax.twinx()
+        ax2.plot(history["val_step"], history["val_abs_rel"], "o-", color="tab:red", label="val abs_rel")
+        ax2.set_ylabel("validation abs_rel")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def train_depth(cfg: DepthConfig, data: Sequence[str | Path], out_dir: str | Path, *, val: str | Path | None = None,
+                resume: bool = False, steps: int | None = None) -> dict[str, Any]:
+    """Train a depth network; see the module doc for the run folder.
+
+    Args:
+        cfg: the config (ignored on resume, where the run's own config is used, except ``steps``).
+        data: ColonSim HDF5 files with rgb, depth and mask (on resume, empty = the run's own files).
+        out_dir: the run folder (created; must not already hold a run unless ``resume``).
+        val: a separate validation file; without it ``train.val_fraction`` of the frames is held out.
+        resume: continue from ``out_dir/last.pt`` with its step count, optimizer state and history.
+        steps: total steps of the run (overrides ``train.steps``; on resume, to extend a run).
+    Returns a summary: steps, best_val_abs_rel, val_metrics, final_loss, images_per_s, paths.
+    """
+    out = Path(out_dir)
+    ckpt = None
+    if resume:
+        ckpt = networks.load_checkpoint(out / "last.pt")
+        cfg = config_from_dict(ckpt["config"])
+        data = data or ckpt["data"]
+        val = val if val is not None else ckpt.get("val")
+    elif (out / "last.pt").exists():
+        raise InputError(f"{out} already holds a training run; pass --resume to continue it, or a new --out")
+    if not data:
+        raise InputError("no training data; pass --data DATA.h5 (repeatable)")
+    if steps is not None:
+        cfg = cfgmod.replace(cfg, [f"train.steps={steps}"])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(cfgmod.to_yaml(cfg))
+
+    trainer = Trainer(cfg, [Path(p) for p in data], out, None if val is None else Path(val))
+    if ckpt is not None:
+        trainer.restore(ckpt)
+        log.info("depth train: resuming %s at step %d of %d", out, trainer.step, cfg.train.steps)
+    from torch.utils.tensorboard import SummaryWriter
+    with SummaryWriter(str(out / "tb"), purge_step=trainer.step or None) as writer:
+        summary = trainer.run(writer)
+    if trainer.step >= cfg.train.steps and not (out / "model.pt").exists():
+        trainer.save("model.pt")
+    summary["paths"] = {name: str(out / name) for name in ("model.pt", "last.pt", "config.yaml", "loss_curve.png", "tb")}
+    return summary

@@ -1,0 +1,62 @@
+"""Training: the run folder, checkpoints that round-trip, and --resume that continues exactly."""
+import dataclasses
+
+import torch
+import yaml
+
+import cli
+from adapt.apply import load_refiner
+from adapt.checkpoint import TRAIN_STATE_KIND, load_checkpoint
+from adapt.train import train_refiner
+from colonsim.errors import InputError
+
+
+def test_train_writes_run_folder_and_refiner_round_trips(tmp_path, real_dir, synthetic_h5, tiny_cfg):
+    run = tmp_path / "run"
+    r = train_refiner(tiny_cfg, real_dir, synthetic_h5, run)
+    assert r["steps"] == 3 and r["schedule_steps"] == 7
+    assert 0.0 <= r["disc_accuracy"]["acc_target"] <= 1.0 and "refiner/delta_grey" in r["losses"]
+    names = {p.name for p in run.iterdir()}
+    assert {"config.yaml", "refiner.pt", "last.pt", "loss_curve.png", "tensorboard"} <= names
+    assert any(n.startswith("samples_") and n.endswith(".png") for n in names)
+    assert yaml.safe_load((run / "config.yaml").read_text())["direction"] == "reverse"
+    model, meta = load_refiner(run / "refiner.pt")
+    state = load_checkpoint(run / "last.pt", TRAIN_STATE_KIND)
+    assert meta["direction"] == "reverse" and meta["model_args"] == {"width": 8, "blocks": 1, "output": "residual"}
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, state["refiner"][k]), k
+    try:
+        train_refiner(tiny_cfg, real_dir, synthetic_h5, run)
+        raise AssertionError("a second run into the same folder must be refused")
+    except InputError as e:
+        assert "--resume" in str(e)
+
+
+def test_resume_continues_exactly(tmp_path, real_dir, synthetic_h5, tiny_cfg):
+    """3 adversarial steps in one go == 1 step, then --resume to 3 (bit-exact weights)."""
+    train_refiner(tiny_cfg, real_dir, synthetic_h5, tmp_path / "once", steps=3)
+    args = ["adapt", "train", "--real", str(real_dir), "--synthetic", str(synthetic_h5), "--out",
+            str(tmp_path / "twice"), "--set", "refiner.width=8", "--set", "refiner.blocks=1",
+            "--set", "discriminator.width=8", "--set", "discriminator.layers=2", "--set", "data.size_px=24",
+            "--set", "data.batch_size=2", "--set", "data.crop=[0.6, 1.0]", "--set", "history.size=8",
+            "--set", "schedule.pretrain_refiner_steps=2", "--set", "schedule.pretrain_disc_steps=2",
+            "--set", "schedule.log_every=1", "--set", "schedule.sample_every=4",
+            "--set", "schedule.checkpoint_every=2", "--set", "compute.threads=1", "--set", "compute.device=cpu"]
+    assert cli.main(args + ["--steps", "1"]) == 0
+    first = load_checkpoint(tmp_path / "twice" / "last.pt", TRAIN_STATE_KIND)
+    assert first["step"] == 5
+    assert cli.main(args + ["--steps", "3", "--resume"]) == 0
+    a = load_checkpoint(tmp_path / "once" / "last.pt", TRAIN_STATE_KIND)
+    b = load_checkpoint(tmp_path / "twice" / "last.pt", TRAIN_STATE_KIND)
+    assert b["step"] == 7 and [r["step"] for r in b["records"]][:5] == [1, 2, 3, 4, 5]
+    for k in a["refiner"]:
+        assert torch.equal(a["refiner"][k], b["refiner"][k]), k
+    for k in a["disc"]:
+        assert torch.equal(a["disc"][k], b["disc"][k]), k
+
+
+def test_forward_direction_trains_on_synthetic_input(tmp_path, real_dir, synthetic_h5, tiny_cfg):
+    cfg = dataclasses.replace(tiny_cfg, direction="forward")
+    r = train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "fwd", steps=1)
+    assert r["direction"] == "forward" and r["steps"] == 1
+    assert load_refiner(tmp_path / "fwd" / "refiner.pt")[1]["direction"] == "forward"

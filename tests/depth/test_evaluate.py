@@ -1,0 +1,47 @@
+import cv2
+import numpy as np
+import pytest
+
+from depth.evaluate import evaluate
+from depth.metrics import METRIC_KEYS, aggregate, compute_metrics
+from depth.networks import load_model
+from depth.predict import predict_depth
+
+
+def test_eval_on_hdf5_matches_metrics_of_predictions(tiny_model, tiny_val_h5):
+    from colonsim.dataset import FrameDataset
+
+    r = evaluate(tiny_model, tiny_val_h5, align="median")
+    assert r["n"] == 8 and r["align"] == "median" and set(r["metrics"]) == set(METRIC_KEYS)
+    model, _ = load_model(tiny_model)
+    ds = FrameDataset(tiny_val_h5)
+    expect = []
+    for i in range(len(ds)):
+        a = ds.read(i)
+        expect.append(compute_metrics(predict_depth(model, a["rgb"]), a["depth"], a["mask"], align="median"))
+    assert r["metrics"]["abs_rel"] == pytest.approx(aggregate(expect)["abs_rel"])
+
+
+def test_eval_on_a_folder_with_npy_ground_truth(tiny_model, tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), rng.integers(30, 255, (32, 32, 3), dtype=np.uint8))
+        np.save(tmp_path / f"{i}.npy", rng.uniform(10, 100, (32, 32)).astype(np.float32))
+    cv2.imwrite(str(tmp_path / "no_gt.png"), np.full((32, 32, 3), 99, np.uint8))
+    r = evaluate(tiny_model, tmp_path, align="lsq")
+    assert r["n"] == 3 and [p["name"] for p in r["per_image"]] == ["0.png", "1.png", "2.png"]
+    assert 0 < r["metrics"]["abs_rel"] < 10
+
+
+def test_eval_through_an_adapt_refiner(tiny_model, tiny_val_h5, tmp_path):
+    pytest.importorskip("adapt.apply", reason="adapt/ is not importable")
+    from adapt.checkpoint import REFINER_KIND, save_checkpoint
+    from adapt.networks import Refiner
+
+    args = {"width": 8, "blocks": 1, "output": "residual"}
+    save_checkpoint({"kind": REFINER_KIND, "model_args": args, "state_dict": Refiner(**args).state_dict()},
+                    tmp_path / "refiner.pt")
+    plain = evaluate(tiny_model, tiny_val_h5)
+    refined = evaluate(tiny_model, tiny_val_h5, refiner=tmp_path / "refiner.pt")
+    assert refined["n"] == plain["n"] == 8
+    assert all(np.isfinite(v) for v in refined["metrics"].values())
