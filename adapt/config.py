@@ -44,7 +44,7 @@ class LossConfig:
     adv_weight: float  # weight of the refiner's adversarial loss
     self_reg_weight: float  # weight of the self-regularization L1 (refined vs its input)
     # pixel: L1 on pixels; lowpass: L1 after a Gaussian blur (texture may change, shading may not);
-    # features: L1 on fixed features (blurred colour and grey-level gradients)
+    # features: L1 on fixed features (blurred grey level and its gradients: colour may change too)
     self_reg_space: Literal["pixel", "lowpass", "features"]
     lowpass_sigma_px: float  # Gaussian sigma of the lowpass/features spaces, px at data.size_px
     identity_weight: float  # L1 between R(target frame) and that frame (0 = off)

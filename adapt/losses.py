@@ -75,21 +75,21 @@ def gaussian_blur(x: torch.Tensor, sigma_px: float) -> torch.Tensor:
 
 
 def structure_features(x: torch.Tensor, sigma_px: float) -> torch.Tensor:
-    """Fixed features that keep structure and drop texture: (N, 5, H, W) = the blurred colour and
-    the x/y gradients (central differences) of the blurred grey level, scaled to similar ranges."""
-    b = gaussian_blur(x, sigma_px)
-    grey = b.mean(dim=1, keepdim=True)
+    """Fixed features that keep the shading and drop colour and texture: (N, 3, H, W) = the blurred
+    grey level and its x/y gradients (central differences), scaled to similar ranges."""
+    grey = gaussian_blur(x.mean(dim=1, keepdim=True), sigma_px)
     gx = F.pad(grey[..., :, 2:] - grey[..., :, :-2], (1, 1, 0, 0), mode="replicate")
     gy = F.pad(grey[..., 2:, :] - grey[..., :-2, :], (0, 0, 1, 1), mode="replicate")
-    return torch.cat([b, 2.0 * sigma_px * gx, 2.0 * sigma_px * gy], dim=1)
+    return torch.cat([grey, 2.0 * sigma_px * gx, 2.0 * sigma_px * gy], dim=1)
 
 
 def self_regularization(refined: torch.Tensor, source: torch.Tensor, mask: torch.Tensor | None,
                         space: str, sigma_px: float = 2.0) -> torch.Tensor:
     """Mean L1 between the refined frame and its input inside the mask, in the chosen space.
 
-    ``pixel``: on the [-1, 1] pixels; ``lowpass``: after a Gaussian blur of ``sigma_px``;
-    ``features``: on :func:`structure_features`. The mask is eroded by the blur radius for the
+    ``pixel``: on the [-1, 1] pixels; ``lowpass``: after a Gaussian blur of ``sigma_px`` (colour
+    and shading kept, texture free); ``features``: on :func:`structure_features` (shading kept,
+    colour and texture free: the domains differ most in those). The mask is eroded by the blur radius for the
     blurred spaces, so that the black border does not leak into them.
     """
     refined, source = refined.float(), source.float()

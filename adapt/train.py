@@ -51,7 +51,7 @@ class Trainer:
         self.device = _device(cfg)
         if cfg.compute.threads:
             torch.set_num_threads(cfg.compute.threads)
-        seeds = np.random.SeedSequence(cfg.seed).spawn(4)
+        seeds = np.random.SeedSequence(cfg.seed).spawn(5)
         real_frames = open_frames(real, cfg.data.cache_short_side_px)
         synth_frames = open_frames(synthetic, cfg.data.cache_short_side_px)
         src, tgt = (real_frames, synth_frames) if cfg.direction == "reverse" else (synth_frames, real_frames)
@@ -61,7 +61,7 @@ class Trainer:
         # A fixed set of frames for the sample grids, so that grids of successive steps compare.
         fixed = CropSampler(src, cfg.data, np.random.default_rng(seeds[3]))
         self.fixed_source = fixed.next_batch()
-        self.fixed_target = CropSampler(tgt, cfg.data, np.random.default_rng(seeds[3])).next_batch()
+        self.fixed_target = CropSampler(tgt, cfg.data, np.random.default_rng(seeds[4])).next_batch()
 
         with torch.random.fork_rng(devices=[]):  # seeded init without touching global state
             torch.manual_seed(cfg.seed)

@@ -99,15 +99,13 @@ def loader_speed(paths: list[Path], size: int, batch: int, workers: int, batches
     from torch.utils.data import DataLoader
 
     from depth.config import load_depth_config
-    from depth.data import ResizedFrames, StepBatchSampler, augment_batch, step_generator
+    from depth.data import ResizedFrames, StepBatchSampler, collate_frames
 
-    cfg = load_depth_config()
-    ds = ResizedFrames(paths, size)
+    ds = ResizedFrames(paths, size, augment=load_depth_config().data, seed=0)
     loader = DataLoader(ds, batch_sampler=StepBatchSampler(len(ds), batch, 0, 0, batches), num_workers=workers,
-                        multiprocessing_context="spawn" if workers else None)
+                        collate_fn=collate_frames, multiprocessing_context="spawn" if workers else None)
     n, t0 = 0, time.perf_counter()
-    for s, b in enumerate(loader):
-        b = augment_batch(b, cfg.data, step_generator(0, s))
+    for b in loader:
         n += len(b["index"])
     return n / (time.perf_counter() - t0)
 

@@ -110,6 +110,9 @@ class AnatomyConfig:
                               f"{list(SEGMENT_NAMES)}")
         check_range("start_mm", self.start_mm, 0.0)
         check_range("max_length_mm", self.max_length_mm, 0.0)
+        if 0 < self.max_length_mm < 10:
+            raise ConfigError("max_length_mm", f"{self.max_length_mm:g} mm is too short; use 0 (no cap) "
+                              "or at least 10 mm")
         check_range("taenia_depth", self.taenia_depth, 0.0, 0.4)
         check_range("wall_noise", self.wall_noise, 0.0, 0.3)
         check_range("wall_wavelength_mm", self.wall_wavelength_mm, 10.0, 2000.0)

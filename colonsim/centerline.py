@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import InputError
+from .errors import ConfigError, InputError
 
 if TYPE_CHECKING:
     from .anatomy import AnatomyConfig
@@ -200,10 +200,9 @@ def anatomical_path(cfg: "AnatomyConfig", radii: np.ndarray, rng: np.random.Gene
     for _ in range(tries):
         s, pts, tan = _turtle(cfg, bounds, rng)
         radius = segment_radius(s, bounds, radii)
-        if not _self_contact(pts, radius, cfg.folds):
+        if not _self_contact(pts, radius):
             break
     else:
-        from .errors import ConfigError
         raise ConfigError("segment_length_mm", f"no colon without self-contact in {tries} draws; "
                           "lower bend_jitter or change the segment lengths")
     s0, s1 = _crop(cfg, bounds)
@@ -252,7 +251,7 @@ def _turtle(cfg: "AnatomyConfig", bounds: np.ndarray, rng: np.random.Generator):
     return s, pts, tan
 
 
-def _self_contact(pts: np.ndarray, radius: np.ndarray, folds) -> bool:
+def _self_contact(pts: np.ndarray, radius: np.ndarray) -> bool:
     """Whether two parts of the lumen far apart along the path come closer than their radii allow,
     or a bend is tighter than the wall radius (the rings would fold over)."""
     from scipy.spatial import cKDTree

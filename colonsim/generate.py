@@ -9,8 +9,9 @@ renames it atomically to ``shard_NNNNN.h5``. A shard file therefore either does 
 complete: a SIGKILL at any moment leaves at worst a ``.tmp`` file, which resume deletes. As each
 shard appears, the parent copies it into ``OUT.tmp`` as compressed chunk bytes (no decode, no
 re-encode: about 1 ms a frame at 256x256); when all are in, it syncs ``OUT.tmp`` and renames it to
-``OUT``. A kill at any point leaves the shards in place, so resume rebuilds ``OUT.tmp`` from them. The user gets one
-self-contained file, which plain h5py reads with no virtual-dataset paths to keep valid.
+``OUT``. A kill at any point leaves the shards in place, so resume rebuilds ``OUT.tmp`` from them.
+The user gets one self-contained file that plain h5py reads, with no virtual-dataset source paths
+to keep valid; the price is one copy of the compressed data, made while the workers render.
 
 ``OUT.parts/manifest.json`` records the config, seed, frame count, mesh source and shard size; a
 resume with different ones is refused. Frame i is ``FrameRenderer.render(i, seed)``, a pure function
@@ -250,7 +251,7 @@ def render_dataset(cfg, out: str | Path, n_frames: int, *, seed: int = 0, worker
         cfg: the SimConfig. mesh: a mesh file, or "procedural" (cfg.output.n_meshes colons).
         workers: number of render processes, each with its own GL context.
         resume: finish an interrupted run of the same settings; overwrite: start afresh.
-        renderer: "module:class" of the frame renderer (the benchmarks swap in a bare loop).
+        renderer: "module:class" of the frame renderer, built in each worker as cls(cfg, colons).
     Returns a dict: path, frames, rendered (frames rendered by this call), size_px, file_bytes,
     wall_s, fps (rendered frames per second of wall time), workers, and the wall time's parts:
     setup_s (meshes), render_s (worker start-up and rendering), merge_s (joining the shards).
@@ -277,7 +278,7 @@ def render_dataset(cfg, out: str | Path, n_frames: int, *, seed: int = 0, worker
     if out.exists():  # resume of a finished run: check it, clean up, render nothing
         _check_final(out, manifest)
         shutil.rmtree(parts, ignore_errors=True)
-        return _result(out, n_frames, 0, cfg, time.perf_counter() - t0, workers)
+        return _result(out, n_frames, 0, cfg, time.perf_counter() - t0, workers, {})
     fresh = not parts.exists()
     if fresh:  # the folder appears with its manifest, or not at all
         staging = parts.with_name(f"{parts.name}.{os.getpid()}.tmp")
@@ -292,6 +293,8 @@ def render_dataset(cfg, out: str | Path, n_frames: int, *, seed: int = 0, worker
         shard_frames = int(old["shard_frames"])
     n_shards = math.ceil(n_frames / shard_frames)
     todo = [s for s in range(n_shards) if s not in _done_shards(parts, n_shards, seed)]
+    if not fresh:
+        log.info("resuming %s: %d of %d shards were done", out, n_shards - len(todo), n_shards)
     job = Job(cfg=cfg, seed=seed, n_frames=n_frames, shard_frames=shard_frames, parts=str(parts),
               attrs=_file_attrs(cfg, seed, source), renderer=renderer)
     n_todo = sum(len(shard_range(s, shard_frames, n_frames)) for s in todo)
@@ -309,10 +312,7 @@ def render_dataset(cfg, out: str | Path, n_frames: int, *, seed: int = 0, worker
             shutil.rmtree(parts, ignore_errors=True)  # bad input: leave nothing that needs --overwrite
         raise
     shutil.rmtree(parts, ignore_errors=True)
-    result = _result(out, n_frames, n_todo, cfg, time.perf_counter() - t0, workers)
-    result.update({k: round(v, 3) for k, v in times.items()})
-    result["merge_s"] = round(result["wall_s"] - times["setup_s"] - times["render_s"], 3)
-    return result
+    return _result(out, n_frames, n_todo, cfg, time.perf_counter() - t0, workers, times)
 
 
 def _file_attrs(cfg, seed: int, source: dict) -> dict:
@@ -406,7 +406,11 @@ class ShardMerger:
         self.tmp.unlink(missing_ok=True)
 
 
-def _result(out: Path, n_frames: int, rendered: int, cfg, wall_s: float, workers: int) -> dict[str, Any]:
+def _result(out: Path, n_frames: int, rendered: int, cfg, wall_s: float, workers: int,
+            times: dict) -> dict[str, Any]:
+    setup_s, render_s = times.get("setup_s", 0.0), times.get("render_s", 0.0)
     return {"path": str(out), "frames": n_frames, "rendered": rendered, "size_px": cfg.output.size_px,
             "file_bytes": out.stat().st_size, "wall_s": round(wall_s, 3),
-            "fps": round(rendered / wall_s, 2) if wall_s > 0 else 0.0, "workers": workers}
+            "fps": round(rendered / wall_s, 2) if wall_s > 0 else 0.0, "workers": workers,
+            "setup_s": round(setup_s, 3), "render_s": round(render_s, 3),
+            "merge_s": round(max(wall_s - setup_s - render_s, 0.0), 3) if rendered else 0.0}

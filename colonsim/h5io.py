@@ -65,7 +65,9 @@ def create(path: str | Path, n_frames: int, height: int, width: int, *, depth_dt
     ``param_dtypes`` maps each per-frame parameter name to "float32" or "int32". ``done`` starts at
     0 and ``complete`` at False; :class:`FrameWriter` and :func:`finish` set them.
     """
-    f = h5py.File(path, "w", libver="latest")
+    # The HDF5 1.10 file format: readable by any HDF5 since 2017, unlike "latest" (the format of
+    # whatever library writes it), and it allows attributes over 64 kB (the config JSON).
+    f = h5py.File(path, "w", libver=("v110", "v110"))
     try:
         attrs = {
             schema.ATTR_SCHEMA_VERSION: schema.SCHEMA_VERSION, schema.ATTR_UNITS: schema.UNITS,

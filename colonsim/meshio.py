@@ -2,6 +2,7 @@
 legacy VTK POLYDATA ASCII, or a folder of parts joined into one)."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Sequence
@@ -100,20 +101,19 @@ def load_colon(path: str | Path, scale: str | float | Sequence[float] | None = N
     factors = parse_scale(scale)
     mesh = _read_any(p)
     mesh.vertices = mesh.vertices * factors
-    uv = None
-    if centerline is None and p.is_file() and centerline_path(p).is_file():
+    sidecar = centerline is None and p.is_file() and centerline_path(p).is_file()
+    if sidecar:
         centerline = centerline_path(p)
-        uv = _sidecar_uv(centerline, len(mesh.vertices))
     if centerline is None:
         line = estimate_centerline(mesh)
     else:
         line = centerline if isinstance(centerline, Centerline) else Centerline.load(centerline)
-        if uv is None:  # a sidecar written by save_colon is already in mm
-            line = line.scaled(factors)
+        if not np.all(factors == 1.0):
+            line = line.scaled(factors)  # the radius becomes unknown, and is measured below
     mesh = orient_inward(mesh, line)
-    if uv is None or not np.isfinite(line.radius_mm).all():
-        import dataclasses
+    if np.isnan(line.radius_mm).all():
         line = dataclasses.replace(line, radius_mm=slice_radii(mesh, line))
+    uv = _sidecar_uv(centerline_path(p), len(mesh.vertices)) if sidecar and np.all(factors == 1.0) else None
     return Colon(mesh=mesh, centerline=line, uv=uv, name=p.stem if p.is_file() else p.name)
 
 

@@ -56,7 +56,8 @@ def iter_folder(path: Path, depth_scale: float | None) -> Iterator[tuple[str, np
         raise InputError(f"none of the {len(images)} images in {path} has a ground-truth depth file "
                          "(NAME.npy, or a 16-bit PNG/TIFF beside it or in a sibling depth/ folder)")
     if found < len(images):
-        log.warning("depth eval: %d of %d images have no ground truth and were skipped", len(images) - found, len(images))
+        log.warning("depth eval: %d of %d images have no ground truth and were skipped",
+                    len(images) - found, len(images))
 
 
 def _refine_fn(refiner: str | Path | None) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:

@@ -3,8 +3,8 @@
 Input: (N, 3, H, W) float32 RGB in [0, 1], any H and W (the input is padded to a multiple of
 ``stem_stride * 2**levels`` by edge replication and the output is cropped back). With
 ``stem_stride`` 2 the first convolution halves the resolution and the output logits are upsampled
-bilinearly: a quarter of the cost at full resolution, for depth maps that are smooth at that scale. Output: (N, 1, H, W) float32
-depth in mm.
+bilinearly: a quarter of the cost at full resolution, for depth maps that are smooth at that scale.
+Output: (N, 1, H, W) float32 depth in mm.
 
 Parameterization: the last layer gives a logit ``t`` per pixel and the depth is
 ``exp(log(min_depth_mm) + sigmoid(t) * (log(max_depth_mm) - log(min_depth_mm)))``: a bounded log

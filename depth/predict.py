@@ -78,7 +78,8 @@ def intrinsics_matrix(norm: list[float] | None, h: int, w: int, fov_deg: float |
     return np.array([[fx * w, 0, cx * w], [0, fy * h, cy * h], [0, 0, 1]], np.float64)
 
 
-def write_ply(path: str | Path, depth: np.ndarray, rgb: np.ndarray, k: np.ndarray, mask: np.ndarray | None = None) -> int:
+def write_ply(path: str | Path, depth: np.ndarray, rgb: np.ndarray, k: np.ndarray,
+              mask: np.ndarray | None = None) -> int:
     """Back-project (H, W) z-depth mm through the pinhole ``k`` into a coloured point cloud (binary
     PLY, mm, camera frame with OpenGL axes: x right, y up, looking along -z). Returns the point count."""
     h, w = depth.shape

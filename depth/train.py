@@ -3,7 +3,7 @@
 Reads top to bottom: config -> data (split, loader) -> model and optimizer -> schedule -> loop.
 The run folder holds ``config.yaml``, ``model.pt`` (best on validation abs_rel), ``last.pt`` (all
 state, for ``--resume``), ``step_NNNNNN.pt`` every ``checkpoint_every`` steps, TensorBoard events
-under ``tb/``, and ``loss_curve.png``. Batches and augmentations are pure functions of (seed, step),
+under ``tb/``, and ``loss_curve.png``. Batches and their augmentations are pure functions of (seed, step),
 so a resumed run follows the same path as one that never stopped.
 """
 from __future__ import annotations
@@ -25,8 +25,8 @@ from colonsim.errors import InputError
 
 from . import networks
 from .config import DepthConfig, config_from_dict
-from .data import (ResizedFrames, StepBatchSampler, augment_batch, count_frames, first_intrinsics,
-                   split_indices, step_generator)
+from .data import (ResizedFrames, StepBatchSampler, collate_frames, count_frames, first_intrinsics,
+                   split_indices)
 from .losses import depth_losses
 from .metrics import aggregate, compute_metrics
 
@@ -90,15 +90,15 @@ class Trainer:
             base = np.arange(len(self.val_set)) if val_idx is None else val_idx
             self.val_set = ResizedFrames([self.val_path] if val_idx is None else self.data,
                                          self.cfg.data.size_px, base[keep])
-        self.train_set = ResizedFrames(self.data, self.cfg.data.size_px, train_idx)
+        self.train_set = ResizedFrames(self.data, self.cfg.data.size_px, train_idx, augment=self.cfg.data, seed=t.seed)
         log.info("depth train: %d training frames, %d validation frames", len(self.train_set),
                  0 if self.val_set is None else len(self.val_set))
 
     def _loader(self) -> DataLoader:
         t = self.cfg.train
         sampler = StepBatchSampler(len(self.train_set), t.batch, t.seed, self.step, t.steps)
-        return DataLoader(self.train_set, batch_sampler=sampler, num_workers=t.num_workers,
-                          multiprocessing_context="spawn" if t.num_workers else None,
+        return DataLoader(self.train_set, batch_sampler=sampler, collate_fn=collate_frames,
+                          num_workers=t.num_workers, multiprocessing_context="spawn" if t.num_workers else None,
                           pin_memory=self.device.type == "cuda")
 
     # ------------------------------------------------------------------ state
@@ -123,7 +123,6 @@ class Trainer:
     # ------------------------------------------------------------------ steps
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         t = self.cfg.train
-        batch = augment_batch(batch, self.cfg.data, step_generator(t.seed, self.step))
         rgb, gt, mask = (batch[k].to(self.device, non_blocking=True) for k in (schema.RGB, schema.DEPTH, schema.MASK))
         if t.channels_last:
             rgb = rgb.contiguous(memory_format=torch.channels_last)
@@ -150,7 +149,7 @@ class Trainer:
             return {}, None
         self.model.eval()
         per_image, first = [], None
-        loader = DataLoader(self.val_set, batch_size=self.cfg.train.batch, shuffle=False)
+        loader = DataLoader(self.val_set, batch_size=self.cfg.train.batch, shuffle=False, collate_fn=collate_frames)
         for batch in loader:
             with autocast_for(self.device, self.cfg.train):
                 pred = self.model(batch[schema.RGB].to(self.device)).float().cpu()
@@ -286,5 +285,6 @@ def train_depth(cfg: DepthConfig, data: Sequence[str | Path], out_dir: str | Pat
         summary = trainer.run(writer)
     if trainer.step >= cfg.train.steps and not (out / "model.pt").exists():
         trainer.save("model.pt")
-    summary["paths"] = {name: str(out / name) for name in ("model.pt", "last.pt", "config.yaml", "loss_curve.png", "tb")}
+    names = ("model.pt", "last.pt", "config.yaml", "loss_curve.png", "tb")
+    summary["paths"] = {name: str(out / name) for name in names}
     return summary

@@ -56,3 +56,13 @@ def test_one_discriminator_step_lowers_its_loss_on_a_fixed_batch():
         with torch.no_grad():
             after = loss_fn()
         assert after.item() < before.item(), kind
+
+
+def test_features_self_reg_lets_colour_change_but_not_shading():
+    x = torch.zeros(1, 3, 32, 32)
+    mask = torch.ones(1, 1, 32, 32)
+    recoloured = x + torch.tensor([0.2, 0.0, -0.2]).view(1, 3, 1, 1)  # same grey level
+    ramp = torch.linspace(-0.3, 0.3, 32).view(1, 1, 1, 32).expand(1, 3, 32, 32)
+    assert losses.self_regularization(recoloured, x, mask, "features").item() < 1e-6
+    assert losses.self_regularization(x + ramp, x, mask, "features").item() > 0.05
+    assert losses.self_regularization(recoloured, x, mask, "lowpass").item() > 0.1

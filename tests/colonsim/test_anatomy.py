@@ -117,6 +117,9 @@ def test_rounded_triangle_cross_section_where_triangularity_is_high():
     ("anatomy.radius_mm.caecum=[40, 30]", "anatomy.radius_mm.caecum"),
     ("anatomy.folds.irregularity=2", "anatomy.folds.irregularity"),
     ("anatomy.no_such_key=1", "anatomy.no_such_key"),
+    ("anatomy.max_length_mm=5", "anatomy.max_length_mm"),
+    ("anatomy.start_mm=5000", "anatomy.start_mm"),
+    ("anatomy.path=curly", "anatomy.path"),
 ])
 def test_bad_config_values_raise_config_error_naming_the_key(override, key):
     with pytest.raises(ConfigError) as e:

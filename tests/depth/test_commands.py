@@ -52,7 +52,8 @@ def test_checkpoint_with_a_pickle_payload_is_refused(capsys, tmp_path):
             return (print, ("payload ran",))
 
     torch.save({"kind": networks.KIND, "model": Payload()}, tmp_path / "evil.pt")
-    code, out, err = _run(capsys, "depth", "export", "--model", str(tmp_path / "evil.pt"), "--out", str(tmp_path / "x.pt"))
+    code, out, err = _run(capsys, "depth", "export", "--model", str(tmp_path / "evil.pt"),
+                          "--out", str(tmp_path / "x.pt"))
     _assert_one_line_error(code, err, "pickle payload")
     assert "payload ran" not in out
 
