@@ -52,6 +52,11 @@ class LensConfig:
     render_scale: float                          # render px per output px at the image centre
     znear_mm: float                              # near clipping plane, mm
     zfar_mm: float                               # far clipping plane, mm (farther surfaces read 0)
+    # An imported calibration (colonsim/calibration.py) replaces the focal length solved from fov_deg
+    # and the centred principal point; it is scaled from the calibration image to the output size.
+    calib_size_px: tuple[int, int] = (0, 0)      # calibration image (width, height), px; (0, 0) = none
+    calib_matrix: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # px per unit r/f: [[m00, m01], [m10, m11]] row-major
+    calib_center_px: tuple[float, float] = (0.0, 0.0)  # principal point (x, y) in calibration-image px (0-based)
 
     def __post_init__(self):
         check_choice("model", self.model, MODELS)
@@ -66,7 +71,17 @@ class LensConfig:
         check_range("render_scale", self.render_scale, 0.1, 4.0)
         check_range("znear_mm", self.znear_mm, 0.0, 100.0, lo_open=True)
         check_range("zfar_mm", self.zfar_mm, self.znear_mm, 1e6, lo_open=True)
+        if self.calibrated:
+            check_range("calib_size_px", min(self.calib_size_px), 1, 100_000)
+            m = self.calib_matrix
+            if not abs(m[0] * m[3] - m[1] * m[2]) > 1e-9:
+                raise ConfigError("calib_matrix", f"must be invertible, got {list(m)}")
         Lens(self, 8, 8)   # the coefficients must give a monotonic mapping over the field of view
+
+    @property
+    def calibrated(self) -> bool:
+        """True when an imported calibration sets the intrinsics (calib_size_px is not (0, 0))."""
+        return tuple(self.calib_size_px) != (0, 0)
 
 
 def _newton_inverse(fwd, y: np.ndarray, x_tab: np.ndarray, y_tab: np.ndarray) -> np.ndarray:
@@ -117,6 +132,15 @@ class Lens:
                               f"{math.degrees(self._tab_theta[-1]):.1f} deg); use smaller coefficients")
         self.focal_px = self.radius_px / float(self.unit_r(np.array([half]))[0])
         self.theta_max = float(self._tab_theta[-1])
+        # (2, 2) pixels per unit of normalized image-plane offset (x right, y down).
+        self.matrix = np.diag([self.focal_px, self.focal_px])
+        if cfg.calibrated:
+            sx, sy = self.width / cfg.calib_size_px[0], self.height / cfg.calib_size_px[1]
+            self.matrix = np.asarray(cfg.calib_matrix, np.float64).reshape(2, 2) * [[sx], [sy]]
+            self.cx = (cfg.calib_center_px[0] + 0.5) * sx - 0.5   # pixel centres at integers
+            self.cy = (cfg.calib_center_px[1] + 0.5) * sy - 0.5
+            self.focal_px = math.sqrt(abs(np.linalg.det(self.matrix)))
+        self._matrix_inv = np.linalg.inv(self.matrix)
 
     # ------------------------------------------------------------------ radial model
 
@@ -142,11 +166,11 @@ class Lens:
         Returns (rays (N, 3) float64 unit vectors, OpenGL camera frame; valid (N,) bool: the pixel
         maps to an angle the model covers)."""
         uv = np.asarray(uv, np.float64).reshape(-1, 2)
-        dx, dy = uv[:, 0] - self.cx, uv[:, 1] - self.cy
-        r = np.hypot(dx, dy) / self.focal_px
+        q = (uv - [self.cx, self.cy]) @ self._matrix_inv.T      # normalized offsets, |q| = r / f
+        r = np.hypot(q[:, 0], q[:, 1])
         valid = r <= self._tab_r[-1]
         theta = self.theta_of_unit_r(np.minimum(r, self._tab_r[-1]))
-        phi = np.arctan2(dy, dx)
+        phi = np.arctan2(q[:, 1], q[:, 0])
         s = np.sin(theta)
         rays = np.stack([s * np.cos(phi), -s * np.sin(phi), -np.cos(theta)], axis=1)
         return rays, valid
@@ -156,13 +180,15 @@ class Lens:
         rays = np.asarray(rays, np.float64).reshape(-1, 3)
         x, y, z = rays[:, 0], -rays[:, 1], -rays[:, 2]      # OpenCV axes
         theta = np.arctan2(np.hypot(x, y), z)
-        r = self.unit_r(theta) * self.focal_px
+        r = self.unit_r(theta)
         phi = np.arctan2(y, x)
-        return np.stack([self.cx + r * np.cos(phi), self.cy + r * np.sin(phi)], axis=1)
+        q = np.stack([r * np.cos(phi), r * np.sin(phi)], axis=1)
+        return q @ self.matrix.T + [self.cx, self.cy]
 
     def intrinsics(self) -> np.ndarray:
-        """(3, 3) float32 pinhole matrix of the frame (focal_px, principal point at the centre)."""
-        return np.array([[self.focal_px, 0, self.cx], [0, self.focal_px, self.cy], [0, 0, 1]], np.float32)
+        """(3, 3) float32 pinhole matrix of the frame (its focal lengths and principal point)."""
+        (m00, m01), (m10, m11) = self.matrix
+        return np.array([[m00, m01, self.cx], [m10, m11, self.cy], [0, 0, 1]], np.float32)
 
     def pixel_grid(self) -> np.ndarray:
         """(h * w, 2) float64 pixel centres, row-major."""
@@ -223,7 +249,8 @@ class Remap:
         h, w = lens.height, lens.width
         self.mask = lens.field_mask()
         self._gain = (lens.vignette() * self.mask)[..., None].astype(np.float32)   # (h, w, 1)
-        self.direct = lens.cfg.model == "pinhole"
+        # A calibrated pinhole may have an off-centre principal point: remap it like the wide lenses.
+        self.direct = lens.cfg.model == "pinhole" and not lens.cfg.calibrated
         if self.direct:
             if w != h:
                 raise ConfigError("output.size_px", "square frames only")

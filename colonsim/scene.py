@@ -8,6 +8,8 @@ order, and nothing is carried over from earlier frames.
 """
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -72,6 +74,9 @@ class FrameRenderer:
             raise InputError("FrameRenderer needs at least one colon mesh; got none")
         self.cfg = cfg
         self.colons = list(colons)
+        # The 2 mm clearance is checked inside a cone that must cover at least the lens's view.
+        fov = min(max(cfg.trajectory.clearance_fov_deg, cfg.lens.fov_deg), 179.0)
+        self._trajectory = dataclasses.replace(cfg.trajectory, clearance_fov_deg=fov)
         size = cfg.output.size_px
         self.lens = Lens(cfg.lens, size, size)
         self.remap = Remap(self.lens)
@@ -100,8 +105,9 @@ class FrameRenderer:
         cfg = self.cfg
         streams = np.random.SeedSequence([int(seed), int(index)]).spawn(len(STREAMS))
         _, rng_tissue, rng_light, rng_sensor = (np.random.default_rng(s) for s in streams)
-        mesh_id = int(index) % len(self.colons)
-        pose, traj_params = pose_for_frame(self.colons[mesh_id], cfg.trajectory, int(seed), int(index))
+        # A smooth sequence stays in one colon: the mesh is chosen per sequence, not per frame.
+        mesh_id = (int(index) // cfg.trajectory.sequence_length) % len(self.colons)
+        pose, traj_params = pose_for_frame(self.colons[mesh_id], self._trajectory, int(seed), int(index))
         tissue = tissuemod.sample_params(cfg.tissue, rng_tissue)
         light = lightmod.sample_params(cfg.light, rng_light)
         sensor = sensormod.sample_params(cfg.sensor, rng_sensor)

@@ -34,6 +34,7 @@ class SimConfig:
     style: str = "custom"         # the style preset this config started from (recorded, not applied)
 
 
+
 def styles() -> list[str]:
     """Names of the style presets shipped in ``assets/styles``."""
     return sorted(p.stem for p in cfgmod.assets_path("styles").glob("*.yaml"))

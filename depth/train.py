@@ -77,20 +77,17 @@ class Trainer:
 
     # ------------------------------------------------------------------ data
     def _setup_data(self) -> None:
-        t = self.cfg.train
+        t, size = self.cfg.train, self.cfg.data.size_px
         counts = count_frames(self.data)
         if self.val_path is not None:
-            train_idx, val_idx = np.arange(sum(counts)), None
-            self.val_set = ResizedFrames([self.val_path], self.cfg.data.size_px)
+            train_idx, val_paths = np.arange(sum(counts)), [self.val_path]
+            val_idx = np.arange(sum(count_frames(val_paths)))
         else:
-            train_idx, val_idx = split_indices(counts, t.val_fraction)
-            self.val_set = ResizedFrames(self.data, self.cfg.data.size_px, val_idx) if len(val_idx) else None
-        if self.val_set is not None and t.val_max_frames and len(self.val_set) > t.val_max_frames:
-            keep = np.linspace(0, len(self.val_set) - 1, t.val_max_frames).round().astype(int)
-            base = np.arange(len(self.val_set)) if val_idx is None else val_idx
-            self.val_set = ResizedFrames([self.val_path] if val_idx is None else self.data,
-                                         self.cfg.data.size_px, base[keep])
-        self.train_set = ResizedFrames(self.data, self.cfg.data.size_px, train_idx, augment=self.cfg.data, seed=t.seed)
+            (train_idx, val_idx), val_paths = split_indices(counts, t.val_fraction), self.data
+        if t.val_max_frames and len(val_idx) > t.val_max_frames:  # evenly spaced, to span the set
+            val_idx = val_idx[np.linspace(0, len(val_idx) - 1, t.val_max_frames).round().astype(int)]
+        self.val_set = ResizedFrames(val_paths, size, val_idx) if len(val_idx) else None
+        self.train_set = ResizedFrames(self.data, size, train_idx, augment=self.cfg.data, seed=t.seed)
         log.info("depth train: %d training frames, %d validation frames", len(self.train_set),
                  0 if self.val_set is None else len(self.val_set))
 
@@ -117,13 +114,18 @@ class Trainer:
         self.step, self.best = int(ckpt["step"]), float(ckpt["best_val_abs_rel"])
         self.history = {k: list(v) for k, v in ckpt["history"].items()}
 
-    def save(self, name: str, **extra: Any) -> Path:
-        return networks.save_checkpoint(self.out / name, self.model, self.model_args, **self.state(), **extra)
+    def save(self, name: str, resumable: bool = True, **extra: Any) -> Path:
+        """A checkpoint in the run folder; without ``resumable``, no optimizer state (model.pt)."""
+        state = self.state()
+        if not resumable:
+            state = {k: v for k, v in state.items() if k not in ("optimizer", "scaler")}
+        return networks.save_checkpoint(self.out / name, self.model, self.model_args, **state, **extra)
 
     # ------------------------------------------------------------------ steps
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         t = self.cfg.train
-        rgb, gt, mask = (batch[k].to(self.device, non_blocking=True) for k in (schema.RGB, schema.DEPTH, schema.MASK))
+        rgb, gt, mask = (batch[k].to(self.device, non_blocking=True)
+                         for k in (schema.RGB, schema.DEPTH, schema.MASK))
         if t.channels_last:
             rgb = rgb.contiguous(memory_format=torch.channels_last)
         for g in self.opt.param_groups:
@@ -197,7 +199,7 @@ class Trainer:
     def _validate_and_keep(self, writer) -> dict[str, float]:
         val, first = self.validate()
         if not val:  # no validation frames: the latest weights are the model
-            self.save("model.pt")
+            self.save("model.pt", resumable=False)
             return val
         for k, v in val.items():
             writer.add_scalar(f"val/{k}", v, self.step)
@@ -207,7 +209,7 @@ class Trainer:
         self.history["val_abs_rel"].append(val["abs_rel"])
         if val["abs_rel"] < self.best:
             self.best = val["abs_rel"]
-            self.save("model.pt", val_metrics=val)
+            self.save("model.pt", resumable=False, val_metrics=val)
         return val
 
     def _checkpoint(self) -> None:
@@ -284,7 +286,7 @@ def train_depth(cfg: DepthConfig, data: Sequence[str | Path], out_dir: str | Pat
     with SummaryWriter(str(out / "tb"), purge_step=trainer.step or None) as writer:
         summary = trainer.run(writer)
     if trainer.step >= cfg.train.steps and not (out / "model.pt").exists():
-        trainer.save("model.pt")
+        trainer.save("model.pt", resumable=False)
     names = ("model.pt", "last.pt", "config.yaml", "loss_curve.png", "tb")
     summary["paths"] = {name: str(out / name) for name in names}
     return summary

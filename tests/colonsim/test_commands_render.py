@@ -14,7 +14,8 @@ from colonsim.generate import MANIFEST, parts_dir
 
 N = 4
 SMALL = ["--size", "32", "--seed", "3", "--quiet", "--set", "anatomy.path=straight",
-         "--set", "anatomy.max_length_mm=200", "--set", "anatomy.triangles=20000"]
+         "--set", "anatomy.max_length_mm=200", "--set", "anatomy.triangles=20000",
+         "--set", "tissue.texture_px=64"]
 
 
 def run_error(capsys, argv: list[str]) -> str:

@@ -10,7 +10,7 @@ from colonsim.errors import ConfigError
 from colonsim.preview import Layout, draw_sheet, parse_sweep
 
 SMALL = ["--size", "32", "--set", "anatomy.path=straight", "--set", "anatomy.max_length_mm=200",
-         "--set", "anatomy.triangles=20000"]
+         "--set", "anatomy.triangles=20000", "--set", "tissue.texture_px=64"]
 
 
 def tile(img: np.ndarray, origin: tuple[int, int], size: int) -> np.ndarray:

@@ -15,8 +15,6 @@ import pytest
 
 from colonsim import schema
 
-DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data"
-
 
 def synthetic_frames(n: int, size: int, seed: int) -> dict[str, np.ndarray]:
     """n frames: rgb (n, S, S, 3) uint8, depth (n, S, S) float32 mm (0 outside the circle), mask

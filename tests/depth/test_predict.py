@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -50,3 +52,29 @@ def test_predict_folder_writes_npy_png_ply(tiny_model, tmp_path):
     assert cv2.imread(str(tmp_path / "out" / "1.png")).shape == (30, 40, 3)
     assert (tmp_path / "out" / "1.ply").read_bytes().startswith(b"ply\n")
     assert colorize(np.zeros((2, 2))).sum() == 0
+
+
+def test_predict_on_a_video(tiny_model, tmp_path):
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (48, 32))
+    for i in range(3):
+        writer.write(np.full((32, 48, 3), 60 + 40 * i, np.uint8))
+    writer.release()
+    r = predict_folder(tiny_model, path, tmp_path / "out")
+    assert r["n"] == 3
+    assert np.load(tmp_path / "out" / "frame_000002.npy").shape == (32, 48)
+
+
+def test_predict_on_real_cvc_colondb_frames(tiny_model, tmp_path):
+    src = Path(__file__).resolve().parents[3] / "shared" / "data" / "real" / "cvc-colondb"
+    if not src.is_dir():
+        pytest.skip(f"real frames not found at {src} (see shared/data/SOURCES.md)")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for p in sorted(src.glob("*.jpg"))[:2]:
+        (frames / p.name).write_bytes(p.read_bytes())
+    r = predict_folder(tiny_model, frames, tmp_path / "out")
+    assert r["n"] == 2
+    d = np.load(next((tmp_path / "out").glob("*.npy")))
+    assert d.shape == (500, 574)  # the frame's own size, (H, W)
+    assert d[0, 0] == 0 and d[250, 287] > 0  # zero on the black border, depth inside the image circle

@@ -57,3 +57,10 @@ def test_separate_val_file_and_schedule(tiny_h5, tiny_val_h5, tiny_cfg, tmp_path
     assert lr_at(0, t) == pytest.approx(t.lr / t.warmup_steps)
     assert lr_at(t.warmup_steps, t) == pytest.approx(t.lr)
     assert lr_at(t.steps, t) == pytest.approx(t.lr * t.min_lr_ratio)
+
+
+def test_bf16_autocast_and_channels_last_train(tiny_h5, tiny_cfg, tmp_path):
+    cfg = cfgmod.replace(tiny_cfg, ["train.bf16_cpu=true", "train.channels_last=true", "train.steps=2"])
+    r = train_depth(cfg, [tiny_h5], tmp_path / "run")
+    assert r["steps"] == 2 and 0 < r["final_loss"] < 10
+    assert 0 < r["val_metrics"]["abs_rel"] < 10
