@@ -235,7 +235,7 @@ def train_refiner(cfg: AdaptConfig, real: str | Path, synthetic: str | Path, out
     total = s.pretrain_refiner_steps + s.pretrain_disc_steps + s.steps
     book = Logbook(out, trainer.records, start_step=trainer.step, total=total)
     t0 = time.monotonic()
-    stopped_early = False
+    stopped_early, phase = False, "resumed"
     try:
         while trainer.step < total:
             phase, scalars = trainer.schedule_step()
@@ -252,7 +252,7 @@ def train_refiner(cfg: AdaptConfig, real: str | Path, synthetic: str | Path, out
                 log.info("time limit of %g min reached at schedule step %d", s.time_limit_min, trainer.step)
                 break
     finally:
-        book.flush(trainer.step, "end")
+        book.flush(trainer.step, phase)
         trainer.save()
         book.samples(trainer.step, trainer.samples())
         book.close()

@@ -60,3 +60,12 @@ def test_forward_direction_trains_on_synthetic_input(tmp_path, real_dir, synthet
     r = train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "fwd", steps=1)
     assert r["direction"] == "forward" and r["steps"] == 1
     assert load_refiner(tmp_path / "fwd" / "refiner.pt")[1]["direction"] == "forward"
+
+
+def test_identity_failure_is_visible_in_the_logs(tmp_path, real_dir, synthetic_h5, tiny_cfg, caplog):
+    """With no adversarial weight the residual refiner stays the identity: the log must say so."""
+    cfg = dataclasses.replace(tiny_cfg, losses=dataclasses.replace(tiny_cfg.losses, adv_weight=0.0))
+    with caplog.at_level("WARNING", logger="adapt"):
+        r = train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "ident", steps=2)
+    assert r["losses"]["refiner/delta_grey"] < 0.5
+    assert "nearly identical to their inputs" in caplog.text
