@@ -16,7 +16,7 @@ and compression, shards, merge, worker start-up); frame loop / bare is what the 
 model cost.
 
 Prints one line per K and the ratios. Usage:
-    python benchmarks/render_throughput.py [--frames 600] [--bare-frames 300] [--workers 1 2] [--size 256]
+    python benchmarks/render_throughput.py [--frames 1000] [--bare-frames 300] [--workers 1 2] [--size 256]
 """
 from __future__ import annotations
 
@@ -124,7 +124,7 @@ def end_to_end(size: int, workers: int, n: int, tmp: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--frames", type=int, default=600, help="frames of each end-to-end run")
+    ap.add_argument("--frames", type=int, default=1000, help="frames of each end-to-end run")
     ap.add_argument("--bare-frames", type=int, default=300, help="frames of each bare loop (all workers)")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--size", type=int, default=256)

@@ -57,6 +57,18 @@ class Calibration:
 # ----------------------------------------------------------------------------- reading files
 
 
+def _fs_value(node):
+    """A cv2.FileNode as a number, string, list, or nested list (matrices)."""
+    if node.isSeq():
+        return [_fs_value(node.at(i)) for i in range(node.size())]
+    if node.isMap():
+        m = node.mat()
+        return None if m is None else m.tolist()
+    if node.isInt() or node.isReal():
+        return node.real()
+    return node.string() if node.isString() else None
+
+
 def _read_mapping(path: Path) -> dict:
     """A calibration file as a plain dict (YAML, JSON, OpenCV FileStorage, or 12 numbers)."""
     text = path.read_text(errors="replace")
@@ -65,13 +77,7 @@ def _read_mapping(path: Path) -> dict:
         import cv2
         fs = cv2.FileStorage(str(path), cv2.FILE_STORAGE_READ)
         try:
-            out = {}
-            for key in fs.root().keys():
-                node = fs.getNode(key)
-                out[key] = (node.mat().tolist() if node.isMap() and not node.mat() is None
-                            else node.real() if node.isReal() or node.isInt()
-                            else node.string() if node.isString() else None)
-            return out
+            return {key: _fs_value(fs.getNode(key)) for key in fs.root().keys()}
         finally:
             fs.release()
     if path.suffix.lower() == ".json":

@@ -56,13 +56,15 @@ def _tune(args):
     cfg = load_config(args)
     if args.ui:
         from .tuneui import serve
-        r = serve(cfg, real=args.real, out=args.out, host=args.host, port=args.port)
+        import sys
+        r = serve(cfg, real=args.real, out=args.out, host=args.host, port=args.port,
+                  on_ready=lambda url: print(f"tuner at {url} (Ctrl-C to stop)", file=sys.stderr, flush=True))
         return f"tuner stopped after {r['renders']} renders; saved {r['saves']} config(s)", r
     if not args.real:
         raise InputError("tune needs --real DIR (a folder of real frames), or --ui for the interactive tuner")
     from .tune import tune
     r = tune(cfg, args.real, args.out, budget=args.budget, frames=args.frames, size_px=args.size,
-             holdout=args.holdout, max_real=args.max_real, seed=args.seed, fit_mask=not args.mask and not args.camera,
+             holdout=args.holdout, max_real=args.max_real, seed=args.seed, fit_mask=not args.mask,
              timeout_s=args.timeout, png=args.png, progress=not args.quiet)
     line = (f"{r['out']}: distance on {r['n_holdout']} held-out frames {r['distance_before']:.3f} -> "
             f"{r['distance_after']:.3f} after {r['trials']} trials in {r['wall_s']:.0f} s; figure {r['png']}")

@@ -190,11 +190,12 @@ def _check_same(old: dict, new: dict, what: Path) -> None:
 def _read_manifest(parts: Path) -> dict:
     try:
         data = json.loads((parts / MANIFEST).read_text())
-        assert isinstance(data, dict) and "shard_frames" in data
-        return data
-    except (OSError, ValueError, AssertionError):
+    except (OSError, ValueError):
+        data = None
+    if not isinstance(data, dict) or not isinstance(data.get("shard_frames"), int):
         raise DatasetError(f"{parts} is not a ColonSim render in progress (no readable {MANIFEST}); "
-                           "remove it or use --overwrite") from None
+                           "remove it or use --overwrite")
+    return data
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
@@ -280,9 +281,10 @@ def render_dataset(cfg, out: str | Path, n_frames: int, *, seed: int = 0, worker
         shutil.rmtree(parts, ignore_errors=True)
         return _result(out, n_frames, 0, cfg, time.perf_counter() - t0, workers, {})
     fresh = not parts.exists()
+    for stale in parts.parent.glob(f"{parts.name}.*.tmp"):  # left by a kill during the step below
+        shutil.rmtree(stale, ignore_errors=True)
     if fresh:  # the folder appears with its manifest, or not at all
         staging = parts.with_name(f"{parts.name}.{os.getpid()}.tmp")
-        shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
         _write_json_atomic(staging / MANIFEST, manifest)
         os.replace(staging, parts)
@@ -332,7 +334,8 @@ def _run_pool(job: Job, make_colons: Callable[[], tuple], todo: Sequence[int], w
     ctx = mp.get_context("spawn")  # never fork: a GL context or h5py handle must not be copied
     counter = ctx.Value("q", 0)
     lp_threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
-    bar = tqdm(total=n_todo, unit="frame", disable=not progress, desc="render", smoothing=0.1)
+    bar = tqdm(total=n_todo, unit="frame", disable=not progress, desc="render", smoothing=0.1,
+               mininterval=0.5)
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(job, counter, lp_threads, os.getpid())) as pool:
         for _ in range(workers):

@@ -350,7 +350,11 @@ def _check_extent(name: str, ds: h5py.Dataset, file_size: int) -> list[str]:
     def visit(info):
         nonlocal end
         end = max(end, info.byte_offset + info.size)
-    ds.id.chunk_iter(visit)
+    if hasattr(ds.id, "chunk_iter"):  # HDF5 >= 1.12.3: one pass over the chunk index
+        ds.id.chunk_iter(visit)
+    else:
+        for k in range(ds.id.get_num_chunks()):
+            visit(ds.id.get_chunk_info(k))
     return [] if end <= file_size else [f"dataset '{name}' has chunks beyond the end of the file "
                                         f"({end} > {file_size} bytes): the file was cut short"]
 

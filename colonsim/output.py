@@ -1,8 +1,8 @@
 """The ``output`` section of the forward-model config: image size and how the HDF5 file is stored.
 
 Compression choices (all readable by a plain h5py once ``import hdf5plugin`` has run, except gzip
-and lzf which need nothing): ``blosc-lz4`` (fast, the default: it costs the writer ~1 ms a frame at
-256x256), ``blosc-zstd`` and ``zstd`` (smaller files, slower), ``gzip`` (no plugin needed, slow),
+and lzf which need nothing): ``blosc-lz4`` (fast, the default: writing rgb, depth and mask costs ~1.5 ms a
+frame at 256x256), ``blosc-zstd`` and ``zstd`` (smaller files, slower), ``gzip`` (no plugin needed, slow),
 ``lzf`` (built into h5py), ``none``.
 """
 from __future__ import annotations

@@ -10,7 +10,8 @@ frames. The result is measured on the held-out frames against a fresh set of ren
 (another seed), for the starting and the tuned config.
 
 Each tuned value is the centre of its range: a field that the style draws per frame from
-``[lo, hi]`` keeps its spread and is shifted to the tuned centre (clipped to the search bounds).
+``[lo, hi]`` keeps its spread and is shifted to the tuned centre (narrowed where it would leave the
+search bounds).
 Pixel-sized values (blur, chromatic aberration) are searched in pixels of the output size of the
 config and scaled to the analysis size while rendering.
 """
@@ -90,9 +91,9 @@ def apply_params(cfg, values: dict[str, float]):
     for key, c in values.items():
         old = _get(cfg, key)
         if isinstance(old, tuple):
-            mid, p = float(np.mean(old)), bounds[key]
-            lo, hi = (float(np.clip(x + c - mid, p.lo, p.hi)) for x in old)
-            sets.append(f"{key}={_fmt((lo, hi))}")
+            p = bounds[key]
+            half = min((old[1] - old[0]) / 2.0, max(c - p.lo, 0.0), max(p.hi - c, 0.0))  # stay in bounds
+            sets.append(f"{key}={_fmt((c - half, c + half))}")
         else:
             sets.append(f"{key}={_fmt(float(c))}")
     if "sensor.gamma" in values:
@@ -246,7 +247,7 @@ def tune(cfg, real: str | Path, out: str | Path, *, budget: int = 100, frames: i
     """Fit ``cfg`` to the real frames in ``real``; write the tuned config to ``out`` (YAML that
     ``colonsim render --config`` takes) and the before/after figure to ``png`` (default: beside
     ``out``). Returns distance_before/after (held-out frames), their parts, params, trials, wall_s."""
-    from .calibration import apply_field_stop, estimate_mask, fit_field_stop
+    from .calibration import estimate_mask, fit_field_stop
     from .generate import _rebuild_error, load_colons, mesh_source
 
     t0 = time.time()
@@ -273,12 +274,14 @@ def tune(cfg, real: str | Path, out: str | Path, *, budget: int = 100, frames: i
         raise _rebuild_error(*r)
     tuned = apply_params(cfg, r["best_values"])
     out.write_text("# colonsim tune: fitted to the real frames in " + str(real) + "\n" + cfgmod.to_yaml(tuned))
-    before_after_figure(png, [f for f, _ in hold[:4]], r["show"]["default"], r["show"]["tuned"],
+    shown = [f for f, _ in hold[::max(1, len(hold) // 4)][:4]]   # spread over the held-out videos
+    before_after_figure(png, shown, r["show"]["default"], r["show"]["tuned"],
                         hold_stats, r["before"], r["after"], r["parts_before"], r["parts_after"])
     return {"distance_before": round(r["distance_before"], 4), "distance_after": round(r["distance_after"], 4),
             "parts_before": {k: round(v, 4) for k, v in r["parts_before"].items()},
             "parts_after": {k: round(v, 4) for k, v in r["parts_after"].items()},
             "fit_distance_before": round(r["fit_before"], 4), "fit_distance_after": round(r["fit_after"], 4),
             "params": {k: round(v, 5) for k, v in r["best_values"].items()},
+            "distance_real_fit_vs_holdout": round(framestats.distance(fit_stats, hold_stats), 4),
             "trials": r["trials"], "n_fit": len(fit), "n_holdout": len(hold), "size_px": size_px,
             "out": str(out), "png": str(png), "wall_s": round(time.time() - t0, 1)}

@@ -51,15 +51,16 @@ class Stages:
     def run(self, name: str, inputs: dict, fn: Callable[[bool], Any]) -> Any:
         key = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
         rec = self.dir / f"{name}.json"
-        if rec.exists():
-            old = json.loads(rec.read_text())
-            if old.get("key") == key:
-                log.info("stage %s: cached", name)
-                return old.get("result")
+        started = self.dir / f"{name}.started"
+        if rec.exists() and json.loads(rec.read_text()).get("key") == key:
+            log.info("stage %s: cached", name)
+            return json.loads(rec.read_text()).get("result")
+        # An interrupted stage with the same inputs resumes; anything else starts afresh.
+        changed = not (started.exists() and started.read_text() == key)
+        if changed and rec.exists():
             log.info("stage %s: inputs changed, redoing it", name)
-            changed = True
-        else:
-            changed = False
+        rec.unlink(missing_ok=True)
+        started.write_text(key)
         t0 = time.perf_counter()
         log.info("stage %s: running", name)
         result = fn(changed)

@@ -136,3 +136,57 @@ def test_mask_estimated_from_cvc_frames_is_an_octagon():
     stop = calibration.fit_field_stop(calibration.estimate_mask(frames))
     assert stop["iou"] > 0.9
     assert 0.8 < stop["circle_frac"] < 1.3
+
+
+def _far_centroid(tmp_path, cx, cy):
+    """Centroid (x, y) of the farthest 1 % of pixels of a frame down a straight tube, at 48x48."""
+    from colonsim.anatomy import generate_colon
+    from colonsim.scene import FrameRenderer
+    f = tmp_path / f"k{cx}_{cy}.json"
+    f.write_text(json.dumps({"model": "fisheye", "K": [[30, 0, cx], [0, 30, cy], [0, 0, 1]],
+                             "D": [0, 0, 0, 0], "image_size": [64, 48]}))
+    cfg = load_sim_config("clean", overrides=[
+        "output.size_px=48", "anatomy.path=straight", "anatomy.max_length_mm=200", "anatomy.triangles=20000",
+        "trajectory.lateral_offset_frac=0", "trajectory.view_angle_deg=0", "trajectory.wall_view_probability=0",
+        "lens.circle_frac=1.6", "lens.mask=none"])
+    lens = calibration.apply_calibration(cfg.lens, calibration.load_calibration(f))
+    cfg = type(cfg)(**{**cfg.__dict__, "lens": lens})
+    r = FrameRenderer(cfg, [generate_colon(cfg.anatomy, 3)])
+    depth = r.render(0, 0).depth
+    ys, xs = np.nonzero(depth >= np.percentile(depth[depth > 0], 99))
+    return np.array([xs.mean(), ys.mean()])
+
+
+def test_renderer_moves_the_image_with_the_calibrated_principal_point(tmp_path):
+    centred = _far_centroid(tmp_path, 31.5, 23.5)
+    moved = _far_centroid(tmp_path, 20.0, 12.0)
+    # the principal point moves by (-11.5 * 48 / 64, -11.5) px at the 48x48 output; so does the image
+    np.testing.assert_allclose(moved - centred, [-8.625, -11.5], atol=1.5)
+
+
+def test_opencv_filestorage_yaml_is_read(tmp_path):
+    f = tmp_path / "cam.yml"
+    fs = cv2.FileStorage(str(f), cv2.FILE_STORAGE_WRITE)
+    fs.write("model", "fisheye")
+    fs.write("K", np.array(K))
+    fs.write("D", np.array(D))
+    fs.write("width", 574)
+    fs.write("height", 500)
+    fs.release()
+    c = calibration.load_calibration(f)
+    assert c.model == "fisheye" and c.size_px == (574, 500)
+    assert c.matrix == (231.5, 0.0, 0.0, 229.8) and c.kb_coeffs == pytest.approx(D)
+
+
+def test_distorted_pinhole_is_converted_to_a_close_fisheye(tmp_path):
+    Kp = [[300.0, 0, 287.0], [0, 300.0, 249.5], [0, 0, 1]]
+    Dp = [-0.28, 0.09, 0.0, 0.0, -0.012]
+    f = tmp_path / "pin.json"
+    f.write_text(json.dumps({"model": "pinhole", "K": Kp, "D": Dp, "image_size": [574, 500]}))
+    calib = calibration.load_calibration(f)
+    assert calib.model == "fisheye"
+    lens = _lens_for(calib, circle_frac=1.0)
+    rng = np.random.default_rng(1)
+    pts = np.concatenate([rng.uniform(-0.7, 0.7, (300, 2)), np.ones((300, 1))], 1)   # within ~45 deg
+    expected, _ = cv2.projectPoints(pts, np.zeros(3), np.zeros(3), np.array(Kp), np.array(Dp))
+    assert np.abs(lens.ray_to_pixel(_gl_to_cv(pts)) - expected.reshape(-1, 2)).max() < 0.5

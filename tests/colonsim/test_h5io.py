@@ -116,3 +116,17 @@ def test_wrong_shape_and_dtype_are_reported(tmp_path):
         f.attrs[schema.ATTR_N_FRAMES] = 3
     report = h5io.validate(path)
     assert not report["ok"] and any("'pose' has dtype float64" in e for e in report["errors"])
+
+
+def test_frames_written_after_the_last_flush_stay_not_done(tmp_path):
+    path = tmp_path / "crash.h5"
+    w = h5io.FrameWriter(create(path, 4))
+    for i in range(3):
+        w.write(i, make_frame(i))
+        if i == 1:
+            w.flush()
+    w.f.close()  # as if the process died here: frame 2's data may be there, but it is not done
+    with h5io.open_file(path) as f:
+        assert f[schema.DONE][()].tolist() == [1, 1, 0, 0]
+        assert np.array_equal(f[schema.POSE][1], make_frame(1).pose)
+        assert not f.attrs[schema.ATTR_COMPLETE]
