@@ -6,10 +6,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.colonsim-installed
 GL_PACKAGES := libosmesa6 libegl1 libegl-mesa0 libgl1-mesa-dri libglu1-mesa
+# Only for the interactive tuner's end-to-end browser test.
+BROWSER_PACKAGES := chromium chromium-driver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: setup sysdeps demo test bench clean
+.PHONY: setup sysdeps browser demo test bench clean
 
 setup: sysdeps $(STAMP)
 
@@ -21,6 +23,15 @@ sysdeps:
 	    echo "installing system GL libraries: $(GL_PACKAGES)"; \
 	    $(SUDO) apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(GL_PACKAGES); \
+	fi
+
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then \
+	    echo "headless browser: present"; \
+	else \
+	    echo "installing a headless browser for the tuner test: $(BROWSER_PACKAGES)"; \
+	    $(SUDO) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(BROWSER_PACKAGES); \
 	fi
 
 # The CPU build of torch goes in first, so that the package's `torch` requirement
@@ -36,7 +47,7 @@ demo: setup
 	$(VENV)/bin/colonsim demo --quick --out runs/demo
 
 # pytest exits 5 when it collected no tests: that is a failure here, not a pass.
-test: setup
+test: setup browser
 	@set +e; $(PY) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 

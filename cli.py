@@ -17,6 +17,8 @@ import sys
 COMMAND_MODULES = (
     "colonsim.commands_mesh",
     "colonsim.commands_render",
+    "colonsim.commands_tune",
+    "colonsim.commands_plan",
     "depth.commands",
     "adapt.commands",
     "experiment.commands",

@@ -14,7 +14,13 @@ def add_parsers(sub) -> None:
     p.add_argument("--out", required=True, metavar="DATA.h5", help="output HDF5 file")
     p.add_argument("--frames", required=True, type=int, metavar="N", help="number of frames")
     _add_scene_args(p)
-    p.add_argument("--workers", type=int, default=1, metavar="K", help="render processes (default 1)")
+    p.add_argument("--workers", type=int, metavar="K",
+                   help="render processes, or Ray actors (default 1; with --backend ray, one per cluster CPU)")
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="local processes (default), or actors on a Ray cluster (pip install colonsim[ray])")
+    p.add_argument("--address", metavar="ADDR", help="Ray cluster to use with --backend ray, e.g. ray://head:10001 "
+                   "or head:6379 (default: RAY_ADDRESS, else a new local cluster); OUT must be on a file "
+                   "system all nodes share, or shards travel back to this process")
     p.add_argument("--sequence-length", type=int, metavar="L",
                    help="smooth video sequences of L frames (alias of --set trajectory.sequence_length=L)")
     mode = p.add_mutually_exclusive_group()
@@ -65,10 +71,11 @@ def _render(args):
     from .generate import render_dataset
 
     r = render_dataset(_load_config(args), args.out, args.frames, seed=args.seed, workers=args.workers,
-                       mesh=args.mesh, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
+                       mesh=args.mesh, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
+                       backend=args.backend, address=args.address)
     line = (f"{r['path']}: {r['frames']} frames of {r['size_px']}x{r['size_px']}, "
             f"{r['file_bytes'] / 1e6:.1f} MB; rendered {r['rendered']} at {r['fps']:.1f} frames/s "
-            f"with {r['workers']} worker(s) in {r['wall_s']:.1f} s")
+            f"with {r['workers']} {r['backend']} worker(s) in {r['wall_s']:.1f} s")
     return line, r
 
 

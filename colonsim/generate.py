@@ -13,6 +13,9 @@ re-encode: about 1 ms a frame at 256x256); when all are in, it syncs ``OUT.tmp``
 The user gets one self-contained file that plain h5py reads, with no virtual-dataset source paths
 to keep valid; the price is one copy of the compressed data, made while the workers render.
 
+With ``backend="ray"`` the shards are rendered by Ray actors, through the same shard function and
+with the same protocol (:mod:`colonsim.raybackend`).
+
 ``OUT.parts/manifest.json`` records the config, seed, frame count, mesh source and shard size; a
 resume with different ones is refused. Frame i is ``FrameRenderer.render(i, seed)``, a pure function
 of (config, seed, i), so the shard layout and the worker count never change a frame.
@@ -42,6 +45,7 @@ log = logging.getLogger(__name__)
 
 PROCEDURAL = "procedural"
 MANIFEST = "manifest.json"
+BACKENDS = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -129,11 +133,27 @@ def _render_shard(s: int, colons: tuple) -> tuple[str, str] | None:
 def _render_shard_file(s: int, colons: tuple) -> None:
     job: Job = _WORKER["job"]
     if _WORKER["renderer"] is None:
-        module, name = job.renderer.split(":")
-        _WORKER["renderer"] = getattr(importlib.import_module(module), name)(job.cfg, colons)
-    renderer = _WORKER["renderer"]
+        _WORKER["renderer"] = build_renderer(job, colons)
+
+    def count() -> None:
+        with _WORKER["counter"].get_lock():
+            _WORKER["counter"].value += 1
+    render_shard_file(job, _WORKER["renderer"], s, job.parts, count)
+
+
+def build_renderer(job: Job, colons: tuple):
+    """The frame renderer named by ``job.renderer``, with its own GL context (one per process)."""
+    module, name = job.renderer.split(":")
+    return getattr(importlib.import_module(module), name)(job.cfg, colons)
+
+
+def render_shard_file(job: Job, renderer, s: int, folder: str | Path, on_frame: Callable[[], None]) -> Path:
+    """Render shard ``s`` into ``folder/shard_NNNNN.h5`` through a temporary file of this process
+    that is synced and atomically renamed (so the shard either exists complete or not at all);
+    ``on_frame()`` is called after each frame. Every backend (local pool, Ray actors) renders
+    through this function, so a shard's bytes do not depend on the backend."""
     frames = shard_range(s, job.shard_frames, job.n_frames)
-    tmp = Path(job.parts) / f"shard_{s:05d}.{os.getpid()}.tmp"
+    tmp = Path(folder) / f"shard_{s:05d}.{os.getpid()}.tmp"
     writer = None
     try:
         for j, i in enumerate(frames):
@@ -143,12 +163,13 @@ def _render_shard_file(s: int, colons: tuple) -> None:
                     tmp, len(frames), frame.rgb.shape[0], frame.rgb.shape[1], frame_offset=frames.start,
                     param_dtypes=h5io.param_dtypes(frame.params), **job.attrs))
             writer.write(j, frame)
-            with _WORKER["counter"].get_lock():
-                _WORKER["counter"].value += 1
+            on_frame()
         writer.close()
         writer = None
-        os.replace(tmp, shard_path(job.parts, s))
-        h5io.fsync_dir(job.parts)
+        final = shard_path(folder, s)
+        os.replace(tmp, final)
+        h5io.fsync_dir(folder)
+        return final
     finally:
         if writer is not None:
             writer.f.close()
@@ -243,24 +264,37 @@ def _done_shards(parts: Path, n_shards: int, seed: int) -> set[int]:
 # ----------------------------------------------------------------------------- the whole run
 
 
-def render_dataset(cfg, out: str | Path, n_frames: int, *, seed: int = 0, workers: int = 1,
+def render_dataset(cfg, out: str | Path, n_frames: int, *, seed: int = 0, workers: int | None = 1,
                    mesh: str | Path = PROCEDURAL, resume: bool = False, overwrite: bool = False,
-                   progress: bool = True, renderer: str = Job.renderer) -> dict[str, Any]:
+                   progress: bool = True, renderer: str = Job.renderer, backend: str = "local",
+                   address: str | None = None) -> dict[str, Any]:
     """Render frames 0..n_frames-1 of (cfg, seed) into the HDF5 file ``out`` (see the module doc).
 
     Args:
         cfg: the SimConfig. mesh: a mesh file, or "procedural" (cfg.output.n_meshes colons).
-        workers: number of render processes, each with its own GL context.
+        workers: number of render processes (Ray actors with ``backend="ray"``), each with its own
+            GL context; None: 1 locally, one per CPU of the Ray cluster.
         resume: finish an interrupted run of the same settings; overwrite: start afresh.
         renderer: "module:class" of the frame renderer, built in each worker as cls(cfg, colons).
+        backend: "local" (spawned processes) or "ray" (actors on the Ray cluster at ``address``,
+            default: the running one, or a new local one; see :mod:`colonsim.raybackend`).
     Returns a dict: path, frames, rendered (frames rendered by this call), size_px, file_bytes,
-    wall_s, fps (rendered frames per second of wall time), workers, and the wall time's parts:
+    wall_s, fps (rendered frames per second of wall time), workers, backend, and the wall time's parts:
     setup_s (meshes), render_s (worker start-up and rendering), merge_s (joining the shards).
     """
     t0 = time.perf_counter()
     out = Path(out)
     if n_frames < 1:
         raise InputError(f"--frames must be at least 1, got {n_frames}")
+    if backend not in BACKENDS:
+        raise InputError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if address is not None and backend != "ray":
+        raise InputError("--address needs --backend ray")
+    if backend == "ray":  # connect first: a missing ray or a bad address leaves nothing behind
+        from . import raybackend
+        cluster_cpus = raybackend.connect(address)
+        workers = cluster_cpus if workers is None else workers
+    workers = 1 if workers is None else workers
     if workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers}")
     if not out.parent.is_dir():
@@ -279,7 +313,7 @@ def render_dataset(cfg, out: str | Path, n_frames: int, *, seed: int = 0, worker
     if out.exists():  # resume of a finished run: check it, clean up, render nothing
         _check_final(out, manifest)
         shutil.rmtree(parts, ignore_errors=True)
-        return _result(out, n_frames, 0, cfg, time.perf_counter() - t0, workers, {})
+        return _result(out, n_frames, 0, cfg, time.perf_counter() - t0, workers, {}, backend)
     fresh = not parts.exists()
     for stale in parts.parent.glob(f"{parts.name}.*.tmp"):  # left by a kill during the step below
         shutil.rmtree(stale, ignore_errors=True)
@@ -304,8 +338,9 @@ def render_dataset(cfg, out: str | Path, n_frames: int, *, seed: int = 0, worker
     merger = ShardMerger(parts, out, n_frames, shard_frames, job.attrs)
     try:
         if todo:
-            _run_pool(job, lambda: load_colons(cfg, source), todo, min(workers, len(todo)), n_todo,
-                      progress, merger.add, times)
+            run = _run_pool if backend == "local" else raybackend.run_actors
+            run(job, lambda: load_colons(cfg, source), todo, min(workers, len(todo)), n_todo,
+                progress, merger.add, times)
             times["render_s"] = time.perf_counter() - t0 - times["setup_s"]
         merger.close()
     except BaseException as e:
@@ -314,7 +349,7 @@ def render_dataset(cfg, out: str | Path, n_frames: int, *, seed: int = 0, worker
             shutil.rmtree(parts, ignore_errors=True)  # bad input: leave nothing that needs --overwrite
         raise
     shutil.rmtree(parts, ignore_errors=True)
-    return _result(out, n_frames, n_todo, cfg, time.perf_counter() - t0, workers, times)
+    return _result(out, n_frames, n_todo, cfg, time.perf_counter() - t0, workers, times, backend)
 
 
 def _file_attrs(cfg, seed: int, source: dict) -> dict:
@@ -410,10 +445,10 @@ class ShardMerger:
 
 
 def _result(out: Path, n_frames: int, rendered: int, cfg, wall_s: float, workers: int,
-            times: dict) -> dict[str, Any]:
+            times: dict, backend: str) -> dict[str, Any]:
     setup_s, render_s = times.get("setup_s", 0.0), times.get("render_s", 0.0)
     return {"path": str(out), "frames": n_frames, "rendered": rendered, "size_px": cfg.output.size_px,
             "file_bytes": out.stat().st_size, "wall_s": round(wall_s, 3),
-            "fps": round(rendered / wall_s, 2) if wall_s > 0 else 0.0, "workers": workers,
+            "fps": round(rendered / wall_s, 2) if wall_s > 0 else 0.0, "workers": workers, "backend": backend,
             "setup_s": round(setup_s, 3), "render_s": round(render_s, 3),
             "merge_s": round(max(wall_s - setup_s - render_s, 0.0), 3) if rendered else 0.0}
