@@ -17,6 +17,9 @@ def add_parsers(subparsers) -> None:
     t.add_argument("--out", required=True, metavar="RUN/", help="run folder")
     t.add_argument("--steps", type=int, metavar="N", help="adversarial steps in all (overrides schedule.steps)")
     t.add_argument("--resume", action="store_true", help="continue from RUN/last.pt")
+    t.add_argument("--nproc", type=int, default=1, metavar="K",
+                   help="data-parallel processes on this machine (gloo on CPU, nccl on CUDA); data.batch_size "
+                   "stays the global batch. For several machines use torchrun --nproc_per_node K --nnodes ...")
     add_config_args(t)
     add_json_arg(t)
     t.set_defaults(func=_train)
@@ -46,7 +49,8 @@ def _train(args: argparse.Namespace):
     from .train import train_refiner
 
     cfg = load_adapt_config(args.config, args.overrides)
-    r = train_refiner(cfg, args.real, args.synthetic, args.out, resume=args.resume, steps=args.steps)
+    r = train_refiner(cfg, args.real, args.synthetic, args.out, resume=args.resume, steps=args.steps,
+                      nproc=args.nproc)
     acc = r["disc_accuracy"]
     line = (f"trained {cfg.direction} refiner: {r['steps']} adversarial steps, "
             f"mean |refined-input| {r['losses'].get('refiner/delta_grey', float('nan')):.2f} grey levels, "

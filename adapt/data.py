@@ -142,18 +142,27 @@ def random_crop(rgb: np.ndarray, mask: np.ndarray, rng: np.random.Generator, siz
 
 class CropSampler:
     """Batches of random crops of one domain: ``next_batch()`` -> (x (B, 3, S, S) in [-1, 1],
-    mask (B, 1, S, S)), on the CPU."""
+    mask (B, 1, S, S)), on the CPU.
 
-    def __init__(self, frames: FolderFrames | H5Frames, cfg: DataConfig, rng: np.random.Generator):
+    With ``part=(rank, world)`` (data-parallel training) it returns rank's contiguous B/world of the
+    global batch: every rank draws the whole batch from the same generator, so the ranks' parts
+    together are the batch that one process would use, and their generators stay in step.
+    """
+
+    def __init__(self, frames: FolderFrames | H5Frames, cfg: DataConfig, rng: np.random.Generator,
+                 part: tuple[int, int] = (0, 1)):
         if len(frames) == 0:
             raise InputError(f"no frames in {frames.source}")
-        self.frames, self.cfg, self.rng = frames, cfg, rng
+        self.frames, self.cfg, self.rng, self.part = frames, cfg, rng, part
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         rgbs, masks = [], []
-        for i in self.rng.integers(0, len(self.frames), size=self.cfg.batch_size):
+        rank, world = self.part
+        n = self.cfg.batch_size // world
+        for j, i in enumerate(self.rng.integers(0, len(self.frames), size=self.cfg.batch_size)):
             rgb, mask = self.frames.get(int(i))
-            r, m = random_crop(rgb, mask, self.rng, self.cfg.size_px, self.cfg.crop)
-            rgbs.append(r)
-            masks.append(m)
+            r, m = random_crop(rgb, mask, self.rng, self.cfg.size_px, self.cfg.crop)  # draws, even if not kept
+            if rank * n <= j < (rank + 1) * n:
+                rgbs.append(r)
+                masks.append(m)
         return to_tensor(np.stack(rgbs)), mask_tensor(np.stack(masks))

@@ -8,6 +8,14 @@ Schedule: ``pretrain_refiner_steps`` updates on self-regularization alone, ``pre
 discriminator updates, then ``steps`` adversarial steps of ``kg`` refiner and ``kd`` discriminator
 updates. The run folder holds config.yaml, refiner.pt (for apply), last.pt (for ``--resume``),
 samples_<step>.png grids, TensorBoard events and loss_curve.png.
+
+Data-parallel: under ``torchrun --nproc_per_node K`` (or ``nproc=K``) each process takes its part of
+the same global batches (:class:`adapt.data.CropSampler` with ``part``), the refined frames are
+gathered so that every rank mixes the same history batch, and gradients are averaged over the
+ranks before each optimizer step. That is DistributedDataParallel's arithmetic, done explicitly:
+a GAN step runs each network several times per backward pass and freezes the other network's
+weights, which DDP's reducer only allows with a slower unused-parameter search. Rank 0 alone
+writes the run folder; the logged scalars are means over the ranks.
 """
 from __future__ import annotations
 
@@ -21,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from colonsim import __version__
+from colonsim import __version__, distributed
 from colonsim.config import to_dict, to_yaml
 from colonsim.errors import CheckpointError, InputError
 
@@ -46,8 +54,9 @@ def _device(cfg: AdaptConfig) -> torch.device:
 class Trainer:
     """Holds the models, optimizers, data samplers and history buffer of one run."""
 
-    def __init__(self, cfg: AdaptConfig, real: str | Path, synthetic: str | Path, out_dir: Path):
-        self.cfg, self.out_dir = cfg, out_dir
+    def __init__(self, cfg: AdaptConfig, real: str | Path, synthetic: str | Path, out_dir: Path,
+                 dist: distributed.Dist = distributed.Dist()):
+        self.cfg, self.out_dir, self.dist = cfg, out_dir, dist
         self.device = _device(cfg)
         if cfg.compute.threads:
             torch.set_num_threads(cfg.compute.threads)
@@ -55,8 +64,9 @@ class Trainer:
         real_frames = open_frames(real, cfg.data.cache_short_side_px)
         synth_frames = open_frames(synthetic, cfg.data.cache_short_side_px)
         src, tgt = (real_frames, synth_frames) if cfg.direction == "reverse" else (synth_frames, real_frames)
-        self.source = CropSampler(src, cfg.data, np.random.default_rng(seeds[0]))
-        self.target = CropSampler(tgt, cfg.data, np.random.default_rng(seeds[1]))
+        part = (dist.rank, dist.world)
+        self.source = CropSampler(src, cfg.data, np.random.default_rng(seeds[0]), part)
+        self.target = CropSampler(tgt, cfg.data, np.random.default_rng(seeds[1]), part)
         self.history = HistoryBuffer(cfg.history.size, np.random.default_rng(seeds[2]), cfg.history.fraction)
         # A fixed set of frames for the sample grids, so that grids of successive steps compare.
         fixed = CropSampler(src, cfg.data, np.random.default_rng(seeds[3]))
@@ -99,24 +109,26 @@ class Trainer:
         x, m = (self._to(t) for t in self.source.next_batch())
         self.disc.requires_grad_(False)
         y = self.refine(x, m)
-        reg = losses.self_regularization(y, x, m, cfg.self_reg_space, cfg.lowpass_sigma_px)
+        share_m = self._share(m)
+        reg = losses.self_regularization(y, x, m, cfg.self_reg_space, cfg.lowpass_sigma_px) * share_m
         loss = cfg.self_reg_weight * reg
         out = {"refiner/self_reg": float(reg.detach()),
-               "refiner/delta_grey": 127.5 * float(losses.masked_l1(y.detach(), x, m))}
+               "refiner/delta_grey": 127.5 * float(losses.masked_l1(y.detach(), x, m)) * share_m}
         if adversarial:
             with self._autocast():
                 logits = self.disc(y)
             w = losses.patch_weights(m, logits.shape[-2:], self.disc.receptive_field_px)
-            adv = losses.adversarial(logits, True, cfg.adv, w)
+            adv = losses.adversarial(logits, True, cfg.adv, w) * self._share(w)
             loss = loss + cfg.adv_weight * adv
             out["refiner/adv"] = float(adv.detach())
         if cfg.identity_weight > 0:
             t, tm = (self._to(v) for v in self.target.next_batch())
-            ident = losses.masked_l1(self.refine(t, tm), t, tm)
+            ident = losses.masked_l1(self.refine(t, tm), t, tm) * self._share(tm)
             loss = loss + cfg.identity_weight * ident
             out["refiner/identity"] = float(ident.detach())
         self.opt_r.zero_grad(set_to_none=True)
         loss.backward()
+        distributed.average_gradients(self.refiner, self.dist)
         self.opt_r.step()
         self.disc.requires_grad_(True)
         return out
@@ -128,18 +140,28 @@ class Trainer:
         t, tm = (self._to(v) for v in self.target.next_batch())
         with torch.no_grad():
             y = self.refine(x, m)
-        fake = self.history.mix(torch.cat([y, m], dim=1))
+        # every rank mixes the same global batch into its identical history, then keeps its part
+        fake = self.history.mix(distributed.gather_batch(torch.cat([y, m], dim=1), self.dist))
+        fake = fake[self.dist.rank * len(y):(self.dist.rank + 1) * len(y)]
         y, m = self._to(fake[:, :3]), self._to(fake[:, 3:])
         with self._autocast():
             lt, lf = self.disc(t), self.disc(y)
         rf = self.disc.receptive_field_px
         wt, wf = losses.patch_weights(tm, lt.shape[-2:], rf), losses.patch_weights(m, lf.shape[-2:], rf)
-        loss = 0.5 * (losses.adversarial(lt, True, kind, wt) + losses.adversarial(lf, False, kind, wf))
+        st, sf = self._share(wt), self._share(wf)
+        loss = 0.5 * (losses.adversarial(lt, True, kind, wt) * st + losses.adversarial(lf, False, kind, wf) * sf)
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
+        distributed.average_gradients(self.disc, self.dist)
         self.opt_d.step()
-        return {"disc/loss": float(loss.detach()), "disc/acc_target": losses.accuracy(lt, True, kind, wt),
-                "disc/acc_refined": losses.accuracy(lf, False, kind, wf)}
+        return {"disc/loss": float(loss.detach()), "disc/acc_target": losses.accuracy(lt, True, kind, wt) * st,
+                "disc/acc_refined": losses.accuracy(lf, False, kind, wf) * sf}
+
+    def _share(self, weights: torch.Tensor) -> float:
+        """1 for one process; with K, this rank's share of a weighted mean over the global batch
+        (see :func:`colonsim.distributed.share`): crops differ in how much of them is inside the
+        image circle, so the ranks' plain means would weigh the frames differently."""
+        return distributed.share(float(weights.detach().sum()), self.dist) if self.dist.enabled else 1.0
 
     def schedule_step(self) -> tuple[str, dict]:
         """Run the updates of schedule step ``self.step``; returns (phase, scalars)."""
@@ -203,7 +225,7 @@ def _set_rng_state(rng: np.random.Generator, state: str) -> None:
 
 
 def train_refiner(cfg: AdaptConfig, real: str | Path, synthetic: str | Path, out_dir: str | Path, *,
-                  resume: bool = False, steps: int | None = None) -> dict:
+                  resume: bool = False, steps: int | None = None, nproc: int = 1) -> dict:
     """Train a refiner; returns a summary (steps, final losses, discriminator accuracies, paths).
 
     Args:
@@ -214,15 +236,24 @@ def train_refiner(cfg: AdaptConfig, real: str | Path, synthetic: str | Path, out
         resume: continue from ``out_dir/last.pt``.
         steps: adversarial steps in all (overrides ``cfg.schedule.steps``); with ``resume``, the run
             continues until this many are done.
+        nproc: data-parallel processes on this machine (spawned here, as torchrun would; under
+            torchrun leave it at 1); ``data.batch_size`` stays the global batch and must divide by it.
     """
     if steps is not None:
         if steps < 0:
             raise InputError(f"--steps must be >= 0, got {steps}")
         cfg = _with_steps(cfg, steps)
+    if nproc > 1 and not distributed.from_env().enabled:
+        distributed.check_batch(cfg.data.batch_size, nproc, "data.batch_size")
+        return distributed.launch(train_refiner, nproc, cfg, real, synthetic, out_dir, resume=resume, steps=steps)
     out = Path(out_dir)
     if (out / "last.pt").exists() and not resume:
         raise InputError(f"{out} already holds a run (last.pt); pass --resume to continue it or choose another --out")
-    trainer = Trainer(cfg, real, synthetic, out)
+    dist = distributed.setup(_device(cfg).type)
+    distributed.check_batch(cfg.data.batch_size, dist.world, "data.batch_size")
+    trainer = Trainer(cfg, real, synthetic, out, dist)
+    if not dist.main:
+        return _follow(trainer, cfg, resume)
     out.mkdir(parents=True, exist_ok=True)
     if resume and (out / "last.pt").exists():
         trainer.load_state_dict(load_checkpoint(out / "last.pt", TRAIN_STATE_KIND))
@@ -239,6 +270,7 @@ def train_refiner(cfg: AdaptConfig, real: str | Path, synthetic: str | Path, out
     try:
         while trainer.step < total:
             phase, scalars = trainer.schedule_step()
+            scalars, _ = distributed.mean_over_ranks(scalars, dist)
             trainer.step += 1
             book.add(trainer.step, phase, scalars)
             if trainer.step % s.log_every == 0:
@@ -247,7 +279,8 @@ def train_refiner(cfg: AdaptConfig, real: str | Path, synthetic: str | Path, out
                 book.samples(trainer.step, trainer.samples())
             if trainer.step % s.checkpoint_every == 0:
                 trainer.save()
-            if s.time_limit_min and time.monotonic() - t0 > 60.0 * s.time_limit_min:
+            out_of_time = bool(s.time_limit_min and time.monotonic() - t0 > 60.0 * s.time_limit_min)
+            if distributed.mean_over_ranks({}, dist, out_of_time)[1]:  # rank 0 decides; the others follow
                 stopped_early = trainer.step < total
                 log.info("time limit of %g min reached at schedule step %d", s.time_limit_min, trainer.step)
                 break
@@ -263,6 +296,31 @@ def train_refiner(cfg: AdaptConfig, real: str | Path, synthetic: str | Path, out
             "losses": {k: v for k, v in last.items() if "/acc" not in k},
             "disc_accuracy": {k.split("/")[-1]: v for k, v in last.items() if "/acc" in k},
             "refiner": str(out / "refiner.pt"), "last": str(out / "last.pt"), "run_dir": str(out)}
+
+
+def _follow(trainer: Trainer, cfg: AdaptConfig, resume: bool) -> dict:
+    """The loop of ranks other than 0: the same updates and all-reduces as rank 0, and no output.
+    Returns the summary that rank 0 returns (the same mean scalars), without writing anything."""
+    s, out, t0 = cfg.schedule, trainer.out_dir, time.monotonic()
+    if resume and (out / "last.pt").exists():  # rank 0 loads the same file
+        trainer.load_state_dict(load_checkpoint(out / "last.pt", TRAIN_STATE_KIND))
+    total = s.pretrain_refiner_steps + s.pretrain_disc_steps + s.steps
+    last: dict = {}
+    stopped_early = False
+    while trainer.step < total:
+        _, scalars = trainer.schedule_step()
+        last.update(distributed.mean_over_ranks(scalars, trainer.dist)[0])
+        trainer.step += 1
+        if distributed.mean_over_ranks({}, trainer.dist, False)[1]:
+            stopped_early = trainer.step < total
+            break
+    adv_done = max(0, trainer.step - s.pretrain_refiner_steps - s.pretrain_disc_steps)
+    return {"steps": adv_done, "schedule_steps": trainer.step, "stopped_early": stopped_early,
+            "direction": cfg.direction, "seconds": round(time.monotonic() - t0, 1),
+            "losses": {k: v for k, v in last.items() if "/acc" not in k},
+            "disc_accuracy": {k.split("/")[-1]: v for k, v in last.items() if "/acc" in k},
+            "refiner": str(out / "refiner.pt"), "last": str(out / "last.pt"), "run_dir": str(out),
+            "rank": trainer.dist.rank}
 
 
 def _with_steps(cfg: AdaptConfig, steps: int) -> AdaptConfig:

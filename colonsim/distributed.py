@@ -165,3 +165,52 @@ def launch(fn: Callable, nproc: int, *args: Any, **kwargs: Any) -> Any:
             raise (cls("", b) if cls is errors.ConfigError else cls(b))
         return a
     raise ColonSimError(f"data-parallel run failed: {str(failure).strip().splitlines()[-1] if failure else 'no result'}")
+
+
+def gather_batch(x, d: Dist):
+    """The global batch (concatenated in rank order) of each rank's part ``x`` (N/K, ...), on every rank."""
+    if not d.enabled:
+        return x
+    import torch
+    import torch.distributed as dist
+
+    parts = [torch.empty_like(x) for _ in range(d.world)]
+    dist.all_gather(parts, x.contiguous())
+    return torch.cat(parts)
+
+
+def average_gradients(module, d: Dist) -> None:
+    """Replace each gradient of ``module`` by its mean over the ranks (one all-reduce of all of them):
+    the arithmetic of DistributedDataParallel, for training steps that DDP's reducer does not fit."""
+    if not d.enabled:
+        return
+    import torch
+    import torch.distributed as dist
+
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= d.world
+    k = 0
+    for g in grads:
+        g.copy_(flat[k:k + g.numel()].view_as(g))
+        k += g.numel()
+
+
+def share(weight_sum: float, d: Dist) -> float:
+    """``world * weight_sum / (sum over ranks)``: the factor that turns a rank's weighted-mean loss
+    (sum(x w) / sum(w) over its part of the batch) into its share of the global batch's weighted
+    mean, so that the averaged gradients equal one process's however the weights fall on the ranks.
+    1 for a single process."""
+    if not d.enabled:
+        return 1.0
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor([float(weight_sum)], dtype=torch.float64)
+    if dist.get_backend() == "nccl":
+        t = t.cuda()
+    dist.all_reduce(t)
+    return d.world * max(float(weight_sum), 1.0) / max(float(t), 1.0)

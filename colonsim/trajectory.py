@@ -11,8 +11,8 @@ that position and orientation change smoothly and stop changing at each keyframe
 
 Clearance: every frame of a sequence is checked against the mesh; the camera centre must be at
 least ``min_wall_distance_mm`` from the wall (exact point-triangle distances), and no surface point
-inside the cone of ``clearance_fov_deg`` may lie nearer than ``min_depth_mm`` in z-depth (triangles
-are sampled every ``_SAMPLE_MM``). A sequence that fails anywhere is redrawn from the same rng, up
+inside the cone of ``clearance_fov_deg`` may lie nearer than ``min_depth_mm`` in z-depth (exact, per
+triangle: :func:`_cone_min_depth`). A sequence that fails anywhere is redrawn from the same rng, up
 to ``max_attempts`` times, then centred on-axis sequences are tried as often; then MeshError.
 
 Poses are camera-to-world (4, 4) float64, mm, OpenGL axes: the camera looks along its -z, y up.
@@ -30,8 +30,8 @@ from .centerline import transport_frames
 from .config import Range, check_range, sample
 from .errors import InputError, MeshError
 
-_SAMPLE_MM = 0.25    # spacing of the points sampled on triangles near the camera, mm
 _CLEAR_K = 32        # nearest triangles (by centroid) searched for the clear radius of a point
+_LARGE_FACTOR = 4.0  # triangles with a circumradius above this times the 25th percentile: searched always
 _TAG = 0x7A1EC7      # separates the trajectory's random streams from other users of the seed
 
 
@@ -93,8 +93,15 @@ class _Geometry:
         if len(self.triangles) == 0:
             raise MeshError(f"colon {colon.name!r} has no triangles")
         centroids = self.triangles.mean(axis=1)
-        self.circumradius = float(np.linalg.norm(self.triangles - centroids[:, None], axis=2).max())
-        self.tree = cKDTree(centroids)
+        radius = np.linalg.norm(self.triangles - centroids[:, None], axis=2).max(axis=1)
+        # A few large triangles (a long sliver, a cap) would widen every ball query to their size:
+        # they are kept out of the tree and always searched.
+        big = radius > max(_LARGE_FACTOR * float(np.percentile(radius, 25)), 1e-9)
+        self.large = np.flatnonzero(big)
+        small = np.flatnonzero(~big)
+        self.small = small
+        self.circumradius = float(radius[small].max())
+        self.tree = cKDTree(centroids[small])
         self.name = colon.name
         self.clear = self.nearest_distance(self.points)  # (M,) clear radius of the centreline, mm
 
@@ -114,48 +121,96 @@ class _Geometry:
         (every triangle that near is searched); inf when no triangle is that near."""
         from trimesh.triangles import closest_point
 
-        idx = self.tree.query_ball_point(p, within + self.circumradius)
-        if not idx:
+        idx = self.near_triangles(p, within)
+        if len(idx) == 0:
             return math.inf
         tri = self.triangles[idx]
         q = closest_point(tri, np.broadcast_to(p, (len(tri), 3)))
         return float(np.linalg.norm(q - p, axis=1).min())
 
     def nearest_distance(self, points: np.ndarray) -> np.ndarray:
-        """(N,) distances of (N, 3) points to the mesh, mm, over the _CLEAR_K triangles with the
-        nearest centroids (exact on meshes of even, compact triangles)."""
+        """(N,) distances of (N, 3) points to the mesh, mm, over the _CLEAR_K small triangles with
+        the nearest centroids and every large one (exact on meshes of even, compact triangles)."""
         from trimesh.triangles import closest_point
 
+        points = np.asarray(points, np.float64).reshape(-1, 3)
         k = min(_CLEAR_K, self.tree.n)
-        idx = self.tree.query(points, k=k)[1].reshape(len(points), k)
-        rep = np.repeat(points, k, axis=0)
+        idx = self.small[self.tree.query(points, k=k)[1].reshape(len(points), k)]
+        if len(self.large):
+            idx = np.concatenate([idx, np.broadcast_to(self.large, (len(points), len(self.large)))], axis=1)
+        rep = np.repeat(points, idx.shape[1], axis=0)
         q = closest_point(self.triangles[idx.ravel()], rep)
-        return np.linalg.norm(q - rep, axis=1).reshape(len(points), k).min(axis=1)
+        return np.linalg.norm(q - rep, axis=1).reshape(len(points), -1).min(axis=1)
 
     def min_depth(self, pose: np.ndarray, fov_deg: float, depth_mm: float) -> float:
-        """Smallest z-depth of surface samples inside the view cone, searched up to ``depth_mm``
+        """Smallest z-depth of the surface inside the view cone (exact), searched up to ``depth_mm``
         (inf when nothing is that near)."""
         half = math.radians(fov_deg) / 2.0
-        reach = depth_mm / math.cos(half) + _SAMPLE_MM
-        idx = self.tree.query_ball_point(pose[:3, 3], reach + self.circumradius)
-        if not idx:
+        reach = depth_mm / math.cos(half)
+        idx = self.near_triangles(pose[:3, 3], reach)
+        if len(idx) == 0:
             return math.inf
-        pts = _sample_triangles(self.triangles[idx])
-        cam = (pts - pose[:3, 3]) @ pose[:3, :3]          # world -> camera frame
-        z = -cam[:, 2]
-        inside = (z > 0) & (np.hypot(cam[:, 0], cam[:, 1]) <= z * math.tan(half) + _SAMPLE_MM)
-        return float(z[inside].min()) if inside.any() else math.inf
+        return _cone_min_depth((self.triangles[idx] - pose[:3, 3]) @ pose[:3, :3], math.tan(half))
+
+    def near_triangles(self, p: np.ndarray, within: float) -> np.ndarray:
+        """Indices of every triangle that may come within ``within`` mm of the point ``p`` (3,):
+        small triangles by a ball query on their centroids, large ones (module doc) always."""
+        idx = self.small[self.tree.query_ball_point(p, within + self.circumradius)]
+        return np.concatenate([np.asarray(idx, np.intp), self.large]) if len(self.large) else np.asarray(idx, np.intp)
 
 
-def _sample_triangles(tri: np.ndarray) -> np.ndarray:
-    """(P, 3) points on a barycentric grid of each (F, 3, 3) triangle, spaced <= _SAMPLE_MM."""
-    edge = np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2).max()
-    n = max(1, int(math.ceil(edge / _SAMPLE_MM)))
-    i, j = np.meshgrid(np.arange(n + 1), np.arange(n + 1), indexing="ij")
-    keep = i + j <= n
-    a, b = i[keep] / n, j[keep] / n
-    w = np.stack([1 - a - b, a, b], axis=1)                 # (G, 3) barycentric weights
-    return np.einsum("gk,fkd->fgd", w, tri).reshape(-1, 3)
+def _cone_min_depth(tri: np.ndarray, tan_half: float) -> float:
+    """Smallest z-depth of (F, 3, 3) camera-frame triangles (mm, OpenGL axes) inside the solid cone
+    of half-angle atan(tan_half) around -z; inf when none enters it.
+
+    The part of a triangle inside the (convex) cone is convex, so the linear depth is smallest at
+    one of: a vertex inside the cone, an edge crossing the cone's surface, or the lowest point of
+    the conic where the triangle's plane cuts the cone, if that lies inside the triangle.
+    """
+    t2 = tan_half * tan_half
+    q = tri * np.array([1.0, 1.0, -1.0])                    # z = depth along the view
+    z = q[..., 2]
+    inside = (z > 0) & (q[..., 0] ** 2 + q[..., 1] ** 2 <= t2 * z * z)
+    best = float(z[inside].min()) if inside.any() else math.inf
+    # edges a + u (b - a), u in [0, 1]: x^2 + y^2 - t2 z^2 = 0, a quadratic in u, on the z > 0 nappe
+    a = q.reshape(-1, 3)
+    d = (np.roll(q, -1, axis=1) - q).reshape(-1, 3)
+    w = np.array([1.0, 1.0, -t2])
+    qa, qb, qc = (d * d * w).sum(1), 2.0 * (a * d * w).sum(1), (a * a * w).sum(1)
+    disc = qb * qb - 4.0 * qa * qc
+    ok = (disc >= 0) & (np.abs(qa) > 1e-12)
+    if ok.any():
+        root = np.sqrt(disc[ok])
+        for sign in (-1.0, 1.0):
+            u = (-qb[ok] + sign * root) / (2.0 * qa[ok])
+            zu = a[ok, 2] + u * d[ok, 2]
+            hit = (u >= 0) & (u <= 1) & (zu > 0)
+            if hit.any():
+                best = min(best, float(zu[hit].min()))
+    # the conic: on the cone q = z (t cos phi, t sin phi, 1), the plane n.q = k gives
+    # z = k / (n_z + t (n_x cos phi + n_y sin phi)), lowest at phi along +-(n_x, n_y)
+    n = np.cross(q[:, 1] - q[:, 0], q[:, 2] - q[:, 0])
+    k = (n * q[:, 0]).sum(1)
+    lateral = np.hypot(n[:, 0], n[:, 1])
+    s = np.where(k >= 0, 1.0, -1.0)
+    g = n[:, 2] + s * tan_half * lateral
+    ok = k * g > 0
+    if ok.any():
+        zc = k[ok] / g[ok]
+        # a plane square to the axis cuts a circle: every point of it is lowest; take phi = 0
+        flat = lateral[ok] <= 1e-12 * np.abs(n[ok, 2])
+        cos_phi = np.where(flat, 1.0, s[ok] * n[ok, 0] / np.where(flat, 1.0, lateral[ok]))
+        sin_phi = np.where(flat, 0.0, s[ok] * n[ok, 1] / np.where(flat, 1.0, lateral[ok]))
+        p = np.stack([zc * tan_half * cos_phi, zc * tan_half * sin_phi, zc], axis=1)
+        tk, nk = q[ok], n[ok]
+        # inside the triangle: p is on the same side of every edge as the triangle's normal
+        ins = np.ones(len(p), bool)
+        for i in range(3):
+            e = tk[:, (i + 1) % 3] - tk[:, i]
+            ins &= (np.cross(e, p - tk[:, i]) * nk).sum(1) >= 0
+        if ins.any():
+            best = min(best, float(zc[ins].min()))
+    return best
 
 
 _GEOMETRIES: dict[int, tuple[weakref.ref, _Geometry]] = {}
@@ -276,10 +331,24 @@ def _sequence(geom: _Geometry, cfg: TrajectoryConfig, seed: int, seq: int) -> tu
             for (_, params), wall in zip(frames, walls):
                 params["traj_wall_distance_mm"] = float(wall)
             return tuple(frames)
-    raise MeshError(f"no camera path in colon {geom.name!r} keeps trajectory.min_wall_distance_mm="
-                    f"{cfg.min_wall_distance_mm:g} and min_depth_mm={cfg.min_depth_mm:g} after "
-                    f"{2 * cfg.max_attempts} attempts; the lumen is too narrow, or lower "
-                    f"trajectory.sequence_length, lateral_offset_frac or clearance_fov_deg")
+    raise _too_narrow(geom, cfg)
+
+
+def _too_narrow(geom: _Geometry, cfg: TrajectoryConfig) -> MeshError:
+    """The error for a colon where no sequence keeps its clearances: the measured lumen radius (the
+    largest clear radius of the centreline between the end margins) beside the radius the camera
+    needs in a straight lumen (its wall distance, and the view cone free up to min_depth_mm)."""
+    usable = (geom.arc >= cfg.end_margin_mm) & (geom.arc <= geom.arc[-1] - cfg.end_margin_mm)
+    radius = float(geom.clear[usable].max() if usable.any() else geom.clear.max())
+    cone = cfg.min_depth_mm * math.tan(math.radians(cfg.clearance_fov_deg) / 2.0)
+    need = max(cfg.min_wall_distance_mm, cone)
+    return MeshError(
+        f"the lumen of colon {geom.name!r} is too narrow for the camera: its radius is at most "
+        f"{radius:.2f} mm, and the camera needs about {need:.2f} mm (trajectory.min_wall_distance_mm="
+        f"{cfg.min_wall_distance_mm:g} to the wall, and min_depth_mm={cfg.min_depth_mm:g} over "
+        f"clearance_fov_deg={cfg.clearance_fov_deg:g}, which needs {cone:.2f} mm); no camera path "
+        f"found in {2 * cfg.max_attempts} attempts: use a wider mesh, or lower those values or "
+        f"trajectory.sequence_length or lateral_offset_frac")
 
 
 def pose_for_frame(colon, cfg: TrajectoryConfig, seed: int, index: int) -> tuple[np.ndarray, dict[str, float]]:

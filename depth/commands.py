@@ -16,7 +16,8 @@ def _train(args) -> tuple[str, dict]:
 
     overrides = list(args.overrides) + ([f"data.size_px={args.size}"] if args.size else [])
     cfg = load_depth_config(args.config, overrides)
-    r = train_depth(cfg, args.data or [], args.out, val=args.val, resume=args.resume, steps=args.steps)
+    r = train_depth(cfg, args.data or [], args.out, val=args.val, resume=args.resume, steps=args.steps,
+                    nproc=args.nproc)
     best = r["best_val_abs_rel"]
     r["config"] = cfgmod.to_dict(cfg)
     return (f"trained {r['steps']} steps at {r['images_per_s']:.1f} images/s; best val abs_rel "
@@ -62,6 +63,9 @@ def add_parsers(subparsers) -> None:
     t.add_argument("--size", type=int, metavar="PX", help="training frame size (overrides data.size_px)")
     t.add_argument("--val", metavar="VAL.h5", help="validation data (default: a held-out fraction of --data)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
+    t.add_argument("--nproc", type=int, default=1, metavar="K",
+                   help="data-parallel processes on this machine (DDP; gloo on CPU, nccl on CUDA); train.batch "
+                   "stays the global batch. For several machines use torchrun --nproc_per_node K --nnodes ...")
     add_config_args(t)
     add_json_arg(t)
     t.set_defaults(func=_train)

@@ -165,3 +165,19 @@ class StepBatchSampler(Sampler):
             if e != epoch:
                 perm, epoch = np.random.default_rng([self.seed, e]).permutation(self.n), e
             yield [(i, s, j) for j, i in enumerate(perm[k * self.batch:(k + 1) * self.batch].tolist())]
+
+
+class PartBatchSampler(Sampler):
+    """This rank's contiguous part of each global batch of another batch sampler (data-parallel
+    training: K ranks together consume exactly the batches that one process would)."""
+
+    def __init__(self, batches: Sampler, rank: int, world: int):
+        self.batches, self.rank, self.world = batches, rank, world
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[list]:
+        for batch in self.batches:
+            n = len(batch) // self.world
+            yield batch[self.rank * n:(self.rank + 1) * n]

@@ -5,6 +5,11 @@ The run folder holds ``config.yaml``, ``model.pt`` (best on validation abs_rel),
 state, for ``--resume``), ``step_NNNNNN.pt`` every ``checkpoint_every`` steps, TensorBoard events
 under ``tb/``, and ``loss_curve.png``. Batches and their augmentations are pure functions of (seed, step),
 so a resumed run follows the same path as one that never stopped.
+
+Data-parallel: under ``torchrun --nproc_per_node K`` (or ``train_depth(..., nproc=K)``, the CLI's
+``--nproc K``) each of K processes trains its contiguous part of the same global batch of
+``train.batch`` frames in DistributedDataParallel (:mod:`colonsim.distributed`); the logged loss is
+the mean over the processes, and rank 0 alone validates and writes the run folder.
 """
 from __future__ import annotations
 
@@ -19,14 +24,14 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from colonsim import __version__, schema
+from colonsim import __version__, distributed, schema
 from colonsim import config as cfgmod
 from colonsim.errors import InputError
 
 from . import networks
 from .config import DepthConfig, config_from_dict
-from .data import (ResizedFrames, StepBatchSampler, collate_frames, count_frames, first_intrinsics,
-                   split_indices)
+from .data import (PartBatchSampler, ResizedFrames, StepBatchSampler, collate_frames, count_frames,
+                   first_intrinsics, split_indices)
 from .losses import depth_losses
 from .metrics import aggregate, compute_metrics
 
@@ -58,8 +63,9 @@ def autocast_for(device: torch.device, cfg):
 class Trainer:
     """One training run in one folder. Use :func:`train_depth`."""
 
-    def __init__(self, cfg: DepthConfig, data: Sequence[Path], out: Path, val: Path | None):
-        self.cfg, self.data, self.out, self.val_path = cfg, list(data), out, val
+    def __init__(self, cfg: DepthConfig, data: Sequence[Path], out: Path, val: Path | None,
+                 dist: distributed.Dist = distributed.Dist()):
+        self.cfg, self.data, self.out, self.val_path, self.dist = cfg, list(data), out, val, dist
         self.device = pick_device(cfg.train.device)
         self.model_args = networks.model_args_from_config(cfg)
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's global rng
@@ -67,6 +73,9 @@ class Trainer:
             self.model = networks.build_model(self.model_args).to(self.device)
         if cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        # self.model is the network itself (saved, validated); self.forward is what trains it.
+        self.forward = distributed.wrap(self.model, dist, self.device)
+        self.model = getattr(self.forward, "module", self.forward)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.train.lr,
                                      weight_decay=cfg.train.weight_decay)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and cfg.train.amp_cuda)
@@ -94,6 +103,8 @@ class Trainer:
     def _loader(self) -> DataLoader:
         t = self.cfg.train
         sampler = StepBatchSampler(len(self.train_set), t.batch, t.seed, self.step, t.steps)
+        if self.dist.enabled:
+            sampler = PartBatchSampler(sampler, self.dist.rank, self.dist.world)
         return DataLoader(self.train_set, batch_sampler=sampler, collate_fn=collate_frames,
                           num_workers=t.num_workers, multiprocessing_context="spawn" if t.num_workers else None,
                           pin_memory=self.device.type == "cuda")
@@ -132,7 +143,7 @@ class Trainer:
             g["lr"] = lr_at(self.step, t)
         self.model.train()
         with autocast_for(self.device, t):
-            pred = self.model(rgb)
+            pred = self.forward(rgb)
         losses = depth_losses(pred.float(), gt, mask, self.cfg.loss)
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(losses["total"]).backward()
@@ -166,13 +177,16 @@ class Trainer:
     def run(self, writer) -> dict[str, Any]:
         t = self.cfg.train
         bar = tqdm(total=t.steps, initial=self.step, desc="depth train", unit="step", dynamic_ncols=True,
-                   disable=None)
+                   disable=None if self.dist.main else True)
         start, train_time, images, loss, val = time.perf_counter(), 0.0, 0, float("nan"), {}
         tick = time.perf_counter()
         for batch in self._loader():
             losses = self.train_step(batch)
             now = time.perf_counter()
-            train_time, images, loss, tick = train_time + now - tick, images + len(batch["index"]), losses["total"], now
+            out_of_time = bool(t.time_budget_min and now - start > 60 * t.time_budget_min)
+            losses, out_of_time = distributed.mean_over_ranks(losses, self.dist, out_of_time)  # all stop together
+            images += len(batch["index"]) * self.dist.world
+            train_time, loss, tick = train_time + now - tick, losses["total"], now
             self.history["step"].append(self.step)
             self.history["loss"].append(loss)
             bar.update(1)
@@ -181,11 +195,10 @@ class Trainer:
                 for k, v in losses.items():
                     writer.add_scalar(f"train/{k}", v, self.step)
                 writer.add_scalar("train/lr", lr_at(self.step - 1, t), self.step)
-            out_of_time = t.time_budget_min and now - start > 60 * t.time_budget_min
             last = self.step >= t.steps or out_of_time
-            if self.step % t.val_every == 0 or last:
+            if self.dist.main and (self.step % t.val_every == 0 or last):
                 val = self._validate_and_keep(writer)
-            if self.step % t.checkpoint_every == 0 or last:
+            if self.dist.main and (self.step % t.checkpoint_every == 0 or last):
                 self._checkpoint()
             tick = time.perf_counter()
             if out_of_time:
@@ -219,6 +232,13 @@ class Trainer:
         write_loss_curve(self.history, self.out / "loss_curve.png")
 
 
+class _NoWriter:
+    """The TensorBoard writer of ranks other than 0, which log nothing."""
+
+    def add_scalar(self, *args, **kwargs) -> None:
+        pass
+
+
 def _log_images(writer, batch: dict[str, torch.Tensor], step: int, max_depth_mm: float, n: int = 4) -> None:
     """TensorBoard samples: rgb, ground truth and predicted depth (gray, near = bright)."""
     def gray(d):
@@ -250,7 +270,7 @@ def write_loss_curve(history: dict[str, list], path: Path) -> None:
 
 
 def train_depth(cfg: DepthConfig, data: Sequence[str | Path], out_dir: str | Path, *, val: str | Path | None = None,
-                resume: bool = False, steps: int | None = None) -> dict[str, Any]:
+                resume: bool = False, steps: int | None = None, nproc: int = 1) -> dict[str, Any]:
     """Train a depth network; see the module doc for the run folder.
 
     Args:
@@ -260,8 +280,13 @@ def train_depth(cfg: DepthConfig, data: Sequence[str | Path], out_dir: str | Pat
         val: a separate validation file; without it ``train.val_fraction`` of the frames is held out.
         resume: continue from ``out_dir/last.pt`` with its step count, optimizer state and history.
         steps: total steps of the run (overrides ``train.steps``; on resume, to extend a run).
+        nproc: data-parallel processes on this machine (spawned here, as torchrun would; under
+            torchrun, leave it at 1). ``train.batch`` stays the global batch and must divide by it.
     Returns a summary: steps, best_val_abs_rel, val_metrics, final_loss, images_per_s, paths.
     """
+    if nproc > 1 and not distributed.from_env().enabled:
+        distributed.check_batch(cfg.train.batch, nproc, "train.batch")
+        return distributed.launch(train_depth, nproc, cfg, data, out_dir, val=val, resume=resume, steps=steps)
     out = Path(out_dir)
     ckpt = None
     if resume:
@@ -275,18 +300,25 @@ def train_depth(cfg: DepthConfig, data: Sequence[str | Path], out_dir: str | Pat
         raise InputError("no training data; pass --data DATA.h5 (repeatable)")
     if steps is not None:
         cfg = cfgmod.replace(cfg, [f"train.steps={steps}"])
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(cfgmod.to_yaml(cfg))
+    dist = distributed.setup(pick_device(cfg.train.device).type)
+    distributed.check_batch(cfg.train.batch, dist.world, "train.batch")
+    if dist.main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(cfgmod.to_yaml(cfg))
 
-    trainer = Trainer(cfg, [Path(p) for p in data], out, None if val is None else Path(val))
+    trainer = Trainer(cfg, [Path(p) for p in data], out, None if val is None else Path(val), dist)
     if ckpt is not None:
         trainer.restore(ckpt)
         log.info("depth train: resuming %s at step %d of %d", out, trainer.step, cfg.train.steps)
     from torch.utils.tensorboard import SummaryWriter
-    with SummaryWriter(str(out / "tb"), purge_step=trainer.step or None) as writer:
-        summary = trainer.run(writer)
-    if trainer.step >= cfg.train.steps and not (out / "model.pt").exists():
-        trainer.save("model.pt", resumable=False)
+    if dist.main:
+        with SummaryWriter(str(out / "tb"), purge_step=trainer.step or None) as writer:
+            summary = trainer.run(writer)
+        if trainer.step >= cfg.train.steps and not (out / "model.pt").exists():
+            trainer.save("model.pt", resumable=False)
+    else:
+        summary = trainer.run(_NoWriter())
+    distributed.barrier(dist)  # rank 0 has written the run folder when any rank returns
     names = ("model.pt", "last.pt", "config.yaml", "loss_curve.png", "tb")
     summary["paths"] = {name: str(out / name) for name in names}
     return summary

@@ -61,6 +61,8 @@ class ExperimentConfig:
     qualitative_folder: str = ""      # real frames without depth for a qualitative panel ("" = skip)
     ct_mesh: str = ""                 # CT colon folder to add to the test set when present ("" = skip)
     ct_frames: int = 0                # frames rendered from the CT colon
+    ct_scale: str = "0.808594,0.808594,0.7"  # CT voxel size, mm (sx,sy,sz): Gut Cell Atlas model 00020
+    ct_centerline: str = "Paths_large_intestine_path.jsn"  # centreline file inside ct_mesh ("" = computed)
     baselines: bool = True            # also run the upper bound and the forward (SimGAN) direction
     workers: int = 2                  # render processes
 

@@ -18,7 +18,9 @@ TABLE_KEYS = ("abs_rel", "rmse_mm", "delta1", "sq_rel", "rmse_log", "delta2", "l
 def _label(img: np.ndarray, text: str) -> np.ndarray:
     import cv2
 
-    out = img.copy()
+    # Small frames are enlarged (nearest neighbour, so pixels stay honest) to keep labels legible.
+    k = max(1, int(np.ceil(160 / img.shape[0])))
+    out = np.ascontiguousarray(np.repeat(np.repeat(img, k, axis=0), k, axis=1))
     cv2.putText(out, text, (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 255), 1, cv2.LINE_AA)
     return out
 

@@ -136,8 +136,12 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path) -> dict:
     if ct is not None and cfg.ct_frames > 0:
         if ct.exists():
             paths["test_ct"] = run / "test_ct.h5"
+            ct_ply = run / "ct_colon.ply"
+            st.run("import_ct", {"mesh": str(ct), "scale": cfg.ct_scale, "centerline": cfg.ct_centerline},
+                   lambda redo: _import_ct(ct, cfg, ct_ply))
             st.run("render_test_ct", {"set": cfgmod.to_dict(cfg.test), "mesh": str(ct), "n": cfg.ct_frames},
-                   lambda redo: _render(cfg, cfg.test, paths["test_ct"], redo, mesh=str(ct), frames=cfg.ct_frames))
+                   lambda redo: _render(cfg, cfg.test, paths["test_ct"], redo, mesh=str(ct_ply),
+                                        frames=cfg.ct_frames))
             tests["test_ct"] = paths["test_ct"]
         else:
             log.warning("CT mesh %s not found: the test set has procedural colons only", ct)
@@ -194,6 +198,16 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path) -> dict:
     (run / "results.json").write_text(json.dumps(results, indent=2, default=float))
     panels.write_report(run, cfg, results, paths, per_image)
     return results
+
+
+def _import_ct(ct: Path, cfg: ExperimentConfig, out: Path) -> dict:
+    """The CT colon in mm with its centreline, saved as PLY + centreline npz for the renderer."""
+    from colonsim.meshio import load_colon, save_colon
+
+    centerline = ct / cfg.ct_centerline if cfg.ct_centerline else None
+    colon = load_colon(ct, scale=cfg.ct_scale, centerline=centerline)
+    save_colon(colon, out)
+    return {"mesh": str(out), "triangles": int(len(colon.mesh.faces))}
 
 
 def _apply(model: Path, src: Path, dst: Path) -> dict:

@@ -216,3 +216,66 @@ def test_bad_values_raise_config_error_naming_the_key(item, key):
     with pytest.raises(ConfigError) as e:
         load_sim_config(overrides=[f"trajectory.{item}"])
     assert e.value.key == f"trajectory.{key}"
+
+
+def test_cone_min_depth_is_exact_on_a_tube_and_a_sliver_triangle():
+    colon = _straight(radius=15.0)
+    geom = trajectory._geometry(colon)
+    pose = np.eye(4)
+    pose[:3, 3] = [0, 0, 100]
+    pose[:3, 2] = [0, 0, -1]                     # looking along +z
+    pose[:3, 1] = [0, -1, 0]
+    # the 48-gon's wall is nearest (15 cos(pi / 48)) midway between its vertices; the cone meets it at
+    # z = that / tan(70 deg) (an edge of a ring quad crossing the cone), exact to rounding
+    want = 15.0 * math.cos(math.pi / 48) / math.tan(math.radians(70))
+    assert geom.min_depth(pose, 140.0, 10.0) == pytest.approx(want, rel=0.02)
+    # a fan of rays can only miss the nearest point, never find a nearer one
+    assert geom.min_depth(pose, 140.0, 10.0) <= _raycast_min_depth(colon.mesh, pose, 140.0) + 1e-9
+    # one huge triangle crossing the view 5 mm ahead: its interior, not a vertex or edge, is nearest
+    tri = np.array([[[-1e4, -1e4, -5.0], [1e4, -1e4, -5.0], [0.0, 1e4, -5.0]]])
+    assert trajectory._cone_min_depth(tri, math.tan(math.radians(60))) == pytest.approx(5.0)
+    tilted = tri.copy()
+    tilted[..., 2] = -5.0 - 0.5 * tilted[..., 0]    # z = -5 - x/2: nearest on the cone's rim, x > 0
+    t = math.tan(math.radians(30))
+    assert trajectory._cone_min_depth(tilted, t) == pytest.approx(5.0 / (1 + 0.5 * t), rel=1e-9)
+    assert trajectory._cone_min_depth(tri + [0, 0, 10.0], t) == math.inf   # behind the camera
+
+
+def _narrow_tube_mesh(radius: float) -> trimesh.Trimesh:
+    """A closed cylinder along z = 0..200 mm whose side triangles run its whole length (slivers)."""
+    mesh = trimesh.creation.cylinder(radius=radius, height=200.0, sections=48)
+    mesh.apply_translation([0.0, 0.0, 100.0])
+    return mesh
+
+
+def test_a_lumen_too_narrow_for_the_camera_fails_fast_with_its_radius():
+    import time
+    for colon in (_straight(radius=3.0), Colon(mesh=_narrow_tube_mesh(3.0), centerline=_straight(radius=3.0).centerline,
+                                                uv=None, name="cylinder")):
+        t0 = time.perf_counter()
+        with pytest.raises(MeshError, match=r"too narrow for the camera: its radius is at most 2\.9\d mm, "
+                                            r"and the camera needs about 5\.49 mm"):
+            trajectory.pose_for_frame(colon, _cfg(), 0, 0)
+        assert time.perf_counter() - t0 < 5.0
+    # just wide enough: an on-axis view down a 6 mm tube keeps 2 mm over 140 deg
+    pose, params = trajectory.pose_for_frame(_straight(radius=6.0), _cfg(), 0, 0)
+    assert params["traj_wall_distance_mm"] >= 2.0
+
+
+def test_render_into_a_3mm_tube_is_one_line_exit_2(tmp_path):
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+    mesh = tmp_path / "tube.ply"
+    _straight(radius=3.0).mesh.export(mesh)
+    root = Path(__file__).resolve().parents[2]
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "cli.py", "render", "--out", str(tmp_path / "x.h5"), "--frames", "4",
+                           "--size", "32", "--mesh", str(mesh), "--quiet"], cwd=root, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "too narrow for the camera" in lines[0] and "Traceback" not in proc.stderr
+    assert time.perf_counter() - t0 < 60.0   # worker start-up included; it was > 60 s in the search alone
+    assert not (tmp_path / "x.h5").exists()

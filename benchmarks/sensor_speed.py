@@ -1,0 +1,76 @@
+"""CPU time of the sensor model (colonsim/sensor.py) per 256x256 frame, by stage.
+
+    python benchmarks/sensor_speed.py [--style realistic] [--frames 200] [--root CHECKOUT]
+
+``--root`` imports colonsim from another checkout (to compare before/after on the same machine).
+CPU time of this process (time.process_time, one thread), so that other work on a shared machine
+counts less than it would in wall time. Prints one line: the total, then each stage.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--style", default="realistic")
+    ap.add_argument("--frames", type=int, default=200)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--root", default=str(Path(__file__).resolve().parents[1]))
+    args = ap.parse_args()
+    sys.path.insert(0, args.root)
+    import numpy as np
+
+    from colonsim import sensor
+    from colonsim.simconfig import load_sim_config
+
+    rng = np.random.default_rng(0)
+    s = args.size
+    y, x = np.mgrid[:s, :s]
+    mask = (((x - (s - 1) / 2) ** 2 + (y - (s - 1) / 2) ** 2) <= (0.47 * s) ** 2).astype(np.uint8)
+    img = (rng.random((s, s, 3), dtype=np.float32) * 0.3 + 0.05) * mask[..., None]
+    cfg = load_sim_config(args.style).sensor
+    params = [sensor.sample_params(cfg, rng) for _ in range(args.frames)]
+    sensor.apply(img, mask, params[0], cfg, rng)
+    t0 = time.process_time()
+    for p in params:
+        sensor.apply(img, mask, p, cfg, rng)
+    total = (time.process_time() - t0) / len(params) * 1e3
+
+    stages = {}
+    for p in params[: max(20, len(params) // 4)]:
+        t = time.process_time()
+        a = sensor.chromatic_aberration(img, p["sensor_chromatic_aberration_px"]) \
+            if p["sensor_chromatic_aberration_px"] else img
+        t = _tick(stages, "ca", t)
+        a = sensor.blur(a, cfg, p)
+        t = _tick(stages, "blur", t)
+        gain = sensor.auto_gain(a, mask, cfg)
+        t = _tick(stages, "gain", t)
+        a = a * np.float32(gain)
+        a = sensor.add_noise(a, p["sensor_noise_gain"], p["sensor_read_noise"], rng)
+        t = _tick(stages, "wb+noise", t)
+        out = sensor.encode(a, cfg.tone_curve, cfg.gamma, p["sensor_tone_contrast"])
+        t = _tick(stages, "tone", t)
+        if cfg.jpeg:
+            sensor.jpeg_roundtrip(out, int(p["sensor_jpeg_quality"]))
+        _tick(stages, "jpeg", t)
+    n = max(20, len(params) // 4)
+    parts = ", ".join(f"{k} {v / n * 1e3:.2f}" for k, v in stages.items())
+    print(f"sensor {args.style} {s}x{s}: {total:.2f} ms CPU/frame ({parts})")
+
+
+def _tick(stages: dict, name: str, t: float) -> float:
+    now = time.process_time()
+    stages[name] = stages.get(name, 0.0) + now - t
+    return now
+
+
+if __name__ == "__main__":
+    main()
