@@ -78,10 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("colonsim: interrupted; what was written so far is kept (use --resume)\n")
         return 130
-    if getattr(args, "json", False):
-        print(json.dumps(result, sort_keys=True))
-    else:
-        print(summary)
+    try:
+        print(json.dumps(result, sort_keys=True) if getattr(args, "json", False) else summary, flush=True)
+    except BrokenPipeError:  # e.g. `colonsim inspect X --json | head`: the reader left, not an error
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
