@@ -253,7 +253,8 @@ def train_refiner(cfg: AdaptConfig, real: str | Path, synthetic: str | Path, out
     distributed.check_batch(cfg.data.batch_size, dist.world, "data.batch_size")
     trainer = Trainer(cfg, real, synthetic, out, dist)
     if not dist.main:
-        return _follow(trainer, cfg, resume)
+        _follow(trainer, cfg, resume)
+        return distributed.from_main(None, dist)  # rank 0's summary
     out.mkdir(parents=True, exist_ok=True)
     if resume and (out / "last.pt").exists():
         trainer.load_state_dict(load_checkpoint(out / "last.pt", TRAIN_STATE_KIND))
@@ -291,36 +292,26 @@ def train_refiner(cfg: AdaptConfig, real: str | Path, synthetic: str | Path, out
         book.close()
     last = book.last()
     adv_done = max(0, trainer.step - s.pretrain_refiner_steps - s.pretrain_disc_steps)
-    return {"steps": adv_done, "schedule_steps": trainer.step, "stopped_early": stopped_early,
-            "direction": cfg.direction, "seconds": round(time.monotonic() - t0, 1),
-            "losses": {k: v for k, v in last.items() if "/acc" not in k},
-            "disc_accuracy": {k.split("/")[-1]: v for k, v in last.items() if "/acc" in k},
-            "refiner": str(out / "refiner.pt"), "last": str(out / "last.pt"), "run_dir": str(out)}
+    summary = {"steps": adv_done, "schedule_steps": trainer.step, "stopped_early": stopped_early,
+               "direction": cfg.direction, "seconds": round(time.monotonic() - t0, 1),
+               "losses": {k: v for k, v in last.items() if "/acc" not in k},
+               "disc_accuracy": {k.split("/")[-1]: v for k, v in last.items() if "/acc" in k},
+               "refiner": str(out / "refiner.pt"), "last": str(out / "last.pt"), "run_dir": str(out)}
+    return distributed.from_main(summary, dist)  # every rank returns rank 0's summary
 
 
-def _follow(trainer: Trainer, cfg: AdaptConfig, resume: bool) -> dict:
-    """The loop of ranks other than 0: the same updates and all-reduces as rank 0, and no output.
-    Returns the summary that rank 0 returns (the same mean scalars), without writing anything."""
-    s, out, t0 = cfg.schedule, trainer.out_dir, time.monotonic()
-    if resume and (out / "last.pt").exists():  # rank 0 loads the same file
-        trainer.load_state_dict(load_checkpoint(out / "last.pt", TRAIN_STATE_KIND))
+def _follow(trainer: Trainer, cfg: AdaptConfig, resume: bool) -> None:
+    """The loop of ranks other than 0: the same updates and all-reduces as rank 0, and no output."""
+    s = cfg.schedule
+    if resume and (trainer.out_dir / "last.pt").exists():  # rank 0 loads the same file
+        trainer.load_state_dict(load_checkpoint(trainer.out_dir / "last.pt", TRAIN_STATE_KIND))
     total = s.pretrain_refiner_steps + s.pretrain_disc_steps + s.steps
-    last: dict = {}
-    stopped_early = False
     while trainer.step < total:
         _, scalars = trainer.schedule_step()
-        last.update(distributed.mean_over_ranks(scalars, trainer.dist)[0])
+        distributed.mean_over_ranks(scalars, trainer.dist)
         trainer.step += 1
         if distributed.mean_over_ranks({}, trainer.dist, False)[1]:
-            stopped_early = trainer.step < total
             break
-    adv_done = max(0, trainer.step - s.pretrain_refiner_steps - s.pretrain_disc_steps)
-    return {"steps": adv_done, "schedule_steps": trainer.step, "stopped_early": stopped_early,
-            "direction": cfg.direction, "seconds": round(time.monotonic() - t0, 1),
-            "losses": {k: v for k, v in last.items() if "/acc" not in k},
-            "disc_accuracy": {k.split("/")[-1]: v for k, v in last.items() if "/acc" in k},
-            "refiner": str(out / "refiner.pt"), "last": str(out / "last.pt"), "run_dir": str(out),
-            "rank": trainer.dist.rank}
 
 
 def _with_steps(cfg: AdaptConfig, steps: int) -> AdaptConfig:

@@ -214,3 +214,14 @@ def share(weight_sum: float, d: Dist) -> float:
         t = t.cuda()
     dist.all_reduce(t)
     return d.world * max(float(weight_sum), 1.0) / max(float(t), 1.0)
+
+
+def from_main(obj: Any, d: Dist) -> Any:
+    """Rank 0's ``obj`` on every rank (e.g. the run summary, so every rank returns the same one)."""
+    if not d.enabled:
+        return obj
+    import torch.distributed as dist
+
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

@@ -318,7 +318,7 @@ def train_depth(cfg: DepthConfig, data: Sequence[str | Path], out_dir: str | Pat
             trainer.save("model.pt", resumable=False)
     else:
         summary = trainer.run(_NoWriter())
-    distributed.barrier(dist)  # rank 0 has written the run folder when any rank returns
+    summary = distributed.from_main(summary, dist)  # also: rank 0 has written the run folder
     names = ("model.pt", "last.pt", "config.yaml", "loss_curve.png", "tb")
     summary["paths"] = {name: str(out / name) for name in names}
     return summary
