@@ -38,10 +38,34 @@ def assert_same(a: Path, b: Path) -> None:
         assert x[k].dtype == y[k].dtype and np.array_equal(x[k], y[k]), k
 
 
+class DyingRenderer:
+    """The frame renderer, but the first process to reach frame 5 dies there (os._exit)."""
+
+    def __init__(self, cfg, colons):
+        from colonsim.scene import FrameRenderer
+        self.inner = FrameRenderer(cfg, colons)
+
+    def render(self, i: int, seed: int):
+        marker = Path(os.environ["COLONSIM_TEST_DIE_MARKER"])
+        if i == 5 and not marker.exists():
+            marker.write_text("died")
+            os._exit(1)
+        return self.inner.render(i, seed)
+
+
 @pytest.fixture(scope="module")
-def cluster():
+def die_marker(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("marker") / "died"
+
+
+@pytest.fixture(scope="module")
+def cluster(die_marker):
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    marker = die_marker
+    # the actors import DyingRenderer from this module, and learn where its marker is
+    env = {"PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "COLONSIM_TEST_DIE_MARKER": str(marker)}
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 
@@ -76,6 +100,19 @@ def test_driver_killed_midway_then_resume_gives_the_same_data(cluster, local_ref
     done = list(parts_dir(out).glob("shard_*.h5"))
     assert 0 < len(done) < N // 2 and not out.exists(), "the kill came too late to test a resume"
     assert cli.main(["render", "--out", str(out), *SMALL, "--backend", "ray", "--resume"]) == 0
+    assert_same(local_reference, out)
+
+
+def test_an_actor_that_dies_is_replaced_and_its_shard_redone(cluster, die_marker, local_reference, tmp_path):
+    from colonsim.generate import render_dataset
+    from colonsim.simconfig import load_sim_config
+
+    sets = [a for a in SMALL[SMALL.index("--quiet") + 1:] if a != "--set"]
+    cfg = load_sim_config(None, None, ["output.size_px=32", *sets])
+    out = tmp_path / "dying.h5"
+    r = render_dataset(cfg, out, N, seed=5, workers=2, backend="ray", progress=False,
+                       renderer="tests.colonsim.test_raybackend:DyingRenderer")
+    assert r["rendered"] == N and die_marker.exists()  # an actor did die mid-shard
     assert_same(local_reference, out)
 
 
