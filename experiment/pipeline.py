@@ -139,7 +139,8 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path) -> dict:
             ct_ply = run / "ct_colon.ply"
             st.run("import_ct", {"mesh": str(ct), "scale": cfg.ct_scale, "centerline": cfg.ct_centerline},
                    lambda redo: _import_ct(ct, cfg, ct_ply))
-            st.run("render_test_ct", {"set": cfgmod.to_dict(cfg.test), "mesh": str(ct), "n": cfg.ct_frames},
+            st.run("render_test_ct", {"set": cfgmod.to_dict(cfg.test), "mesh": str(ct), "n": cfg.ct_frames,
+                                      "size": cfg.size_px, "scale": cfg.ct_scale, "centerline": cfg.ct_centerline},
                    lambda redo: _render(cfg, cfg.test, paths["test_ct"], redo, mesh=str(ct_ply),
                                         frames=cfg.ct_frames))
             tests["test_ct"] = paths["test_ct"]
@@ -180,14 +181,17 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path) -> dict:
         results["baselines"]["upper_bound_trained_on_realistic"] = stats.summarize(
             ub["per_image"], METRIC_KEYS, rng, n_boot=cfg.eval.bootstrap)
         fwd = run / "adapt_forward"
-        st.run("adapt_forward", {"real": str(real_domain), "train": c["train"], "adapt": c["adapt"],
+        st.run("adapt_forward", {"real": str(real_domain), "real_like": c["real_like"], "train": c["train"],
+                                 "adapt": c["adapt"],
                                  "size": cfg.size_px},
                lambda redo: _train_refiner(cfg, "forward", real_domain, paths["train_clean"], fwd, redo))
         paths["train_forward"] = run / "train_forward.h5"
-        st.run("apply_forward", {"adapt": c["adapt"], "train": c["train"]},
+        st.run("apply_forward", {"real": str(real_domain), "real_like": c["real_like"], "adapt": c["adapt"],
+                                 "train": c["train"], "size": cfg.size_px},
                lambda redo: _apply(fwd / "refiner.pt", paths["train_clean"], paths["train_forward"]))
         depth_fwd = run / "depth_forward"
-        st.run("depth_forward", {"train": c["train"], "adapt": c["adapt"], "depth": c["depth"]},
+        st.run("depth_forward", {"real": str(real_domain), "real_like": c["real_like"], "train": c["train"],
+                                 "adapt": c["adapt"], "depth": c["depth"], "size": cfg.size_px},
                lambda redo: _train_depth(cfg, [paths["train_forward"]], depth_fwd, redo))
         fw = _evaluate(depth_fwd / "model.pt", paths["test_real"], None, cfg)
         results["baselines"]["forward_simgan_trained_on_refined_clean"] = stats.summarize(
