@@ -3,11 +3,16 @@
 A folder or video of frames becomes a folder of refined frames with the same names and sizes;
 a ColonSim HDF5 becomes a copy whose ``rgb`` is refined and whose every other dataset and attribute
 is unchanged (one attribute, ``refined_by``, is added). Outside the image circle stays black.
+
+An existing output (a file, or a non-empty folder) is refused unless ``overwrite``. The output is
+written under a temporary name next to it (``OUT.tmp-PID``) and renamed into place only once
+complete, so that an interrupted run never leaves a half-refined output that looks valid.
 """
 from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 from pathlib import Path
@@ -20,6 +25,7 @@ import torch
 from torch import nn
 
 from colonsim import realdata, schema
+from colonsim.dataset import _open_checked
 from colonsim.errors import CheckpointError, InputError
 
 from .checkpoint import REFINER_KIND, load_checkpoint
@@ -87,42 +93,96 @@ def refine_images(model: nn.Module, rgb: np.ndarray, mask: np.ndarray | None = N
     return out
 
 
-def apply(model_path: str | Path, input: str | Path, out: str | Path, *, batch_size: int = 16) -> dict:
-    """Refine a folder, video or ColonSim HDF5 (see the module doc); returns a summary dict."""
+def apply(model_path: str | Path, input: str | Path, out: str | Path, *, batch_size: int = 16,
+          overwrite: bool = False) -> dict:
+    """Refine a folder, video or ColonSim HDF5 (see the module doc); returns a summary dict.
+
+    ``overwrite`` replaces an existing output; without it an existing OUT.h5 or non-empty folder is an
+    InputError. The output appears (by rename) only once every frame is written.
+    """
     src, dst = Path(input), Path(out)
     if not src.exists():
         raise InputError(f"input not found: {src}; expected a folder of images, a video, or a ColonSim .h5")
     if dst.resolve() == src.resolve():
         raise InputError(f"--out {dst} is the input itself; choose another path")
+    h5_input = is_hdf5(src)
+    _check_out(src, dst, h5_input, overwrite)
+    if overwrite and dst.is_dir():
+        for path in (src, Path(model_path)):
+            if path.resolve().is_relative_to(dst.resolve()):
+                raise InputError(f"--overwrite would delete {path}, which is inside --out {dst}; "
+                                 "choose another --out")
     model, meta = load_refiner(model_path)
     t0 = time.monotonic()
-    if is_hdf5(src):
-        if dst.is_dir():
-            raise InputError(f"input {src} is HDF5, so --out must be a .h5 file path, not the folder {dst}")
+    if h5_input:
         n = _apply_h5(model, meta, Path(model_path), src, dst, batch_size)
     else:
-        if dst.suffix.lower() in (".h5", ".hdf5"):
-            raise InputError(f"input {src} is images or a video, so --out must be a folder, not {dst}")
         n = _apply_frames(model, src, dst)
     return {"frames": n, "input": str(src), "out": str(dst), "direction": meta.get("direction"),
             "seconds": round(time.monotonic() - t0, 1)}
 
 
+def _check_out(src: Path, dst: Path, h5_input: bool, overwrite: bool) -> None:
+    """InputError if ``dst`` is the wrong kind of path for the input, or exists without ``overwrite``."""
+    if h5_input:
+        if dst.is_dir():
+            raise InputError(f"input {src} is HDF5, so --out must be a .h5 file path, not the folder {dst}")
+        if dst.exists() and not overwrite:
+            raise InputError(f"{dst} exists; pass --overwrite to replace it, or choose another --out")
+        return
+    if dst.suffix.lower() in (".h5", ".hdf5"):
+        raise InputError(f"input {src} is images or a video, so --out must be a folder, not {dst}")
+    if dst.exists() and not dst.is_dir():
+        raise InputError(f"--out {dst} is a file; expected a folder for the refined frames")
+    if dst.is_dir() and any(dst.iterdir()) and not overwrite:
+        raise InputError(f"output folder {dst} is not empty; pass --overwrite to replace it, "
+                         "or choose another --out")
+
+
+def _tmp_path(dst: Path) -> Path:
+    """The temporary name, next to ``dst``, under which the output is written."""
+    dst = dst.resolve()  # also for "." or "out/"
+    return dst.with_name(f"{dst.name}.tmp-{os.getpid()}")
+
+
 def _apply_frames(model: nn.Module, src: Path, dst: Path) -> int:
-    """Each frame of a folder or video -> dst/NAME (same name, size; JPEG quality 95)."""
+    """Each frame of a folder or video -> dst/NAME (same name, size; JPEG quality 95).
+
+    Frames go into a temporary folder that replaces ``dst`` once all are written.
+    """
     from tqdm import tqdm
 
     frames = realdata.iter_frames(src)
     first = next(frames)  # validates the source (empty folder, unreadable video) before mkdir
-    dst.mkdir(parents=True, exist_ok=True)
-    n = 0
-    for name, rgb in tqdm(_chain(first, frames), desc="adapt apply", unit="frame"):
-        refined = refine_images(model, rgb[None])[0]
-        params = [cv2.IMWRITE_JPEG_QUALITY, 95] if Path(name).suffix.lower() in (".jpg", ".jpeg") else []
-        if not cv2.imwrite(str(dst / name), refined[..., ::-1], params):
-            raise InputError(f"cannot write {dst / name}")
-        n += 1
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_path(dst)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        n = 0
+        # disable=None: no bar when stderr is not a terminal, so that an error stays one line there
+        for name, rgb in tqdm(_chain(first, frames), desc="adapt apply", unit="frame", disable=None):
+            refined = refine_images(model, rgb[None])[0]
+            params = [cv2.IMWRITE_JPEG_QUALITY, 95] if Path(name).suffix.lower() in (".jpg", ".jpeg") else []
+            if not cv2.imwrite(str(tmp / name), refined[..., ::-1], params):
+                raise InputError(f"cannot write {dst / name}")
+            n += 1
+        _replace_dir(tmp, dst)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return n
+
+
+def _replace_dir(tmp: Path, dst: Path) -> None:
+    """Rename the finished folder ``tmp`` to ``dst``, replacing (after the rename) an existing ``dst``."""
+    old = None
+    if dst.exists():
+        old = dst.resolve().with_name(f"{dst.resolve().name}.old-{os.getpid()}")
+        os.replace(dst, old)
+    os.replace(tmp, dst)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _chain(first, rest):
@@ -131,22 +191,33 @@ def _chain(first, rest):
 
 
 def _apply_h5(model: nn.Module, meta: dict, model_path: Path, src: Path, dst: Path, batch_size: int) -> int:
-    """Copy src to dst, then rewrite the rgb of every complete frame in place."""
+    """Copy src to a temporary file next to dst, refine the rgb of every complete frame there, then
+    rename it to dst."""
+    _open_checked(src).close()  # DatasetError for a corrupt or foreign file
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_path(dst)
+    try:
+        shutil.copyfile(src, tmp)
+        n = _refine_h5_in_place(model, meta, model_path, tmp, batch_size)
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return n
+
+
+def _refine_h5_in_place(model: nn.Module, meta: dict, model_path: Path, path: Path, batch_size: int) -> int:
+    """Rewrite the rgb of every complete frame of the ColonSim HDF5 ``path``; returns their count."""
     from tqdm import tqdm
 
-    with h5py.File(src, "r") as f:
-        if f.attrs.get(schema.ATTR_SOFTWARE) != schema.SOFTWARE or schema.RGB not in f:
-            raise InputError(f"{src} is not a ColonSim dataset with '{schema.RGB}' frames")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, dst)
-    with h5py.File(dst, "r+") as f:
+    with h5py.File(path, "r+") as f:
         rgb_ds = f[schema.RGB]
         done = f[schema.DONE][()] == 1 if schema.DONE in f else np.ones(rgb_ds.shape[0], bool)
         mask_ds = f[schema.MASK] if schema.MASK in f else None
         h, w = rgb_ds.shape[1:3]
         step = max(1, min(batch_size, MAX_BATCH_PIXELS // (h * w)))
         todo = np.flatnonzero(done)
-        for i in tqdm(range(0, todo.size, step), desc="adapt apply", unit="batch"):
+        for i in tqdm(range(0, todo.size, step), desc="adapt apply", unit="batch", disable=None):
             idx = todo[i:i + step]
             rgb = rgb_ds[idx]
             if mask_ds is None:

@@ -34,10 +34,11 @@ def load_checkpoint(path: str | Path, kind: str) -> dict:
         raise CheckpointError(f"checkpoint not found: {p}")
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe content"
-        raise CheckpointError(f"{p} carries a pickle payload that a weights-only load refuses ({first}); "
-                              f"expected a '{kind}' checkpoint") from None
+    except pickle.UnpicklingError:
+        # torch's own message is long and carries terminal escapes; say it in one plain line.
+        what = {REFINER_KIND: "refiner", TRAIN_STATE_KIND: "adapt training-state"}.get(kind, repr(kind))
+        raise CheckpointError(f"{p} is not a ColonSim {what} checkpoint: it needs unpickling of arbitrary "
+                              "objects (refused for safety), or it is corrupt") from None
     except Exception as e:  # noqa: BLE001 - a corrupt file fails in many ways (struct, zip, EOF)
         raise CheckpointError(f"{p} is not a readable torch checkpoint ({type(e).__name__}); "
                               f"expected a '{kind}' checkpoint") from None

@@ -29,6 +29,7 @@ def add_parsers(subparsers) -> None:
     a.add_argument("--input", required=True, metavar="DIR|VIDEO|DATA.h5")
     a.add_argument("--out", required=True, metavar="DIR/|OUT.h5")
     a.add_argument("--batch-size", type=int, default=16, metavar="N")
+    a.add_argument("--overwrite", action="store_true", help="replace an existing OUT.h5 or non-empty DIR/")
     add_json_arg(a)
     a.set_defaults(func=_apply)
 
@@ -62,7 +63,7 @@ def _train(args: argparse.Namespace):
 def _apply(args: argparse.Namespace):
     from .apply import apply
 
-    r = apply(args.model, args.input, args.out, batch_size=args.batch_size)
+    r = apply(args.model, args.input, args.out, batch_size=args.batch_size, overwrite=args.overwrite)
     return f"refined {r['frames']} frames into {r['out']} ({r['seconds']} s)", r
 
 

@@ -1,8 +1,10 @@
 """CPU time of the sensor model (colonsim/sensor.py) per 256x256 frame, by stage.
 
-    python benchmarks/sensor_speed.py [--style realistic] [--frames 200] [--root CHECKOUT]
+    python benchmarks/sensor_speed.py [--style realistic] [--frames 200] [--root CHECKOUT] [--malloc keep|default]
 
 ``--root`` imports colonsim from another checkout (to compare before/after on the same machine).
+``--malloc keep`` (the default) sets glibc's malloc to reuse freed memory, as FrameRenderer does in
+each render process; ``default`` leaves it as it is, and each frame then pays page faults.
 CPU time of this process (time.process_time, one thread), so that other work on a shared machine
 counts less than it would in wall time. Prints one line: the total, then each stage.
 """
@@ -23,9 +25,16 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=200)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--root", default=str(Path(__file__).resolve().parents[1]))
+    ap.add_argument("--malloc", choices=("keep", "default"), default="keep")
     args = ap.parse_args()
     sys.path.insert(0, args.root)
     import numpy as np
+    if args.malloc == "keep":   # what colonsim.scene._keep_freed_memory does (any --root)
+        import ctypes
+        import ctypes.util
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-1, 256 << 20)   # M_TRIM_THRESHOLD
+        libc.mallopt(-3, 64 << 20)    # M_MMAP_THRESHOLD
 
     from colonsim import sensor
     from colonsim.simconfig import load_sim_config
@@ -63,7 +72,7 @@ def main() -> None:
         _tick(stages, "jpeg", t)
     n = max(20, len(params) // 4)
     parts = ", ".join(f"{k} {v / n * 1e3:.2f}" for k, v in stages.items())
-    print(f"sensor {args.style} {s}x{s}: {total:.2f} ms CPU/frame ({parts})")
+    print(f"sensor {args.style} {s}x{s}, malloc {args.malloc}: {total:.2f} ms CPU/frame ({parts})")
 
 
 def _tick(stages: dict, name: str, t: float) -> float:

@@ -75,6 +75,7 @@ def _make_renderer_class():
             super().__init__(width, height)
             self._program_cache = ShaderProgramCache(shader_dir=str(SHADER_DIR))
             self.uniforms: dict = {}
+            self._locations: dict[int, dict[str, int]] = {}   # program id -> uniform name -> location
             self._buf: np.ndarray | None = None
 
         def _configure_main_framebuffer(self):
@@ -115,8 +116,23 @@ def _make_renderer_class():
             return self._buf
 
         def _bind_lighting(self, scene, program, node, flags):
+            # pyrender's set_uniform looks every location up again; a frame sets ~17 of ours, so
+            # their locations are cached per program (-1: not used by that shader, skipped).
+            locs = self._locations.setdefault(program._program_id, {})
             for name, value in self.uniforms.items():
-                program.set_uniform(name, value)
+                loc = locs.get(name)
+                if loc is None:
+                    loc = locs[name] = gl.glGetUniformLocation(program._program_id, name)
+                if loc == -1:
+                    continue
+                if isinstance(value, np.ndarray) and value.shape == (3,):
+                    gl.glUniform3fv(loc, 1, value.astype(np.float32, copy=False))
+                elif isinstance(value, np.ndarray):
+                    program.set_uniform(name, value)
+                elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+                    gl.glUniform1i(loc, int(value))
+                else:
+                    gl.glUniform1f(loc, float(value))
 
     return FloatRenderer
 

@@ -53,7 +53,33 @@ def _add_scene_args(p: argparse.ArgumentParser, default_size: int | None = None)
     p.add_argument("--style", metavar="NAME", help="style preset from assets/styles (e.g. clean, realistic)")
     p.add_argument("--mesh", default="procedural", metavar="MESH|procedural",
                    help="a colon mesh file, or 'procedural' (default)")
+    add_scope_args(p)
     add_config_args(p)
+
+
+def add_scope_args(p: argparse.ArgumentParser) -> None:
+    """--camera and --mask: a real scope's calibration and image-circle mask (docs/tuning.md)."""
+    p.add_argument("--camera", metavar="CALIB", help="render with a real scope's geometry: an OpenCV fisheye/"
+                   "pinhole or Scaramuzza calibration file (YAML/JSON/FileStorage; docs/tuning.md)")
+    p.add_argument("--mask", metavar="MASK.png", help="image-circle mask of the real frames (PNG, nonzero "
+                   "inside), fitted by the lens's round or octagon field stop")
+
+
+def apply_scope(cfg, camera: str | None = None, mask: str | None = None):
+    """``cfg`` (a SimConfig) with its lens fitted to the mask PNG ``mask`` (field stop), then set
+    to the calibration file ``camera`` (model, coefficients, intrinsics); unchanged without them.
+    The result is the config that is stored in the output and checked on resume."""
+    from . import calibration
+    from . import config as cfgmod
+
+    lens = cfg.lens
+    if mask:
+        lens = calibration.apply_field_stop(lens, calibration.fit_field_stop(calibration.read_mask(mask)))
+    if camera:
+        lens = calibration.apply_calibration(lens, calibration.load_calibration(camera))
+    if lens is cfg.lens:
+        return cfg
+    return cfgmod.from_dict(type(cfg), {**cfgmod.to_dict(cfg), "lens": cfgmod.to_dict(lens)})
 
 
 def _load_config(args):
@@ -64,7 +90,7 @@ def _load_config(args):
         overrides.append(f"output.size_px={args.size}")
     if getattr(args, "sequence_length", None) is not None:
         overrides.append(f"trajectory.sequence_length={args.sequence_length}")
-    return load_sim_config(args.style, args.config, overrides)
+    return apply_scope(load_sim_config(args.style, args.config, overrides), args.camera, args.mask)
 
 
 def _render(args):

@@ -1,7 +1,11 @@
 """The ``tune`` subcommand: fit the scope to real frames, or serve the interactive tuner (``--ui``)."""
 from __future__ import annotations
 
+import logging
+
 from .cliutil import add_config_args, add_json_arg
+
+log = logging.getLogger(__name__)
 
 
 def add_parsers(sub) -> None:
@@ -35,19 +39,10 @@ def add_parsers(sub) -> None:
 
 def load_config(args):
     """The starting config: style, --config, --set, then --mask and --camera."""
-    from . import calibration
-    from . import config as cfgmod
+    from .commands_render import apply_scope
     from .simconfig import load_sim_config
 
-    cfg = load_sim_config(args.style, args.config, args.overrides)
-    lens = cfg.lens
-    if args.mask:
-        lens = calibration.apply_field_stop(lens, calibration.fit_field_stop(calibration.read_mask(args.mask)))
-    if args.camera:
-        lens = calibration.apply_calibration(lens, calibration.load_calibration(args.camera))
-    if lens is not cfg.lens:
-        cfg = cfgmod.from_dict(type(cfg), {**cfgmod.to_dict(cfg), "lens": cfgmod.to_dict(lens)})
-    return cfg
+    return apply_scope(load_sim_config(args.style, args.config, args.overrides), args.camera, args.mask)
 
 
 def _tune(args):
@@ -56,9 +51,8 @@ def _tune(args):
     cfg = load_config(args)
     if args.ui:
         from .tuneui import serve
-        import sys
         r = serve(cfg, real=args.real, out=args.out, host=args.host, port=args.port,
-                  on_ready=lambda url: print(f"tuner at {url} (Ctrl-C to stop)", file=sys.stderr, flush=True))
+                  on_ready=lambda url: log.info("tuner at %s (Ctrl-C to stop)", url))
         return f"tuner stopped after {r['renders']} renders; saved {r['saves']} config(s)", r
     if not args.real:
         raise InputError("tune needs --real DIR (a folder of real frames), or --ui for the interactive tuner")

@@ -17,7 +17,8 @@ With ``backend="ray"`` the shards are rendered by Ray actors, through the same s
 with the same protocol (:mod:`colonsim.raybackend`).
 
 ``OUT.parts/manifest.json`` records the config, seed, frame count, mesh source and shard size; a
-resume with different ones is refused. Frame i is ``FrameRenderer.render(i, seed)``, a pure function
+resume with different ones is refused (the shard layout, the manifest checks and the merge live in
+:mod:`colonsim.shards`). Frame i is ``FrameRenderer.render(i, seed)``, a pure function
 of (config, seed, i), so the shard layout and the worker count never change a frame.
 """
 from __future__ import annotations
@@ -37,14 +38,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from . import __version__, errors, h5io, schema
-from .config import to_dict, to_json
-from .errors import ColonSimError, ConfigError, DatasetError, InputError
+from . import errors, h5io, shards
+from .config import to_json
+from .errors import ColonSimError, ConfigError, InputError
+from .shards import MANIFEST, ShardMerger, parts_dir, shard_path, shard_range  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
 PROCEDURAL = "procedural"
-MANIFEST = "manifest.json"
 BACKENDS = ("local", "ray")
 
 
@@ -58,20 +59,6 @@ class Job:
     parts: str               # the shard folder
     attrs: dict              # keyword arguments of h5io.create shared by every shard and the final file
     renderer: str = "colonsim.scene:FrameRenderer"  # "module:class" built in each worker as cls(cfg, colons)
-
-
-def parts_dir(out: str | Path) -> Path:
-    """The folder of shards that stands for ``out`` while it is being rendered."""
-    out = Path(out)
-    return out.with_name(out.name + h5io.PARTS_SUFFIX)
-
-
-def shard_path(parts: str | Path, s: int) -> Path:
-    return Path(parts) / f"shard_{s:05d}.h5"
-
-
-def shard_range(s: int, shard_frames: int, n_frames: int) -> range:
-    return range(s * shard_frames, min((s + 1) * shard_frames, n_frames))
 
 
 # ----------------------------------------------------------------------------- meshes
@@ -176,91 +163,6 @@ def render_shard_file(job: Job, renderer, s: int, folder: str | Path, on_frame: 
         tmp.unlink(missing_ok=True)
 
 
-# ----------------------------------------------------------------------------- resume bookkeeping
-
-
-def _manifest(cfg, seed: int, n_frames: int, source: dict, shard_frames: int) -> dict:
-    return {"config": to_dict(cfg), "seed": seed, "n_frames": n_frames, "mesh": _comparable(source),
-            "shard_frames": shard_frames, "software_version": __version__}
-
-
-def _comparable(source: dict) -> dict:
-    return {k: v for k, v in source.items() if k != "path"}  # a moved mesh file is the same mesh
-
-
-def _first_difference(a: Any, b: Any, key: str = "") -> str | None:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for k in sorted(set(a) | set(b)):
-            d = _first_difference(a.get(k), b.get(k), f"{key}.{k}" if key else k)
-            if d:
-                return d
-        return None
-    return None if a == b else f"{key}: {json.dumps(a)} in the file, {json.dumps(b)} now"
-
-
-def _check_same(old: dict, new: dict, what: Path) -> None:
-    for key in ("seed", "n_frames", "config", "mesh"):  # the plainest difference first
-        diff = _first_difference(old.get(key), new[key], key)
-        if diff:
-            break
-    if diff:
-        raise ConfigError("", f"cannot resume {what}: it was made with other settings ({diff}); "
-                          "rerun with the same settings, or use --overwrite")
-
-
-def _read_manifest(parts: Path) -> dict:
-    try:
-        data = json.loads((parts / MANIFEST).read_text())
-    except (OSError, ValueError):
-        data = None
-    if not isinstance(data, dict) or not isinstance(data.get("shard_frames"), int):
-        raise DatasetError(f"{parts} is not a ColonSim render in progress (no readable {MANIFEST}); "
-                           "remove it or use --overwrite")
-    return data
-
-
-def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w") as fh:
-        json.dump(data, fh, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    h5io.fsync_dir(path.parent)
-
-
-def _check_final(out: Path, manifest: dict) -> None:
-    """A complete OUT from an earlier run: same settings and valid, or refuse."""
-    with h5io.open_file(out) as f:
-        attrs = h5io.read_attrs(f)
-    old = {"config": attrs.get(schema.ATTR_CONFIG), "seed": attrs.get(schema.ATTR_SEED),
-           "n_frames": attrs.get(schema.ATTR_N_FRAMES), "mesh": _comparable(attrs.get(h5io.ATTR_MESH) or {})}
-    _check_same(old, manifest, out)
-    report = h5io.validate(out)
-    if not report["ok"]:
-        raise DatasetError(f"cannot resume {out}: {report['errors'][0]}")
-
-
-def _done_shards(parts: Path, n_shards: int, seed: int) -> set[int]:
-    """Shards already on disk, each checked; deletes leftover temporary files."""
-    for tmp in parts.glob("*.tmp"):
-        tmp.unlink(missing_ok=True)
-    done = set()
-    for s in range(n_shards):
-        p = shard_path(parts, s)
-        if not p.exists():
-            continue
-        try:
-            with h5io.open_file(p) as f:
-                ok = f.attrs.get(schema.ATTR_SEED) == seed and bool(f.attrs.get(schema.ATTR_COMPLETE))
-        except DatasetError as e:
-            raise DatasetError(f"cannot resume: shard {p} is damaged ({e}); delete it and resume again") from None
-        if not ok:
-            raise DatasetError(f"cannot resume: shard {p} is foreign or incomplete; delete it and resume again")
-        done.add(s)
-    return done
-
-
 # ----------------------------------------------------------------------------- the whole run
 
 
@@ -309,9 +211,9 @@ def render_dataset(cfg, out: str | Path, n_frames: int, *, seed: int = 0, worker
 
     source = mesh_source(cfg, mesh, seed)
     shard_frames = max(1, min(cfg.output.shard_frames, math.ceil(n_frames / (4 * workers))))
-    manifest = _manifest(cfg, seed, n_frames, source, shard_frames)
+    manifest = shards.manifest(cfg, seed, n_frames, source, shard_frames)
     if out.exists():  # resume of a finished run: check it, clean up, render nothing
-        _check_final(out, manifest)
+        shards.check_final(out, manifest)
         shutil.rmtree(parts, ignore_errors=True)
         return _result(out, n_frames, 0, cfg, time.perf_counter() - t0, workers, {}, backend)
     fresh = not parts.exists()
@@ -320,15 +222,15 @@ def render_dataset(cfg, out: str | Path, n_frames: int, *, seed: int = 0, worker
     if fresh:  # the folder appears with its manifest, or not at all
         staging = parts.with_name(f"{parts.name}.{os.getpid()}.tmp")
         staging.mkdir()
-        _write_json_atomic(staging / MANIFEST, manifest)
+        shards.write_json_atomic(staging / MANIFEST, manifest)
         os.replace(staging, parts)
         h5io.fsync_dir(parts.parent)
     else:
-        old = _read_manifest(parts)
-        _check_same(old, manifest, out)
+        old = shards.read_manifest(parts)
+        shards.check_same(old, manifest, out)
         shard_frames = int(old["shard_frames"])
     n_shards = math.ceil(n_frames / shard_frames)
-    todo = [s for s in range(n_shards) if s not in _done_shards(parts, n_shards, seed)]
+    todo = [s for s in range(n_shards) if s not in shards.done_shards(parts, n_shards, seed)]
     if not fresh:
         log.info("resuming %s: %d of %d shards were done", out, n_shards - len(todo), n_shards)
     job = Job(cfg=cfg, seed=seed, n_frames=n_frames, shard_frames=shard_frames, parts=str(parts),
@@ -369,8 +271,6 @@ def _run_pool(job: Job, make_colons: Callable[[], tuple], todo: Sequence[int], w
     ctx = mp.get_context("spawn")  # never fork: a GL context or h5py handle must not be copied
     counter = ctx.Value("q", 0)
     lp_threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
-    bar = tqdm(total=n_todo, unit="frame", disable=not progress, desc="render", smoothing=0.1,
-               mininterval=0.5)
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(job, counter, lp_threads, os.getpid())) as pool:
         for _ in range(workers):
@@ -380,6 +280,9 @@ def _run_pool(job: Job, make_colons: Callable[[], tuple], todo: Sequence[int], w
         times["setup_s"] = time.perf_counter() - t0
         queue = list(todo)[::-1]
         shard_of, pending = {}, set()
+        # The bar appears with the first rendered frame: bad input (a mesh that cannot be read, or
+        # that the camera does not fit inside) fails before it, as one clean line on stderr.
+        bar = None
         try:
             while pending or queue:
                 while queue and len(pending) < 2 * workers:
@@ -388,7 +291,11 @@ def _run_pool(job: Job, make_colons: Callable[[], tuple], todo: Sequence[int], w
                     shard_of[fut] = s
                     pending.add(fut)
                 finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
-                bar.update(counter.value - bar.n)
+                if bar is None and counter.value > 0:
+                    bar = tqdm(total=n_todo, unit="frame", disable=not progress, desc="render",
+                               smoothing=0.1, mininterval=0.5)
+                if bar is not None:
+                    bar.update(counter.value - bar.n)
                 for fut in finished:
                     err = fut.result()
                     if err is not None:
@@ -399,7 +306,8 @@ def _run_pool(job: Job, make_colons: Callable[[], tuple], todo: Sequence[int], w
                 fut.cancel()
             raise
         finally:
-            bar.close()
+            if bar is not None:
+                bar.close()
 
 
 def _rebuild_error(name: str, message: str) -> ColonSimError:
@@ -407,41 +315,6 @@ def _rebuild_error(name: str, message: str) -> ColonSimError:
     if cls is ConfigError:
         return ConfigError("", message)
     return cls(message) if isinstance(cls, type) and issubclass(cls, ColonSimError) else ColonSimError(message)
-
-
-class ShardMerger:
-    """Joins complete shards into ``OUT.tmp`` by chunk copy as they arrive (the parent is otherwise
-    idle while workers render), then syncs it and renames it to ``out``."""
-
-    def __init__(self, parts: Path, out: Path, n_frames: int, shard_frames: int, attrs: dict):
-        self.parts, self.out, self.n, self.shard_frames, self.attrs = parts, out, n_frames, shard_frames, attrs
-        self.tmp = out.with_name(out.name + ".tmp")
-        self.dst = None
-        self.merged: set[int] = set()
-
-    def add(self, s: int) -> None:
-        with h5io.open_file(shard_path(self.parts, s)) as src:
-            if self.dst is None:
-                h, w = src[schema.RGB].shape[1:3]
-                dtypes = {k: ds.dtype.name for k, ds in src[schema.PARAMS].items()}
-                self.dst = h5io.create(self.tmp, self.n, h, w, param_dtypes=dtypes, **self.attrs)
-            h5io.copy_frames(src, self.dst, s * self.shard_frames)
-        self.merged.add(s)
-
-    def close(self) -> None:
-        """Merge the shards not merged yet, finish the file and move it into place."""
-        for s in range(math.ceil(self.n / self.shard_frames)):
-            if s not in self.merged:
-                self.add(s)
-        h5io.finish(self.dst)
-        self.dst.close()
-        os.replace(self.tmp, self.out)
-        h5io.fsync_dir(self.out.parent)
-
-    def abort(self) -> None:
-        if self.dst is not None:
-            self.dst.close()
-        self.tmp.unlink(missing_ok=True)
 
 
 def _result(out: Path, n_frames: int, rendered: int, cfg, wall_s: float, workers: int,

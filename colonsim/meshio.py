@@ -176,8 +176,52 @@ def _read_file(f: Path) -> trimesh.Trimesh:
         raise MeshError(f"mesh file {f} could not be read ({type(e).__name__}: {e})") from None
     if not isinstance(loaded, trimesh.Trimesh):
         raise MeshError(f"mesh file {f} holds no triangle mesh")
+    n_poly = _count_polygons(f, loaded)
+    if n_poly:
+        raise MeshError(f"mesh {f} has {n_poly} non-triangular faces (quads/polygons); triangulate it first")
     _check(loaded, f)
     return loaded
+
+
+def _count_polygons(f: Path, loaded: trimesh.Trimesh) -> int:
+    """Faces of the file ``f`` with more than 3 vertices (trimesh splits them into triangles
+    silently, which would hide a mesh exported with the wrong settings). OBJ: the vertex counts of
+    the ``f`` lines; PLY: the face list lengths trimesh read; OFF: the face count in the header
+    against the triangles loaded. Other formats (STL, glTF) hold triangles only."""
+    suffix = f.suffix.lower()
+    if suffix == ".obj":
+        n = 0
+        with open(f, "rb") as fh:
+            for line in fh:
+                if line.startswith(b"f ") or line.startswith(b"f\t"):
+                    n += len(line.split(b"#", 1)[0].split()) > 4
+        return n
+    if suffix == ".ply":
+        face = loaded.metadata.get("_ply_raw", {}).get("face")
+        if not face:
+            return 0
+        data = face["data"]
+        names = data.keys() if isinstance(data, dict) else (data.dtype.names or ())
+        key = next((k for k in ("vertex_indices", "vertex_index") if k in names), None)
+        if key is not None:
+            col = data[key]
+            if col.dtype.names:                      # binary: (count, indices) records
+                counts = np.asarray(col[col.dtype.names[0]])
+            elif col.dtype == object:                # ascii with lists of several lengths
+                counts = np.array([len(x) for x in col])
+            else:                                    # one length for all
+                counts = np.full(len(col), col.shape[1] if col.ndim == 2 else 3)
+            return int((counts > 3).sum())
+        return max(len(loaded.faces) - int(face["length"]), 0)
+    if suffix == ".off":
+        words = [w for line in f.read_text(errors="replace").splitlines()
+                 for w in line.split("#", 1)[0].split()]
+        try:
+            n_faces = int(words[2] if words[0].upper().endswith("OFF") else words[1])  # [OFF] nv nf ne
+        except (IndexError, ValueError):
+            return 0
+        return max(len(loaded.faces) - n_faces, 0)
+    return 0
 
 
 def _check(mesh: trimesh.Trimesh, f: Path) -> None:

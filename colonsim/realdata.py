@@ -6,11 +6,19 @@ octagonal image circle; :func:`detect_border_mask` finds the inside of that circ
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import sys
 from pathlib import Path
 from typing import Iterator
 
-import cv2
+# ffmpeg inside OpenCV writes its own complaints ("moov atom not found") to stderr; errors here are
+# reported as one InputError line instead. These take effect only if cv2 is not imported yet.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
+
+import cv2  # noqa: E402
 import numpy as np
 
 from .errors import InputError
@@ -94,7 +102,8 @@ def iter_frames(source: str | Path) -> Iterator[tuple[str, np.ndarray]]:
     if src.suffix.lower() in IMAGE_EXTS:
         yield src.name, read_image(src)
         return
-    cap = cv2.VideoCapture(str(src))
+    with _quiet_stderr():
+        cap = cv2.VideoCapture(str(src))
     try:
         if not cap.isOpened():
             raise InputError(f"cannot open video {src}; expected a video file that OpenCV can read, "
@@ -110,6 +119,32 @@ def iter_frames(source: str | Path) -> Iterator[tuple[str, np.ndarray]]:
             raise InputError(f"video {src} has no readable frames")
     finally:
         cap.release()
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence OpenCV's logging and anything native code writes to file descriptor 2 (ffmpeg's own
+    log), for the duration of the block. Python's stderr is flushed first, so nothing of ours is lost."""
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    saved = None
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no fd 2 (embedded interpreter): logging level only
+        if saved is not None:
+            os.close(saved)
+        saved = None
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.dup2(saved, 2)
+            os.close(saved)
+        cv2.utils.logging.setLogLevel(level)
 
 
 def detect_border_mask(rgb: np.ndarray, threshold: int = BORDER_THRESHOLD) -> np.ndarray:

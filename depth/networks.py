@@ -144,9 +144,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint not found: {path}; expected a depth model such as RUN/model.pt")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise CheckpointError(f"{path} carries a pickle payload (arbitrary Python objects) and was refused; "
-                              "a depth checkpoint holds only tensors and numbers") from None
+    except pickle.UnpicklingError:  # random bytes fail here too, not only real pickle payloads
+        raise CheckpointError(f"{path} is not a readable checkpoint (corrupt, or a pickle payload refused "
+                              "for safety); a depth checkpoint holds only tensors and numbers") from None
     except (RuntimeError, EOFError, OSError, ValueError) as e:
         raise CheckpointError(f"{path} is not a readable torch checkpoint ({str(e).splitlines()[0]})") from None
     if not isinstance(ckpt, dict) or "kind" not in ckpt:

@@ -26,7 +26,8 @@ from tqdm import tqdm
 
 from colonsim import __version__, distributed, schema
 from colonsim import config as cfgmod
-from colonsim.errors import InputError
+from colonsim.dataset import FrameDataset
+from colonsim.errors import DatasetError, InputError
 
 from . import networks
 from .config import DepthConfig, config_from_dict
@@ -269,6 +270,17 @@ def write_loss_curve(history: dict[str, list], path: Path) -> None:
     plt.close(fig)
 
 
+def _check_data(data: Sequence[str | Path], val: str | Path | None) -> None:
+    """DatasetError naming the file if any training or validation file is not usable ColonSim HDF5."""
+    expected = "expected a ColonSim HDF5 with rgb, depth and mask frames (from `colonsim render`)"
+    for role, paths in (("--data", data), ("--val", [] if val is None else [val])):
+        for p in paths:
+            try:
+                FrameDataset(Path(p))
+            except DatasetError as e:
+                raise DatasetError(f"{role} {p}: {e}; {expected}") from None
+
+
 def train_depth(cfg: DepthConfig, data: Sequence[str | Path], out_dir: str | Path, *, val: str | Path | None = None,
                 resume: bool = False, steps: int | None = None, nproc: int = 1) -> dict[str, Any]:
     """Train a depth network; see the module doc for the run folder.
@@ -286,6 +298,8 @@ def train_depth(cfg: DepthConfig, data: Sequence[str | Path], out_dir: str | Pat
     """
     if nproc > 1 and not distributed.from_env().enabled:
         distributed.check_batch(cfg.train.batch, nproc, "train.batch")
+        if data:  # here too, so that bad data is one error line rather than one per process
+            _check_data(data, val)
         return distributed.launch(train_depth, nproc, cfg, data, out_dir, val=val, resume=resume, steps=steps)
     out = Path(out_dir)
     ckpt = None
@@ -298,6 +312,7 @@ def train_depth(cfg: DepthConfig, data: Sequence[str | Path], out_dir: str | Pat
         raise InputError(f"{out} already holds a training run; pass --resume to continue it, or a new --out")
     if not data:
         raise InputError("no training data; pass --data DATA.h5 (repeatable)")
+    _check_data(data, val)  # before the run folder exists, so that bad data leaves nothing behind
     if steps is not None:
         cfg = cfgmod.replace(cfg, [f"train.steps={steps}"])
     dist = distributed.setup(pick_device(cfg.train.device).type)

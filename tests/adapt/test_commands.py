@@ -76,3 +76,108 @@ def test_apply_bad_input(tmp_path, capsys, synthetic_h5):
                             "--out", str(tmp_path / "out")])
     assert rc == 2 and len(err) == 1 and "no images" in err[0], err
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------- through a real process: stderr is
+# exactly one line (no traceback, no ffmpeg log), and nothing already written is lost.
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _cli(*argv):
+    """Run cli.py in a fresh process; (exit code, non-empty stderr lines)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    p = subprocess.run([sys.executable, "cli.py", *map(str, argv)], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=120)
+    return p.returncode, [line for line in p.stderr.splitlines() if line.strip()]
+
+
+def _assert_one_line(rc, err, *words):
+    assert rc == 2 and len(err) == 1, err
+    assert err[0].startswith("colonsim: error:") and "Traceback" not in err[0], err
+    assert "\x1b" not in err[0]
+    for w in words:
+        assert w in err[0], err[0]
+
+
+@pytest.fixture
+def refiner_pt(tmp_path):
+    from adapt.checkpoint import refiner_checkpoint, save_checkpoint
+    from adapt.config import load_adapt_config
+    from adapt.networks import Refiner
+
+    path = tmp_path / "refiner.pt"
+    save_checkpoint(refiner_checkpoint(Refiner(4, 1), load_adapt_config(), 0), path)
+    return path
+
+
+def test_apply_corrupt_h5_and_unopenable_video_are_one_line(tmp_path, refiner_pt):
+    bad = tmp_path / "corrupt.h5"
+    bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00garbage" * 64)
+    rc, err = _cli("adapt", "apply", "--model", refiner_pt, "--input", bad, "--out", tmp_path / "o.h5")
+    _assert_one_line(rc, err, str(bad), "HDF5")
+    assert not (tmp_path / "o.h5").exists()
+    video = _bad_real(tmp_path, "video")  # not a video: OpenCV's ffmpeg would log "moov atom not found"
+    rc, err = _cli("adapt", "apply", "--model", refiner_pt, "--input", video, "--out", tmp_path / "o")
+    _assert_one_line(rc, err, "cannot open video")
+    assert not (tmp_path / "o").exists()
+
+
+def test_apply_refuses_an_existing_output_unless_overwrite(tmp_path, refiner_pt, synthetic_h5, real_dir):
+    out = tmp_path / "refined.h5"
+    out.write_bytes(b"an earlier result")
+    rc, err = _cli("adapt", "apply", "--model", refiner_pt, "--input", synthetic_h5, "--out", out)
+    _assert_one_line(rc, err, "--overwrite")
+    assert out.read_bytes() == b"an earlier result"
+    folder = tmp_path / "refined"
+    folder.mkdir()
+    (folder / "keep.png").write_bytes(b"earlier frame")
+    rc, err = _cli("adapt", "apply", "--model", refiner_pt, "--input", real_dir, "--out", folder)
+    _assert_one_line(rc, err, "not empty", "--overwrite")
+    assert (folder / "keep.png").read_bytes() == b"earlier frame"
+    assert sorted(p.name for p in tmp_path.iterdir() if ".tmp-" in p.name) == []
+    # --overwrite replaces both (library call: the flag is passed through as overwrite=True)
+    from adapt.apply import apply
+    apply(refiner_pt, synthetic_h5, out, overwrite=True)
+    with h5py.File(out, "r") as f:
+        assert f[schema.RGB].shape[0] == 8
+    apply(refiner_pt, real_dir, folder, overwrite=True)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in real_dir.iterdir())
+    assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name or ".old-" in p.name] == []
+
+
+def test_apply_failing_part_way_leaves_no_output(tmp_path, capsys, refiner_pt, real_dir, synthetic_h5):
+    # Folder: the third frame is unreadable, after two refined frames were written.
+    (real_dir / "3.png").write_bytes(b"\x89PNG broken")
+    out = tmp_path / "out"
+    out.mkdir()  # an empty folder is accepted, and stays empty after the failure
+    rc, err = _run(capsys, ["adapt", "apply", "--model", str(refiner_pt), "--input", str(real_dir),
+                            "--out", str(out)])
+    assert rc == 2 and len(err) == 1 and "3.png" in err[0], err
+    assert list(out.iterdir()) == []
+    # HDF5: a per-frame mask that does not fit the frames fails after the copy was made.
+    bad = tmp_path / "badmask.h5"
+    with h5py.File(synthetic_h5, "r") as a, h5py.File(bad, "w") as b:
+        for k, v in a.attrs.items():
+            b.attrs[k] = v
+        for name in (schema.RGB, schema.DONE):
+            b.create_dataset(name, data=a[name][()])
+        b.create_dataset(schema.MASK, data=np.ones((8, 40, 41), np.uint8))
+    rc, err = _run(capsys, ["adapt", "apply", "--model", str(refiner_pt), "--input", str(bad),
+                            "--out", str(tmp_path / "o.h5")])
+    assert rc == 2 and len(err) == 1 and "mask" in err[0], err
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("o.h5")] == []
+    assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name] == []
+
+
+def test_pickle_checkpoint_message_is_short(tmp_path, real_dir):
+    evil = tmp_path / "evil.pt"
+    import torch
+    torch.save({"kind": "colonsim.refiner", "payload": np.random.default_rng(0)}, evil)
+    rc, err = _cli("adapt", "apply", "--model", evil, "--input", real_dir, "--out", tmp_path / "o")
+    _assert_one_line(rc, err, "is not a ColonSim refiner checkpoint", "refused for safety")
+    assert len(err[0]) < 300 and "WeightsUnpickler" not in err[0], err[0]

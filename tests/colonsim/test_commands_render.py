@@ -81,3 +81,83 @@ def test_resume_refuses_other_settings_and_foreign_or_corrupt_files(finished, tm
     assert "render in progress" in run_error(capsys, ["render", "--out", str(stray), "--frames", str(N),
                                                       *SMALL, "--resume"])
     assert "not finished" in run_error(capsys, ["inspect", str(stray)])
+
+
+# A wide fisheye scope (OpenCV cv2.fisheye model) and a Scaramuzza omnidirectional one, as files.
+FISHEYE = {"model": "fisheye", "K": [[231.5, 0.0, 290.3], [0.0, 229.8, 245.1], [0.0, 0.0, 1.0]],
+           "D": [-0.031, 0.0042, -0.0011, 0.00007], "image_size": [574, 500]}
+SCARAMUZZA = {"model": "scaramuzza", "poly": [265.0, 0.0, -1.6e-3, 2.0e-6, -3.5e-9],
+              "stretch": [1.002, 0.003, -0.002], "center": [338.4, 271.9], "image_size": [675, 540]}
+
+
+def _expected_intrinsics(calib: dict, size: int) -> np.ndarray:
+    """The (3, 3) matrix of a size x size frame of the calibrated scope, from the file's numbers."""
+    w, h = calib["image_size"]
+    sx, sy = size / w, size / h
+    if calib["model"] == "fisheye":
+        (fx, s, cx), (_, fy, cy), _ = calib["K"]
+        m = np.array([[fx, s], [0.0, fy]])
+    else:
+        a0 = calib["poly"][0]
+        c, d, e = calib["stretch"]
+        cx, cy = calib["center"]
+        m = np.array([[c, d], [e, 1.0]]) * a0
+    m = m * [[sx], [sy]]
+    return np.array([[m[0, 0], m[0, 1], (cx + 0.5) * sx - 0.5], [m[1, 0], m[1, 1], (cy + 0.5) * sy - 0.5],
+                     [0, 0, 1]], np.float32)
+
+
+@pytest.mark.parametrize("calib", [FISHEYE, SCARAMUZZA], ids=["opencv-fisheye", "scaramuzza"])
+def test_render_with_a_calibration_stores_its_geometry_and_resume_checks_it(calib, tmp_path, capsys):
+    cam = tmp_path / "scope.json"
+    cam.write_text(json.dumps(calib))
+    out = tmp_path / "scope.h5"
+    extra = ["--camera", str(cam)]
+    if calib is FISHEYE:  # the real frames' image circle: a disc of radius 0.9 half-sides
+        import cv2
+        disc = np.zeros((100, 100), np.uint8)
+        cv2.circle(disc, (50, 50), 45, 255, -1)
+        cv2.imwrite(str(tmp_path / "mask.png"), disc)
+        extra += ["--mask", str(tmp_path / "mask.png")]
+    assert cli.main(["render", "--out", str(out), "--frames", "2", *SMALL, *extra]) == 0
+    with h5py.File(out, "r") as f:
+        camera = json.loads(f.attrs["camera"])
+        lens = json.loads(f.attrs["config"])["lens"]
+        K = f["intrinsics"][()]
+    assert camera == lens
+    assert camera["model"] == ("fisheye" if calib is FISHEYE else "omnidir")
+    assert tuple(camera["calib_size_px"]) == tuple(calib["image_size"])
+    if calib is FISHEYE:
+        assert camera["kb_coeffs"] == pytest.approx(FISHEYE["D"])
+        assert camera["mask"] == "round" and camera["circle_frac"] == pytest.approx(0.9, abs=0.03)
+    np.testing.assert_allclose(K[0], _expected_intrinsics(calib, 32), rtol=1e-5)
+    np.testing.assert_allclose(K[1], K[0])
+    # the calibrated config is what a resume is checked against
+    assert "lens" in run_error(capsys, ["render", "--out", str(out), "--frames", "2", *SMALL, "--resume"])
+    assert cli.main(["render", "--out", str(out), "--frames", "2", *SMALL, *extra, "--resume"]) == 0
+
+
+def test_preview_takes_a_calibration(tmp_path, capsys):
+    cam = tmp_path / "scope.json"
+    cam.write_text(json.dumps(FISHEYE))
+    png = tmp_path / "grid.png"
+    scene = [a for a in SMALL if a != "--quiet"]  # preview draws no progress bar
+    assert cli.main(["preview", "--out", str(png), "--frames", "1", *scene, "--camera", str(cam), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["path"] == str(png) and png.stat().st_size > 0
+
+
+@pytest.mark.parametrize("calib, message", [
+    ({k: v for k, v in FISHEYE.items() if k != "K"}, "missing"),
+    ({**FISHEYE, "image_size": [0, 500]}, "image size"),
+    ("not: [a mapping", "YAML"),
+])
+def test_bad_calibration_file_is_one_line_exit_2(calib, message, tmp_path, capsys):
+    cam = tmp_path / "scope.yaml"
+    cam.write_text(calib if isinstance(calib, str) else json.dumps(calib))
+    scene = [a for a in SMALL if a != "--quiet"]
+    for cmd in (["render", "--out", str(tmp_path / "a.h5"), "--frames", "2", "--quiet"],
+                ["preview", "--out", str(tmp_path / "a.png")]):
+        assert message in run_error(capsys, [*cmd, *scene, "--camera", str(cam)])
+    assert "not found" in run_error(capsys, ["render", "--out", str(tmp_path / "a.h5"), "--frames", "2", *SMALL,
+                                             "--camera", str(tmp_path / "nope.yaml")])
+    assert not (tmp_path / "a.h5").exists() and not parts_dir(tmp_path / "a.h5").exists()

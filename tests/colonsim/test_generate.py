@@ -114,3 +114,24 @@ def test_frame_dataset_reads_the_rendered_file_with_two_loader_workers(reference
     for i, (rgb, depth) in seen.items():
         assert torch.equal(rgb, torch.from_numpy(raw[schema.RGB][i]).permute(2, 0, 1).float() / 255)
         assert torch.equal(depth[0], torch.from_numpy(raw[schema.DEPTH][i].astype(np.float32)))
+
+
+@pytest.mark.parametrize("bad", ["quad.obj", "straw.ply"])
+def test_bad_mesh_with_the_progress_bar_on_gives_exactly_one_stderr_line(tmp_path, bad):
+    """A mesh with quads fails while the meshes are built, a tube too narrow for the camera in the
+    worker's first frame: both before any progress bar is drawn."""
+    import trimesh
+    mesh = tmp_path / bad
+    if bad == "quad.obj":
+        mesh.write_text("v 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nf 1 2 3 4\n")
+    else:
+        trimesh.creation.cylinder(radius=1.5, height=200, sections=24).export(mesh)
+    out = tmp_path / "a.h5"
+    args = [a for a in SMALL if a != "--quiet"]
+    r = subprocess.run([sys.executable, "cli.py", "render", "--out", str(out), "--frames", "2", *args,
+                        "--mesh", str(mesh)], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    lines = [line for line in r.stderr.replace("\r", "\n").splitlines() if line.strip()]
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert lines[0].startswith("colonsim: error:") and "mesh" in lines[0]
+    assert not out.exists() and not parts_dir(out).exists()

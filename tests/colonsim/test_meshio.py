@@ -123,3 +123,46 @@ def test_bad_scale_raises_input_error():
     for bad in ("0", "-1", "1,2", "a", "nan"):
         with pytest.raises(InputError):
             parse_scale(bad)
+
+
+QUAD_VERTICES = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1]], np.float32)
+
+
+def _quad_obj(d: Path) -> Path:
+    return _write(d / "quad.obj", "".join(f"v {x} {y} {z}\n" for x, y, z in QUAD_VERTICES)
+                  + "f 1 2 3 4\nf 1 2 5\nf 2 3 5\n")
+
+
+def _quad_ply(d: Path, binary: bool) -> Path:
+    header = (f"ply\nformat {'binary_little_endian' if binary else 'ascii'} 1.0\nelement vertex 5\n"
+              "property float x\nproperty float y\nproperty float z\nelement face 2\n"
+              "property list uchar int vertex_indices\nend_header\n")
+    p = d / f"quad_{'bin' if binary else 'ascii'}.ply"
+    if binary:  # all quads (trimesh reads binary lists of one length only)
+        faces = np.array([(4, (0, 1, 2, 3)), (4, (0, 1, 4, 3))], dtype=[("n", "u1"), ("i", "<i4", (4,))])
+        p.write_bytes(header.encode() + QUAD_VERTICES.astype("<f4").tobytes() + faces.tobytes())
+    else:
+        p.write_text(header + "".join(f"{x} {y} {z}\n" for x, y, z in QUAD_VERTICES) + "4 0 1 2 3\n3 0 1 4\n")
+    return p
+
+
+@pytest.mark.parametrize("make, n", [
+    (_quad_obj, 1),
+    (lambda d: _quad_ply(d, binary=False), 1),
+    (lambda d: _quad_ply(d, binary=True), 2),
+    (lambda d: _write(d / "quad.off", "OFF\n5 2 0\n" + "".join(f"{x} {y} {z}\n" for x, y, z in QUAD_VERTICES)
+                      + "4 0 1 2 3\n3 0 1 4\n"), 1),
+], ids=["obj", "ply-ascii", "ply-binary", "off"])
+def test_quads_are_refused_not_silently_triangulated(tmp_path, make, n):
+    """trimesh splits quads into triangles on load; the importer counts them and refuses the file."""
+    with pytest.raises(MeshError, match=f"has {n} non-triangular faces"):
+        load_colon(make(tmp_path))
+
+
+def test_triangle_files_of_every_format_pass_the_polygon_check(tmp_path):
+    import trimesh
+    from colonsim.meshio import _read_file
+    tri = trimesh.creation.cylinder(radius=20, height=200, sections=24)
+    for suffix in (".obj", ".ply", ".off", ".stl"):
+        tri.export(tmp_path / f"t{suffix}")
+        assert len(_read_file(tmp_path / f"t{suffix}").faces) == len(tri.faces), suffix

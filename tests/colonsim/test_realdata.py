@@ -95,3 +95,25 @@ def test_border_mask_on_cvc_frames_is_a_plausible_octagon():
         assert mask[:3, :3].sum() == 0 and mask[-3:, -3:].sum() == 0, name  # corners cut off
         ys, xs = np.nonzero(mask)
         assert abs(ys.mean() - h / 2) < 0.1 * h and abs(xs.mean() - w / 2) < 0.1 * w, name
+
+
+def test_unopenable_video_writes_nothing_to_stderr(tmp_path):
+    """OpenCV's ffmpeg would log "moov atom not found" to fd 2; only our own message may appear, and
+    fd 2 must work again afterwards (the message is written through it)."""
+    import subprocess
+    import sys
+
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"\x00\x01 not a video" * 10)
+    code = ("import os, sys, cv2\n"  # cv2 first: the environment settings of realdata come too late
+            "from colonsim import realdata\n"
+            "from colonsim.errors import InputError\n"
+            "try:\n"
+            f"    list(realdata.iter_frames({str(clip)!r}))\n"
+            "except InputError as e:\n"
+            "    os.write(2, (str(e) + '\\n').encode())\n")
+    p = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
+                       capture_output=True, text=True, timeout=60)
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    assert p.returncode == 0 and len(lines) == 1, p.stderr
+    assert lines[0].startswith("cannot open video") and "moov" not in p.stderr

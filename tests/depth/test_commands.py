@@ -90,3 +90,31 @@ def test_bad_config_key_names_it(capsys, tiny_h5, tmp_path):
     code, _, err = _run(capsys, "depth", "train", "--data", str(tiny_h5), "--out", str(tmp_path / "r"),
                         "--set", "train.bogus=1")
     _assert_one_line_error(code, err, "train.bogus")
+
+
+def test_train_on_missing_or_corrupt_data_leaves_no_run_folder(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    corrupt = tmp_path / "corrupt.h5"
+    corrupt.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00garbage" * 64)
+    for data, words in ((tmp_path / "missing.h5", ["missing.h5", "not found", "expected a ColonSim HDF5"]),
+                        (corrupt, ["corrupt.h5", "not a readable HDF5", "expected a ColonSim HDF5"])):
+        p = subprocess.run([sys.executable, "cli.py", "depth", "train", "--data", str(data),
+                            "--out", str(tmp_path / "dr")], cwd=root, capture_output=True, text=True,
+                           env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=120)
+        err = [line for line in p.stderr.splitlines() if line.strip()]
+        _assert_one_line_error(p.returncode, p.stderr, *words)
+        assert len(err) == 1 and "Traceback" not in p.stderr
+        assert not (tmp_path / "dr").exists()
+
+
+def test_random_bytes_are_not_called_a_pickle_payload(capsys, tmp_path):
+    (tmp_path / "noise.pt").write_bytes(np.random.default_rng(0).integers(0, 256, 512, np.uint8).tobytes())
+    code, _, err = _run(capsys, "depth", "export", "--model", str(tmp_path / "noise.pt"),
+                        "--out", str(tmp_path / "x.pt"))
+    _assert_one_line_error(code, err, "not a readable checkpoint", "corrupt")
+    assert not (tmp_path / "x.pt").exists()

@@ -64,3 +64,11 @@ def test_bf16_autocast_and_channels_last_train(tiny_h5, tiny_cfg, tmp_path):
     r = train_depth(cfg, [tiny_h5], tmp_path / "run")
     assert r["steps"] == 2 and 0 < r["final_loss"] < 10
     assert 0 < r["val_metrics"]["abs_rel"] < 10
+
+
+def test_bad_data_is_refused_before_the_run_folder_is_made(tiny_h5, tiny_cfg, tmp_path):
+    from colonsim.errors import DatasetError
+
+    with pytest.raises(DatasetError, match="missing.h5"):
+        train_depth(tiny_cfg, [tiny_h5], tmp_path / "run", val=tmp_path / "missing.h5")
+    assert not (tmp_path / "run").exists()
