@@ -63,6 +63,9 @@ class Frame:
 
 def _mesh_for(colon, tissue_cfg, mesh_id: int):
     """A pyrender Mesh of one colon: positions/normals (mm), fold factor in COLOR_0, tissue texture."""
+    from .backend import select_platform
+
+    select_platform()
     import pyrender
     from pyrender.constants import GLTF
 
@@ -93,8 +96,10 @@ class FrameRenderer:
     """
 
     def __init__(self, cfg, colons: Sequence):
+        from .backend import get_renderer, select_platform
+
+        select_platform()  # sets PYOPENGL_PLATFORM before pyrender (and PyOpenGL) is first imported
         import pyrender
-        from .backend import get_renderer
 
         if not colons:
             raise InputError("FrameRenderer needs at least one colon mesh; got none")
