@@ -78,9 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         return _error(str(e))
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, FileExistsError) as e:
         return _error(f"{e.strerror or e}: {e.filename}" if getattr(e, "filename", None) else str(e))
-    except KeyboardInterrupt:
-        sys.stderr.write("colonsim: interrupted; what was written so far is kept (use --resume)\n")
-        return 130
+    except KeyboardInterrupt:  # an interrupted run is bad input too: one line, exit 2, work kept
+        return _error("interrupted; what was written so far is kept (run again with --resume)")
     try:
         print(json.dumps(result, sort_keys=True) if getattr(args, "json", False) else summary, flush=True)
     except BrokenPipeError:  # e.g. `colonsim inspect X --json | head`: the reader left, not an error
