@@ -60,12 +60,15 @@ class FrameDataset(Dataset):
         self.paths = [Path(p) for p in paths]
         self.fields = tuple(fields)
         entries = []  # (file number, local index)
+        self.frames_per_file: list[int] = []  # complete frames of each file, before ``indices``
         for k, p in enumerate(self.paths):
             with _open_checked(p) as f:
                 for name in self.fields:
                     if name not in f:
                         raise DatasetError(f"{p} has no '{name}' dataset")
-                entries.extend((k, int(i)) for i in complete_indices(f))
+                done = complete_indices(f)
+                entries.extend((k, int(i)) for i in done)
+                self.frames_per_file.append(len(done))
         if not entries:
             raise DatasetError(f"no complete frames in {', '.join(map(str, self.paths))}")
         self._entries = np.asarray(entries, dtype=np.int64)

@@ -20,6 +20,7 @@ from . import sensor as sensormod
 from . import tissue as tissuemod
 from .errors import InputError
 from .lens import Lens, Remap
+from .trajectory import pose_for_frame
 
 STREAMS = ("trajectory", "tissue", "light", "sensor")
 
@@ -132,8 +133,6 @@ class FrameRenderer:
 
     def render(self, index: int, seed: int) -> Frame:
         """Frame ``index`` of the dataset with seed ``seed`` (a pure function of cfg, seed, index)."""
-        from .trajectory import pose_for_frame
-
         cfg = self.cfg
         streams = np.random.SeedSequence([int(seed), int(index)]).spawn(len(STREAMS))
         _, rng_tissue, rng_light, rng_sensor = (np.random.default_rng(s) for s in streams)

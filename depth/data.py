@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from colonsim import schema
-from colonsim.dataset import FrameDataset, complete_indices
+from colonsim.dataset import FrameDataset
 from colonsim.errors import DatasetError
 
 
@@ -107,12 +107,7 @@ def augment_frame(rgb: np.ndarray, depth: np.ndarray, mask: np.ndarray, cfg, rng
 
 def count_frames(paths: Sequence[str | Path]) -> list[int]:
     """Complete frames per file (raises DatasetError through FrameDataset for foreign files)."""
-    FrameDataset(paths)  # validates every file
-    counts = []
-    for p in paths:
-        with h5py.File(p, "r") as f:
-            counts.append(len(complete_indices(f)))
-    return counts
+    return FrameDataset(paths).frames_per_file
 
 
 def split_indices(counts: Sequence[int], val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
