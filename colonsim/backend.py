@@ -77,6 +77,8 @@ def _make_renderer_class():
             self.uniforms: dict = {}
             self._locations: dict[int, dict[str, int]] = {}   # program id -> uniform name -> location
             self._buf: np.ndarray | None = None
+            self.cull_back = False
+            self.draw_ranges: tuple[np.ndarray, np.ndarray] | None = None   # (counts, byte offsets)
 
         def _configure_main_framebuffer(self):
             if self._main_fb is not None and self._main_fb_dims != (self.viewport_width, self.viewport_height):
@@ -114,6 +116,32 @@ def _make_renderer_class():
             gl.glBindFramebuffer(gl.GL_READ_FRAMEBUFFER, self._main_fb)
             gl.glReadPixels(0, 0, w, h, gl.GL_RGBA, gl.GL_FLOAT, array=self._buf)
             return self._buf
+
+        def _bind_and_draw_primitive(self, primitive, pose, program, flags):
+            # pyrender's version sets a dozen material uniforms our shader does not read and leaves
+            # GL_BLEND on with (ONE, ZERO), which llvmpipe still pays for per fragment. Ours binds
+            # the texture, turns blending off, culls back faces when asked, and draws either the
+            # whole index buffer or, when ``draw_ranges`` is set, only those index ranges in that
+            # order (visible chunks of the colon, nearest first: see colonsim.scene).
+            program.set_uniform("M", pose)
+            primitive._bind()
+            material = primitive.material
+            if material.baseColorTexture is not None:
+                self._bind_texture(material.baseColorTexture, "material.base_color_texture", program)
+            gl.glDisable(gl.GL_BLEND)
+            gl.glPolygonMode(gl.GL_FRONT_AND_BACK, gl.GL_FILL)
+            if self.cull_back:
+                gl.glEnable(gl.GL_CULL_FACE)
+                gl.glCullFace(gl.GL_BACK)
+            else:
+                gl.glDisable(gl.GL_CULL_FACE)
+            ranges = self.draw_ranges
+            if ranges is None or primitive.indices is None:
+                gl.glDrawElements(primitive.mode, primitive.indices.size, gl.GL_UNSIGNED_INT, None)
+            elif len(ranges[0]):
+                counts, offsets = ranges
+                gl.glMultiDrawElements(primitive.mode, counts, gl.GL_UNSIGNED_INT, offsets, len(counts))
+            primitive._unbind()
 
         def _bind_lighting(self, scene, program, node, flags):
             # pyrender's set_uniform looks every location up again; a frame sets ~17 of ours, so
@@ -162,14 +190,21 @@ class GLRenderer:
         from OpenGL import GL as gl
         log.info("GL context: %s, %s", self.platform_name, gl.glGetString(gl.GL_RENDERER))
 
-    def render(self, scene, width: int, height: int, uniforms: dict) -> np.ndarray:
+    def render(self, scene, width: int, height: int, uniforms: dict,
+               draw_ranges: "tuple[np.ndarray, np.ndarray] | None" = None, cull_back: bool = False
+               ) -> np.ndarray:
         """Render ``scene`` from its main camera. Returns (h, w, 4) float32, rows bottom-up:
         rgb linear radiance, a = 1 / z-depth (1/mm), 0 where there is no surface. The array is a
-        buffer reused by the next render of the same size: copy what you keep."""
+        buffer reused by the next render of the same size: copy what you keep.
+
+        draw_ranges: (counts, byte offsets) of the index ranges to draw, in order, for every
+        visible mesh (None: all of each mesh's triangles). cull_back: skip back-facing triangles."""
         import pyrender
         r = self.renderer
         r.viewport_width, r.viewport_height = int(width), int(height)
         r.uniforms = uniforms
+        r.draw_ranges = draw_ranges
+        r.cull_back = bool(cull_back)
         flags = pyrender.RenderFlags.OFFSCREEN | pyrender.RenderFlags.SKIP_CULL_FACES
         return r.render(scene, flags)
 

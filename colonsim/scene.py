@@ -62,8 +62,65 @@ class Frame:
     params: dict             # name -> float: every value drawn for this frame, same keys every frame
 
 
+CHUNK_MM = 30.0   # arc length of centreline covered by one draw chunk of a colon mesh
+
+
+@dataclass
+class Chunks:
+    """A colon's triangles in chunks along its centreline, for per-view culling and ordering.
+
+    The mesh's faces are sorted by the arc length of their nearest centreline point, so chunk k is
+    the contiguous index range ``[start[k], start[k] + count[k])`` of faces, bounded by the sphere
+    ``center[k]``, ``radius[k]`` (mm, world)."""
+    start: np.ndarray    # (K,) int64, first face
+    count: np.ndarray    # (K,) int64, faces
+    center: np.ndarray   # (K, 3) float64
+    radius: np.ndarray   # (K,) float64
+
+    def ranges(self, view_pose: np.ndarray, half_tan: float, znear: float, zfar: float
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """(index counts, byte offsets) of the chunks that a square pinhole view sees, nearest
+        first. view_pose: (4, 4) camera-to-world (looking along -z); half_tan: tan of the half
+        field of view. A chunk is dropped only if its bounding sphere lies wholly outside the view
+        frustum, so nothing visible is lost; the order lets the depth test skip hidden fragments."""
+        rel = (self.center - view_pose[:3, 3]) @ view_pose[:3, :3]   # camera coordinates
+        x, y, depth = rel[:, 0], rel[:, 1], -rel[:, 2]
+        norm = np.sqrt(1.0 + half_tan * half_tan)
+        r = self.radius
+        inside = ((np.abs(x) - half_tan * depth) / norm <= r) & ((np.abs(y) - half_tan * depth) / norm <= r) \
+            & (depth + r >= znear) & (depth - r <= zfar)
+        keep = np.nonzero(inside)[0]
+        keep = keep[np.argsort(np.linalg.norm(rel[keep], axis=1) - r[keep], kind="stable")]
+        return (3 * self.count[keep]).astype(np.int32), (12 * self.start[keep]).astype(np.int64)
+
+
+def _chunk_faces(colon, vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, Chunks]:
+    """The faces reordered along the centreline, and their chunks (see :class:`Chunks`)."""
+    from scipy.spatial import cKDTree
+
+    line = colon.centerline
+    s_line = line.arclength_mm()
+    _, nearest = cKDTree(line.points_mm).query(vertices[faces].mean(axis=1))
+    s_face = s_line[nearest]
+    order = np.argsort(s_face, kind="stable")
+    faces, s_face = faces[order], s_face[order]
+    n_chunks = max(1, int(np.ceil((s_line[-1] + 1e-9) / CHUNK_MM)))
+    bounds = np.searchsorted(s_face, np.linspace(0.0, s_line[-1], n_chunks + 1)[1:-1], side="right")
+    start = np.concatenate([[0], bounds]).astype(np.int64)
+    count = np.diff(np.concatenate([start, [len(faces)]]))
+    start, count = start[count > 0], count[count > 0]
+    centers, radii = [], []
+    for a, n in zip(start, count):
+        v = vertices[faces[a:a + n]].reshape(-1, 3)
+        c = 0.5 * (v.min(axis=0) + v.max(axis=0))
+        centers.append(c)
+        radii.append(float(np.sqrt(((v - c) ** 2).sum(axis=1).max())) + 1e-3)
+    return faces, Chunks(start, count, np.array(centers), np.array(radii))
+
+
 def _mesh_for(colon, tissue_cfg, mesh_id: int):
-    """A pyrender Mesh of one colon: positions/normals (mm), fold factor in COLOR_0, tissue texture."""
+    """A pyrender Mesh of one colon (positions/normals in mm, fold factor in COLOR_0, tissue
+    texture), with its faces sorted along the centreline, and their :class:`Chunks`."""
     from .backend import select_platform
 
     select_platform()
@@ -79,15 +136,16 @@ def _mesh_for(colon, tissue_cfg, mesh_id: int):
     color[:, 0] = 0.5 + 0.5 * fold
     rng = np.random.default_rng(np.random.SeedSequence([tissue_cfg.texture_seed, mesh_id]))
     tex = tissuemod.make_texture(tissue_cfg, rng)
-    sampler = pyrender.Sampler(magFilter=GLTF.LINEAR, minFilter=GLTF.LINEAR_MIPMAP_LINEAR,
+    sampler = pyrender.Sampler(magFilter=GLTF.LINEAR, minFilter=GLTF.LINEAR_MIPMAP_NEAREST,
                                wrapS=GLTF.REPEAT, wrapT=GLTF.REPEAT)
     material = pyrender.MetallicRoughnessMaterial(
-        baseColorTexture=pyrender.Texture(source=tex, source_channels="RGB", sampler=sampler),
-        doubleSided=True)
+        baseColorTexture=pyrender.Texture(source=tex, source_channels="RGBA", sampler=sampler),
+        doubleSided=True, alphaMode="OPAQUE")   # alpha is the bump channel, not opacity
+    faces, chunks = _chunk_faces(colon, vertices, faces)
     prim = pyrender.Primitive(positions=vertices.astype(np.float32), normals=normals.astype(np.float32),
                               color_0=color, indices=faces.astype(np.uint32), material=material,
                               mode=GLTF.TRIANGLES)
-    return pyrender.Mesh(primitives=[prim], name=f"colon{mesh_id}")
+    return pyrender.Mesh(primitives=[prim], name=f"colon{mesh_id}"), chunks
 
 
 class FrameRenderer:
@@ -118,11 +176,13 @@ class FrameRenderer:
         self.gl = get_renderer()
         self.scene = pyrender.Scene(bg_color=[0.0, 0.0, 0.0, 0.0], ambient_light=[0.0, 0.0, 0.0])
         self.meshes = []
+        self.chunks: list[Chunks] = []
         for k, colon in enumerate(self.colons):
-            mesh = _mesh_for(colon, cfg.tissue, k)
+            mesh, chunks = _mesh_for(colon, cfg.tissue, k)
             mesh.is_visible = False
             self.scene.add(mesh)
             self.meshes.append(mesh)
+            self.chunks.append(chunks)
         view = self.remap.views[0]
         s = view.size_px   # pyrender's cx, cy are in window coordinates: pixel i spans [i, i + 1]
         camera = pyrender.IntrinsicsCamera(view.focal_px, view.focal_px, s / 2.0, s / 2.0,
@@ -165,7 +225,9 @@ class FrameRenderer:
             vpose[:3, :3] = pose[:3, :3] @ view.rotation
             self.scene.set_pose(self.camera_node, vpose)
             uniforms["u_cam_fwd"] = (-vpose[:3, 2]).astype(np.float32)
-            img = self.gl.render(self.scene, view.size_px, view.size_px, uniforms)
+            ranges = self.chunks[mesh_id].ranges(vpose, view.size_px / (2.0 * view.focal_px),
+                                                 self.cfg.lens.znear_mm, self.cfg.lens.zfar_mm)
+            img = self.gl.render(self.scene, view.size_px, view.size_px, uniforms, ranges)
             images.append(img if len(self.remap.views) == 1 else img.copy())
         return self.remap.apply(images)
 

@@ -73,11 +73,12 @@ def _band_noise(rng: np.random.Generator, n: int, f_lo: float, f_hi: float) -> n
 
 
 def make_texture(cfg: TissueConfig, rng: np.random.Generator) -> np.ndarray:
-    """The per-mesh tileable texture, (n, n, 3) uint8 with n = ``texture_px``.
+    """The per-mesh tileable texture, (n, n, 4) uint8 with n = ``texture_px``.
 
     Channel 0: vessel density in [0, 1] (thin lines along zero crossings of band-limited noise,
     two scales, so that they branch and meander like submucosal vessels); channel 1: low-frequency
-    mottling mapped from [-1, 1]; channel 2: fine grain mapped from [-1, 1].
+    mottling mapped from [-1, 1]; channel 2: fine grain mapped from [-1, 1]; channel 3: mid-scale
+    bumps of the wet surface mapped from [-1, 1] (they tilt the normal under the specular lobe).
     """
     n = cfg.texture_px
     vessels = np.zeros((n, n), np.float32)
@@ -88,7 +89,8 @@ def make_texture(cfg: TissueConfig, rng: np.random.Generator) -> np.ndarray:
     vessels *= np.clip(0.5 + 0.6 * _band_noise(rng, n, 1.0, 3.0), 0.0, 1.0)
     mottle = np.tanh(0.6 * _band_noise(rng, n, 1.0, 4.0))
     grain = np.tanh(0.5 * _band_noise(rng, n, 16.0, n / 4))
-    tex = np.stack([vessels, 0.5 + 0.5 * mottle, 0.5 + 0.5 * grain], axis=-1)
+    bump = np.tanh(0.6 * _band_noise(rng, n, 4.0, 30.0))
+    tex = np.stack([vessels, 0.5 + 0.5 * mottle, 0.5 + 0.5 * grain, 0.5 + 0.5 * bump], axis=-1)
     return np.round(np.clip(tex, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 

@@ -37,14 +37,17 @@ uniform float u_roughness;
 uniform float u_fold;
 uniform float u_bump;         // normal jitter of the wet surface (small scattered highlights)
 
-vec3 triplanar(vec3 p, vec3 n)
+vec4 triplanar(vec3 p, vec3 n)
 {
+    // Three bilinear lookups from the nearest mip level: on Mesa llvmpipe each trilinear lookup
+    // costs about as much as the whole lighting, so the texture is sampled once per fragment and
+    // its four channels serve the albedo and the bumps.
     vec3 w = pow(abs(n), vec3(4.0));
     w /= (w.x + w.y + w.z);
     vec3 q = p / u_period_mm;
-    return w.x * texture(material.base_color_texture, q.yz).rgb
-         + w.y * texture(material.base_color_texture, q.xz).rgb
-         + w.z * texture(material.base_color_texture, q.xy).rgb;
+    return w.x * texture(material.base_color_texture, q.yz)
+         + w.y * texture(material.base_color_texture, q.xz)
+         + w.z * texture(material.base_color_texture, q.xy);
 }
 
 void main()
@@ -55,20 +58,16 @@ void main()
     v = normalize(v);
     if (dot(n, v) < 0.0) n = -n;   // two-sided: shade the side that faces the camera
 
+    // r: vessels, g: mottling, b: grain, a: bumps (colonsim.tissue.make_texture)
+    vec4 t = triplanar(frag_position, n);
     vec3 albedo = u_albedo;
-    if (u_mottling + u_vessel + u_grain > 0.0) {
-        vec3 t = triplanar(frag_position, n);
-        albedo *= (1.0 + u_mottling * (2.0 * t.g - 1.0)) * (1.0 + u_grain * (2.0 * t.b - 1.0));
-        albedo *= mix(vec3(1.0), vec3(0.70, 0.22, 0.28), u_vessel * t.r);
-    }
+    albedo *= (1.0 + u_mottling * (2.0 * t.g - 1.0)) * (1.0 + u_grain * (2.0 * t.b - 1.0));
+    albedo *= mix(vec3(1.0), vec3(0.70, 0.22, 0.28), u_vessel * t.r);
     albedo *= 1.0 + u_fold * frag_fold * vec3(0.15, 0.45, 0.40);
     albedo = clamp(albedo, 0.0, 1.0);
+    // Small bumps of the mucosa: jitter the normal (no-op when u_bump = 0).
+    n = normalize(n + u_bump * (2.0 * t.abg - 1.0));
 
-    if (u_bump > 0.0 && u_specular > 0.0) {
-        // Small bumps of the mucosa: jitter the normal with the texture at a finer scale.
-        vec3 t2 = triplanar(frag_position * 3.7 + vec3(11.0, 5.0, 3.0), n);
-        n = normalize(n + u_bump * (2.0 * t2.gbr - 1.0));
-    }
     float a2 = u_roughness * u_roughness;
     a2 *= a2;
     vec3 radiance = u_ambient * albedo;

@@ -33,13 +33,15 @@ def test_texture_is_deterministic_tileable_and_has_thin_vessels(cfg):
     small = replace(cfg, ["texture_px=128"])
     t1 = tissue.make_texture(small, np.random.default_rng(3))
     t2 = tissue.make_texture(small, np.random.default_rng(3))
-    assert t1.shape == (128, 128, 3) and t1.dtype == np.uint8
+    assert t1.shape == (128, 128, 4) and t1.dtype == np.uint8
     assert np.array_equal(t1, t2)
     assert not np.array_equal(t1, tissue.make_texture(small, np.random.default_rng(4)))
-    m = t1[..., 1].astype(float)           # smooth mottling channel: the wrap-around step is a normal step
-    inner = np.abs(np.diff(m, axis=1)).mean()
-    wrap = np.abs(m[:, 0] - m[:, -1]).mean()
-    assert wrap < 2.0 * inner
+    for c in (1, 3):                       # mottling and bumps: the wrap-around step is a normal step
+        m = t1[..., c].astype(float)
+        inner = np.abs(np.diff(m, axis=1)).mean()
+        wrap = np.abs(m[:, 0] - m[:, -1]).mean()
+        assert wrap < 2.0 * inner
+    assert 0.1 < t1[..., 3].std() / 255.0 < 0.3   # the bump channel varies, without clipping
     vessel_fraction = (t1[..., 0] > 128).mean()
     assert 0.01 < vessel_fraction < 0.35
 
