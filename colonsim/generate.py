@@ -91,6 +91,9 @@ _WORKER: dict = {}
 def _init_worker(job: Job, counter, lp_threads: int | None, parent_pid: int) -> None:
     if lp_threads and "LP_NUM_THREADS" not in os.environ:
         os.environ["LP_NUM_THREADS"] = str(lp_threads)  # llvmpipe threads: one core per worker
+    if lp_threads:
+        import cv2
+        cv2.setNumThreads(lp_threads)   # the sensor model's filters: no more threads than cores
     _WORKER.update(job=job, counter=counter, renderer=None)
     # The parent's pid comes as an argument: os.getppid() here would already be 1 had the parent
     # been killed while this worker was starting.

@@ -104,14 +104,17 @@ def fold_factor(vertices: np.ndarray, faces: np.ndarray, normals: np.ndarray,
     over the mesh (the tube's own curvature), times ``scale_mm``, squashed with tanh.
     vertices (V, 3) mm; faces (F, 3) int; normals (V, 3) unit, pointing into the lumen.
     """
-    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    e = np.unique(np.sort(e, axis=1), axis=0)
-    acc = np.zeros(len(vertices))
-    cnt = np.zeros(len(vertices))
+    n = len(vertices)
+    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]).astype(np.int64)
+    e.sort(axis=1)
+    key = np.unique(e[:, 0] * n + e[:, 1])          # each undirected edge once
+    e = np.stack([key // n, key % n], axis=1)
+    acc = np.zeros(n)
+    cnt = np.zeros(n)
     for a, b in ((e[:, 0], e[:, 1]), (e[:, 1], e[:, 0])):
         d = vertices[b] - vertices[a]
         k = -2.0 * np.einsum("ij,ij->i", d, normals[a]) / np.maximum(np.einsum("ij,ij->i", d, d), 1e-12)
-        np.add.at(acc, a, k)
-        np.add.at(cnt, a, 1.0)
+        acc += np.bincount(a, weights=k, minlength=n)
+        cnt += np.bincount(a, minlength=n)
     kappa = acc / np.maximum(cnt, 1.0)
     return np.tanh(scale_mm * (kappa - np.median(kappa))).astype(np.float32)

@@ -42,7 +42,8 @@ vec4 triplanar(vec3 p, vec3 n)
     // Three bilinear lookups from the nearest mip level: on Mesa llvmpipe each trilinear lookup
     // costs about as much as the whole lighting, so the texture is sampled once per fragment and
     // its four channels serve the albedo and the bumps.
-    vec3 w = pow(abs(n), vec3(4.0));
+    vec3 w = n * n;
+    w *= w;
     w /= (w.x + w.y + w.z);
     vec3 q = p / u_period_mm;
     return w.x * texture(material.base_color_texture, q.yz)

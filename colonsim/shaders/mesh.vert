@@ -25,7 +25,9 @@ void main()
     gl_Position = P * V * world;
     frag_position = world.xyz;
 #ifdef NORMAL_LOC
-    frag_normal = normalize(mat3(transpose(inverse(model))) * normal);
+    // Colon meshes are placed rigidly (ColonSim adds them with the identity pose), so the normal
+    // matrix is the rotation itself: no per-vertex inverse (3% of a frame on llvmpipe).
+    frag_normal = mat3(model) * normal;
 #else
     frag_normal = vec3(0.0, 0.0, 1.0);
 #endif
