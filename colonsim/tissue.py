@@ -89,7 +89,7 @@ def make_texture(cfg: TissueConfig, rng: np.random.Generator) -> np.ndarray:
     vessels *= np.clip(0.5 + 0.6 * _band_noise(rng, n, 1.0, 3.0), 0.0, 1.0)
     mottle = np.tanh(0.6 * _band_noise(rng, n, 1.0, 4.0))
     grain = np.tanh(0.5 * _band_noise(rng, n, 16.0, n / 4))
-    bump = np.tanh(0.6 * _band_noise(rng, n, 4.0, 30.0))
+    bump = np.tanh(0.6 * _band_noise(rng, n, 6.0, 30.0))
     tex = np.stack([vessels, 0.5 + 0.5 * mottle, 0.5 + 0.5 * grain, 0.5 + 0.5 * bump], axis=-1)
     return np.round(np.clip(tex, 0.0, 1.0) * 255.0).astype(np.uint8)
 

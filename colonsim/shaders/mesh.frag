@@ -67,7 +67,8 @@ void main()
     albedo *= 1.0 + u_fold * frag_fold * vec3(0.15, 0.45, 0.40);
     albedo = clamp(albedo, 0.0, 1.0);
     // Small bumps of the mucosa: jitter the normal (no-op when u_bump = 0).
-    n = normalize(n + u_bump * (2.0 * t.abg - 1.0));
+    vec2 j = 2.0 * t.ab - 1.0;   // bumps and grain: fine, zero-mean
+    n = normalize(n + u_bump * vec3(j, 2.0 * j.x * j.y));
 
     float a2 = u_roughness * u_roughness;
     a2 *= a2;
