@@ -151,7 +151,7 @@ def render_shard_file(job: Job, renderer, s: int, folder: str | Path, on_frame: 
             if writer is None:
                 writer = h5io.FrameWriter(h5io.create(
                     tmp, len(frames), frame.rgb.shape[0], frame.rgb.shape[1], frame_offset=frames.start,
-                    param_dtypes=h5io.param_dtypes(frame.params), **job.attrs))
+                    param_dtypes=h5io.param_dtypes(frame.params), chunk_cache=False, **job.attrs))
             writer.write(j, frame)
             on_frame()
         writer.close()

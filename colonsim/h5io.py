@@ -59,15 +59,18 @@ def compression_kwargs(name: str, level: int) -> dict[str, Any]:
 def create(path: str | Path, n_frames: int, height: int, width: int, *, depth_dtype: str,
            compression: str, compression_level: int, config_json: str, camera_json: str,
            seed: int, mesh_json: str, param_dtypes: Mapping[str, str],
-           frame_offset: int | None = None) -> h5py.File:
+           frame_offset: int | None = None, chunk_cache: bool = True) -> h5py.File:
     """Create a file for ``n_frames`` frames with every dataset of the schema, open for writing.
 
     ``param_dtypes`` maps each per-frame parameter name to "float32" or "int32". ``done`` starts at
     0 and ``complete`` at False; :class:`FrameWriter` and :func:`finish` set them.
+    ``chunk_cache=False`` suits a file written once, frame by frame (a shard): each image chunk is
+    then written whole and at once, with no copy into HDF5's chunk cache (35 ms per 100 frames of
+    256 px at close).
     """
     # The HDF5 1.10 file format: readable by any HDF5 since 2017, unlike "latest" (the format of
     # whatever library writes it), and it allows attributes over 64 kB (the config JSON).
-    f = h5py.File(path, "w", libver=("v110", "v110"))
+    f = h5py.File(path, "w", libver=("v110", "v110"), **({} if chunk_cache else {"rdcc_nbytes": 0}))
     try:
         attrs = {
             schema.ATTR_SCHEMA_VERSION: schema.SCHEMA_VERSION, schema.ATTR_UNITS: schema.UNITS,
