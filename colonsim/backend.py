@@ -37,6 +37,42 @@ INSTALL_HINT = ("install Mesa's headless GL: apt-get install libegl1 libegl-mesa
 
 _RENDERER: "GLRenderer | None" = None
 
+# The depth mask: triangles at the near plane (window depth 0) over the pixels of a view that the
+# lens remap never reads, drawn first with colour writes off, so that the depth test rejects every
+# scene fragment there before it is shaded (llvmpipe tests depth before running the shader).
+_MASK_VERT = """#version 330 core
+layout(location = 0) in vec2 p;
+void main() { gl_Position = vec4(p, -1.0, 1.0); }
+"""
+_MASK_FRAG = """#version 330 core
+out vec4 c;
+void main() { c = vec4(0.0); }
+"""
+
+
+def mask_triangles(spans: np.ndarray) -> np.ndarray:
+    """(T*3, 2) float32 NDC vertices of triangles covering, in each row r of an s x s view, the
+    columns outside ``spans[r] = [first, end)`` (the whole row when first == end). Rows with the
+    same span are merged into one band."""
+    s = len(spans)
+    quads = []
+    r = 0
+    while r < s:
+        q = r + 1
+        while q < s and np.array_equal(spans[q], spans[r]):
+            q += 1
+        first, end = int(spans[r][0]), int(spans[r][1])
+        cols = [(0, s)] if first >= end else [(0, first), (end, s)]
+        for c0, c1 in cols:
+            if c1 > c0:
+                quads.append((c0, r, c1, q))
+        r = q
+    v = []
+    for c0, r0, c1, r1 in quads:
+        x0, x1, y0, y1 = 2.0 * c0 / s - 1, 2.0 * c1 / s - 1, 2.0 * r0 / s - 1, 2.0 * r1 / s - 1
+        v += [(x0, y0), (x1, y0), (x1, y1), (x0, y0), (x1, y1), (x0, y1)]
+    return np.asarray(v, np.float32).reshape(-1, 2)
+
 
 def select_platform() -> str:
     """The PyOpenGL platform to use ('egl' or 'osmesa'), set in PYOPENGL_PLATFORM if not yet set."""
@@ -79,6 +115,45 @@ def _make_renderer_class():
             self._buf: np.ndarray | None = None
             self.cull_back = False
             self.draw_ranges: tuple[np.ndarray, np.ndarray] | None = None   # (counts, byte offsets)
+            self.depth_mask = None          # a key of _masks, drawn before the frame's first mesh
+            self._mask_pending = False
+            self._masks: dict = {}          # key -> (vao, vbo, n vertices)
+            self._mask_program = None
+
+        def add_depth_mask(self, key, spans: np.ndarray) -> None:
+            """Upload the depth mask of a view (see mask_triangles) under ``key``."""
+            if key in self._masks:
+                return
+            if self._mask_program is None:
+                from OpenGL.GL import shaders
+                self._mask_program = shaders.compileProgram(
+                    shaders.compileShader(_MASK_VERT, gl.GL_VERTEX_SHADER),
+                    shaders.compileShader(_MASK_FRAG, gl.GL_FRAGMENT_SHADER))
+            tri = np.ascontiguousarray(mask_triangles(spans))
+            vao = gl.glGenVertexArrays(1)
+            vbo = gl.glGenBuffers(1)
+            gl.glBindVertexArray(vao)
+            gl.glBindBuffer(gl.GL_ARRAY_BUFFER, vbo)
+            gl.glBufferData(gl.GL_ARRAY_BUFFER, max(tri.nbytes, 8), tri if tri.size else None, gl.GL_STATIC_DRAW)
+            gl.glEnableVertexAttribArray(0)
+            gl.glVertexAttribPointer(0, 2, gl.GL_FLOAT, gl.GL_FALSE, 0, None)
+            gl.glBindVertexArray(0)
+            gl.glBindBuffer(gl.GL_ARRAY_BUFFER, 0)
+            self._masks[key] = (vao, vbo, len(tri))
+
+        def _draw_depth_mask(self, program) -> None:
+            self._mask_pending = False
+            vao, _, n = self._masks[self.depth_mask]
+            if n == 0:
+                return
+            gl.glUseProgram(self._mask_program)
+            gl.glColorMask(False, False, False, False)
+            gl.glDisable(gl.GL_CULL_FACE)
+            gl.glBindVertexArray(vao)
+            gl.glDrawArrays(gl.GL_TRIANGLES, 0, n)
+            gl.glBindVertexArray(0)
+            gl.glColorMask(True, True, True, True)
+            program._bind()
 
         def _configure_main_framebuffer(self):
             if self._main_fb is not None and self._main_fb_dims != (self.viewport_width, self.viewport_height):
@@ -123,6 +198,8 @@ def _make_renderer_class():
             # the texture, turns blending off, culls back faces when asked, and draws either the
             # whole index buffer or, when ``draw_ranges`` is set, only those index ranges in that
             # order (visible chunks of the colon, nearest first: see colonsim.scene).
+            if self._mask_pending:
+                self._draw_depth_mask(program)
             program.set_uniform("M", pose)
             primitive._bind()
             material = primitive.material
@@ -191,20 +268,24 @@ class GLRenderer:
         log.info("GL context: %s, %s", self.platform_name, gl.glGetString(gl.GL_RENDERER))
 
     def render(self, scene, width: int, height: int, uniforms: dict,
-               draw_ranges: "tuple[np.ndarray, np.ndarray] | None" = None, cull_back: bool = False
-               ) -> np.ndarray:
+               draw_ranges: "tuple[np.ndarray, np.ndarray] | None" = None, cull_back: bool = False,
+               depth_mask=None) -> np.ndarray:
         """Render ``scene`` from its main camera. Returns (h, w, 4) float32, rows bottom-up:
         rgb linear radiance, a = 1 / z-depth (1/mm), 0 where there is no surface. The array is a
         buffer reused by the next render of the same size: copy what you keep.
 
         draw_ranges: (counts, byte offsets) of the index ranges to draw, in order, for every
-        visible mesh (None: all of each mesh's triangles). cull_back: skip back-facing triangles."""
+        visible mesh (None: all of each mesh's triangles). cull_back: skip back-facing triangles.
+        depth_mask: the key of a mask added with ``renderer.add_depth_mask``: those pixels keep
+        their cleared value (0: no surface) and cost no shading."""
         import pyrender
         r = self.renderer
         r.viewport_width, r.viewport_height = int(width), int(height)
         r.uniforms = uniforms
         r.draw_ranges = draw_ranges
         r.cull_back = bool(cull_back)
+        r.depth_mask = depth_mask
+        r._mask_pending = depth_mask is not None
         flags = pyrender.RenderFlags.OFFSCREEN | pyrender.RenderFlags.SKIP_CULL_FACES
         return r.render(scene, flags)
 

@@ -291,6 +291,33 @@ class Remap:
         self._d2x = np.float32([[1, -2, 1]])
         self._d1x = np.float32([[-0.5, 0, 0.5]])
 
+    def row_spans(self, margin_px: int = 4) -> list[np.ndarray]:
+        """Per view, (s, 2) int32 [first, end) columns of each read-back row that the remap reads,
+        grown by ``margin_px`` in x and y (the depth-edge filter looks 2 px around a sample); a row
+        read nowhere has first == end. The renderer need not shade the rest of the view: for a
+        120 degree fisheye with an octagonal border only about half of the square view is read."""
+        import cv2
+        out = []
+        for k, v in enumerate(self.views):
+            s = v.size_px
+            used = np.zeros((s, s), np.uint8)
+            if self.direct:
+                used[:] = self.mask[::-1] > 0          # read-back rows run bottom-up
+            else:
+                mx, my, _ = self._maps[k]
+                inside = (self.mask > 0) & (mx > -1.0) & (my > -1.0)
+                x0, y0 = np.floor(mx[inside]).astype(np.int64), np.floor(my[inside]).astype(np.int64)
+                for dx in (0, 1):
+                    for dy in (0, 1):
+                        used[np.clip(y0 + dy, 0, s - 1), np.clip(x0 + dx, 0, s - 1)] = 1
+            if margin_px > 0:
+                used = cv2.dilate(used, np.ones((2 * margin_px + 1,) * 2, np.uint8))
+            any_col = used.any(axis=1)
+            first = np.where(any_col, used.argmax(axis=1), 0)
+            end = np.where(any_col, s - used[:, ::-1].argmax(axis=1), 0)
+            out.append(np.stack([first, end], axis=1).astype(np.int32))
+        return out
+
     def _depth_edges(self, inv: np.ndarray) -> np.ndarray:
         """(s, s) uint8: 1 where a bilinear cell may straddle a depth edge.
 

@@ -188,6 +188,12 @@ class FrameRenderer:
         camera = pyrender.IntrinsicsCamera(view.focal_px, view.focal_px, s / 2.0, s / 2.0,
                                            znear=cfg.lens.znear_mm, zfar=cfg.lens.zfar_mm)
         self.camera_node = self.scene.add(camera, pose=np.eye(4))
+        # Pixels of the views that the lens remap never reads are masked out of the depth test.
+        self._mask_keys = []
+        for k, spans in enumerate(self.remap.row_spans()):
+            key = ("view", id(self), k)
+            self.gl.renderer.add_depth_mask(key, spans)
+            self._mask_keys.append(key)
 
     # ------------------------------------------------------------------ one frame
 
@@ -220,14 +226,15 @@ class FrameRenderer:
         pose = np.asarray(pose, np.float64)
         uniforms = self._uniforms(pose, tissue, light)
         images = []
-        for view in self.remap.views:
+        for view, mask_key in zip(self.remap.views, self._mask_keys):
             vpose = pose.copy()
             vpose[:3, :3] = pose[:3, :3] @ view.rotation
             self.scene.set_pose(self.camera_node, vpose)
             uniforms["u_cam_fwd"] = (-vpose[:3, 2]).astype(np.float32)
             ranges = self.chunks[mesh_id].ranges(vpose, view.size_px / (2.0 * view.focal_px),
                                                  self.cfg.lens.znear_mm, self.cfg.lens.zfar_mm)
-            img = self.gl.render(self.scene, view.size_px, view.size_px, uniforms, ranges)
+            img = self.gl.render(self.scene, view.size_px, view.size_px, uniforms, ranges,
+                                 depth_mask=mask_key)
             images.append(img if len(self.remap.views) == 1 else img.copy())
         return self.remap.apply(images)
 
