@@ -33,7 +33,7 @@ import os
 import shutil
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -94,7 +94,7 @@ def _init_worker(job: Job, counter, lp_threads: int | None, parent_pid: int) -> 
     if lp_threads:
         import cv2
         cv2.setNumThreads(lp_threads)   # the sensor model's filters: no more threads than cores
-    _WORKER.update(job=job, counter=counter, renderer=None)
+    _WORKER.update(job=job, counter=counter, renderer=None, overlap=not lp_threads)
     # The parent's pid comes as an argument: os.getppid() here would already be 1 had the parent
     # been killed while this worker was starting.
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
@@ -128,7 +128,7 @@ def _render_shard_file(s: int, colons: tuple) -> None:
     def count() -> None:
         with _WORKER["counter"].get_lock():
             _WORKER["counter"].value += 1
-    render_shard_file(job, _WORKER["renderer"], s, job.parts, count)
+    render_shard_file(job, _WORKER["renderer"], s, job.parts, count, overlap=_WORKER["overlap"])
 
 
 def build_renderer(job: Job, colons: tuple):
@@ -137,7 +137,8 @@ def build_renderer(job: Job, colons: tuple):
     return getattr(importlib.import_module(module), name)(job.cfg, colons)
 
 
-def render_shard_file(job: Job, renderer, s: int, folder: str | Path, on_frame: Callable[[], None]) -> Path:
+def render_shard_file(job: Job, renderer, s: int, folder: str | Path, on_frame: Callable[[], None],
+                      overlap: bool = False) -> Path:
     """Render shard ``s`` into ``folder/shard_NNNNN.h5`` through a temporary file of this process
     that is synced and atomically renamed (so the shard either exists complete or not at all);
     ``on_frame()`` is called after each frame. Every backend (local pool, Ray actors) renders
@@ -145,15 +146,33 @@ def render_shard_file(job: Job, renderer, s: int, folder: str | Path, on_frame: 
     frames = shard_range(s, job.shard_frames, job.n_frames)
     tmp = Path(folder) / f"shard_{s:05d}.{os.getpid()}.tmp"
     writer = None
+
+    def write(j: int, frame) -> None:
+        nonlocal writer
+        if writer is None:
+            writer = h5io.FrameWriter(h5io.create(
+                tmp, len(frames), frame.rgb.shape[0], frame.rgb.shape[1], frame_offset=frames.start,
+                param_dtypes=h5io.param_dtypes(frame.params), chunk_cache=False, **job.attrs))
+        writer.write(j, frame)
+        on_frame()
+
+    # With a core to spare (one local worker), frame j's remap, sensor model and write run in a
+    # second thread while this one rasterizes frame j + 1 (GL stays in the thread that owns the
+    # context; the heavy calls of both release the GIL). Frames are written in order either way.
+    post = ThreadPoolExecutor(1, thread_name_prefix="colonsim-post") \
+        if overlap and hasattr(renderer, "begin") else None
     try:
+        inflight: list = []
         for j, i in enumerate(frames):
-            frame = renderer.render(i, job.seed)
-            if writer is None:
-                writer = h5io.FrameWriter(h5io.create(
-                    tmp, len(frames), frame.rgb.shape[0], frame.rgb.shape[1], frame_offset=frames.start,
-                    param_dtypes=h5io.param_dtypes(frame.params), chunk_cache=False, **job.attrs))
-            writer.write(j, frame)
-            on_frame()
+            if post is None:
+                write(j, renderer.render(i, job.seed))
+                continue
+            pending = renderer.begin(i, job.seed)
+            inflight.append(post.submit(lambda j=j, p=pending: write(j, renderer.finish(p))))
+            if len(inflight) > 1:
+                inflight.pop(0).result()
+        for fut in inflight:
+            fut.result()
         writer.close()
         writer = None
         final = shard_path(folder, s)
@@ -161,6 +180,8 @@ def render_shard_file(job: Job, renderer, s: int, folder: str | Path, on_frame: 
         h5io.fsync_dir(folder)
         return final
     finally:
+        if post is not None:
+            post.shutdown(wait=True, cancel_futures=True)
         if writer is not None:
             writer.f.close()
         tmp.unlink(missing_ok=True)

@@ -148,6 +148,16 @@ def _mesh_for(colon, tissue_cfg, mesh_id: int):
     return pyrender.Mesh(primitives=[prim], name=f"colon{mesh_id}"), chunks
 
 
+@dataclass
+class PendingFrame:
+    """A frame between :meth:`FrameRenderer.begin` and :meth:`FrameRenderer.finish`."""
+    images: list                      # one (s, s, 4) float32 read-back per lens view
+    pose: np.ndarray                  # (4, 4) float64 camera-to-world, mm
+    params: dict                      # name -> float, all but the sensor's computed extras
+    sensor: dict                      # the sensor parameters drawn
+    rng_sensor: np.random.Generator   # the frame's sensor stream, after its parameters were drawn
+
+
 class FrameRenderer:
     """Renders frames of the colons in ``colons`` with the optics, light, tissue and sensor of ``cfg``.
 
@@ -199,6 +209,13 @@ class FrameRenderer:
 
     def render(self, index: int, seed: int) -> Frame:
         """Frame ``index`` of the dataset with seed ``seed`` (a pure function of cfg, seed, index)."""
+        return self.finish(self.begin(index, seed))
+
+    def begin(self, index: int, seed: int) -> "PendingFrame":
+        """The GL half of frame ``index``: draws its pose and parameters and rasterizes its views.
+        :meth:`finish` does the rest (lens remap, sensor) and may run in another thread, so that a
+        worker with cores to spare overlaps frame i's sensor model with frame i + 1's
+        rasterization. GL calls stay in the thread that made the renderer."""
         cfg = self.cfg
         streams = np.random.SeedSequence([int(seed), int(index)]).spawn(len(STREAMS))
         _, rng_tissue, rng_light, rng_sensor = (np.random.default_rng(s) for s in streams)
@@ -208,19 +225,32 @@ class FrameRenderer:
         tissue = tissuemod.sample_params(cfg.tissue, rng_tissue)
         light = lightmod.sample_params(cfg.light, rng_light)
         sensor = sensormod.sample_params(cfg.sensor, rng_sensor)
-        linear, depth = self.render_linear(mesh_id, pose, tissue, light)
-        extras: dict = {}
-        rgb = sensormod.apply(linear, self.mask, sensor, cfg.sensor, rng_sensor, extras)
+        images = self._render_views(mesh_id, pose, tissue, light, keep=True)
         params = {"mesh_id": float(mesh_id)}
-        for group in (traj_params, tissue, light, sensor, extras):
+        for group in (traj_params, tissue, light, sensor):
             params.update({k: float(v) for k, v in group.items()})
-        return Frame(rgb=rgb, depth=depth, mask=self.mask, pose=pose.astype(np.float32),
+        return PendingFrame(images, np.asarray(pose, np.float64), params, sensor, rng_sensor)
+
+    def finish(self, p: "PendingFrame") -> Frame:
+        """The rest of a frame from :meth:`begin`: lens remap and sensor model (no GL)."""
+        linear, depth = self.remap.apply(p.images)
+        extras: dict = {}
+        rgb = sensormod.apply(linear, self.mask, p.sensor, self.cfg.sensor, p.rng_sensor, extras)
+        params = dict(p.params)
+        params.update({k: float(v) for k, v in extras.items()})
+        return Frame(rgb=rgb, depth=depth, mask=self.mask, pose=p.pose.astype(np.float32),
                      intrinsics=self.intrinsics, params=params)
 
     def render_linear(self, mesh_id: int, pose: np.ndarray, tissue: dict, light: dict
                       ) -> tuple[np.ndarray, np.ndarray]:
         """Render before the sensor: (h, w, 3) float32 linear radiance (vignetted, 0 outside the
         mask) and (h, w) float32 z-depth in mm, from camera-to-world ``pose`` (4, 4) mm."""
+        return self.remap.apply(self._render_views(mesh_id, pose, tissue, light, keep=False))
+
+    def _render_views(self, mesh_id: int, pose: np.ndarray, tissue: dict, light: dict, keep: bool
+                      ) -> list[np.ndarray]:
+        """The read-back of every lens view (see GLRenderer.render); copies if ``keep`` (the GL
+        buffer is reused by the next render)."""
         for k, mesh in enumerate(self.meshes):
             mesh.is_visible = k == mesh_id
         pose = np.asarray(pose, np.float64)
@@ -235,8 +265,8 @@ class FrameRenderer:
                                                  self.cfg.lens.znear_mm, self.cfg.lens.zfar_mm)
             img = self.gl.render(self.scene, view.size_px, view.size_px, uniforms, ranges,
                                  depth_mask=mask_key)
-            images.append(img if len(self.remap.views) == 1 else img.copy())
-        return self.remap.apply(images)
+            images.append(img.copy() if keep or len(self.remap.views) > 1 else img)
+        return images
 
     def _uniforms(self, pose: np.ndarray, tissue: dict, light: dict) -> dict:
         cfg = self.cfg
