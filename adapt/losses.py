@@ -89,7 +89,9 @@ def self_regularization(refined: torch.Tensor, source: torch.Tensor, mask: torch
 
     ``pixel``: on the [-1, 1] pixels; ``lowpass``: after a Gaussian blur of ``sigma_px`` (colour
     and shading kept, texture free); ``features``: on :func:`structure_features` (shading kept,
-    colour and texture free: the domains differ most in those). The mask is eroded by the blur radius for the
+    colour and texture free: the domains differ most in those); ``luma``: on the blurred grey level
+    alone (colour and fine texture free; a small specular highlight costs its brightness only, not
+    also its edges as in ``features``; the coarse shading of folds and lumen kept). The mask is eroded by the blur radius for the
     blurred spaces, so that the black border does not leak into them.
     """
     refined, source = refined.float(), source.float()
@@ -99,8 +101,10 @@ def self_regularization(refined: torch.Tensor, source: torch.Tensor, mask: torch
         a, b = gaussian_blur(refined, sigma_px), gaussian_blur(source, sigma_px)
     elif space == "features":
         a, b = structure_features(refined, sigma_px), structure_features(source, sigma_px)
+    elif space == "luma":
+        a, b = (gaussian_blur(v.mean(dim=1, keepdim=True), sigma_px) for v in (refined, source))
     else:
-        raise ValueError(f"self-regularization space {space!r}; expected pixel, lowpass or features")
+        raise ValueError(f"self-regularization space {space!r}; expected pixel, lowpass, features or luma")
     w = mask
     if mask is not None and space != "pixel":
         k = 2 * int(math.ceil(2 * sigma_px)) + 1

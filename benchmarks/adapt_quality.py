@@ -12,6 +12,10 @@ must still be where they were.
 
 Prints one comparable line (``adapt_quality: key=value ...``) and writes results.json, grid.png and
 the run folder (run/) in the work folder.
+
+``--diagnose`` trains nothing: it scores hand-made transforms of the held-out frames (colour replaced
+by the synthetic frames' mean tint, highlights inpainted, blurred, or a flat synthetic colour) with
+the same classifier, to show which differences a refiner would have to remove.
 """
 from __future__ import annotations
 
@@ -87,6 +91,50 @@ def side_by_side(held: Path, refiner: Path, out: Path, n: int, short_side_px: in
     cv2.imwrite(str(out), np.concatenate(rows, axis=0)[..., ::-1])
 
 
+def diagnose(held: Path, synthetic: Path, work: Path, size_px: int, steps: int, seed: int) -> dict:
+    """Score hand-made refinements of the held-out frames: {transform: score dict}."""
+    import cv2
+    import numpy as np
+
+    from adapt.data import open_frames
+    from adapt.score import score
+    from colonsim.realdata import detect_border_mask, list_images, read_image
+
+    syn = open_frames(synthetic)
+    pix = np.concatenate([f[m > 0] for f, m in (syn.get(i) for i in range(0, len(syn), 4))]).astype(np.float32)
+    tint = pix.mean(0) / pix.mean()  # the synthetic frames' colour: rgb = grey * tint, on average
+
+    def no_highlights(x, m):
+        hsv = cv2.cvtColor(x, cv2.COLOR_RGB2HSV)
+        spots = cv2.dilate(((hsv[..., 2] > 200) & (hsv[..., 1] < 90)).astype(np.uint8) * m, np.ones((7, 7), np.uint8))
+        return cv2.inpaint(x, spots, 5, cv2.INPAINT_TELEA)
+
+    def tinted(x):
+        return x.astype(np.float32).mean(-1, keepdims=True) * tint
+
+    transforms = {
+        "blur": lambda x, m: cv2.GaussianBlur(x, (0, 0), 4.0),
+        "no_highlights": no_highlights,
+        "tint": lambda x, m: tinted(x),
+        "no_highlights_tint_blur": lambda x, m: cv2.GaussianBlur(tinted(no_highlights(x, m)), (0, 0), 4.0),
+        "flat_synthetic_colour": lambda x, m: np.broadcast_to(pix.mean(0), x.shape),
+    }
+    out = {}
+    for name, fn in transforms.items():
+        folder = work / "diagnose" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for p in list_images(held):
+            x = read_image(p)
+            m = detect_border_mask(x)
+            y = np.clip(np.asarray(fn(x, m), np.float32), 0, 255).round().astype(np.uint8) * m[..., None]
+            # PNG bytes under the original name, so that score() pairs the frames by name, losslessly
+            folder.joinpath(p.name).write_bytes(cv2.imencode(".png", y[..., ::-1])[1].tobytes())
+        out[name] = score(held, folder, synthetic, size_px=size_px, steps=steps, seed=seed)
+        print(f"adapt_quality diagnose: {name} acc_refined={out[name]['acc_refined']:.3f} "
+              f"acc_raw={out[name]['acc_raw']:.3f} self_reg_l1={out[name]['self_reg_l1']:.4f}")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--synthetic", type=Path, help="clean-style ColonSim HDF5 (rendered if omitted)")
@@ -104,6 +152,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="adapt config override (repeatable), e.g. --set refiner.width=32")
+    ap.add_argument("--diagnose", action="store_true", help="score hand-made transforms instead of training")
     args = ap.parse_args()
     if not args.real.is_dir():
         sys.exit(f"adapt_quality: real frames not found: {args.real}")
@@ -120,6 +169,10 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     synthetic = args.synthetic or render_clean(work / "clean.h5", args.synth_frames, args.synth_size, args.seed)
     train_dir, held_dir, n_train, n_held = split_real(args.real, work, args.holdout, args.block)
+    if args.diagnose:
+        result = diagnose(held_dir, synthetic, work, args.score_size, args.score_steps, args.seed)
+        (work / "diagnose.json").write_text(json.dumps(result, indent=2))
+        return
     # Defaults sized for a CPU budget: width 32 (SimGAN uses 64), 4 blocks; anything can be --set.
     cfg = load_adapt_config(overrides=[
         "direction=reverse", f"seed={args.seed}", f"data.size_px={args.size}", "refiner.width=32",

@@ -66,3 +66,16 @@ def test_features_self_reg_lets_colour_change_but_not_shading():
     assert losses.self_regularization(recoloured, x, mask, "features").item() < 1e-6
     assert losses.self_regularization(x + ramp, x, mask, "features").item() > 0.05
     assert losses.self_regularization(recoloured, x, mask, "lowpass").item() > 0.1
+
+
+def test_luma_self_reg_frees_colour_and_costs_highlights_less_than_features():
+    x = torch.zeros(1, 3, 48, 48)
+    mask = torch.ones(1, 1, 48, 48)
+    recoloured = x + torch.tensor([0.2, 0.0, -0.2]).view(1, 3, 1, 1)
+    highlight = x.clone()
+    highlight[..., 24, 24] = 1.0  # a one-pixel specular spot
+    ramp = torch.linspace(-0.3, 0.3, 48).view(1, 1, 1, 48).expand(1, 3, 48, 48)
+    assert losses.self_regularization(recoloured, x, mask, "luma", sigma_px=3.0).item() < 1e-6
+    spot = losses.self_regularization(highlight, x, mask, "luma", sigma_px=3.0).item()
+    assert spot < 0.5 * losses.self_regularization(highlight, x, mask, "features", sigma_px=3.0).item()
+    assert losses.self_regularization(x + ramp, x, mask, "luma", sigma_px=3.0).item() > 0.1
