@@ -9,6 +9,7 @@ order, and nothing is carried over from earlier frames.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 from dataclasses import dataclass
 from typing import Sequence
@@ -201,7 +202,7 @@ class FrameRenderer:
         # Pixels of the views that the lens remap never reads are masked out of the depth test.
         self._mask_keys = []
         for k, spans in enumerate(self.remap.row_spans()):
-            key = ("view", id(self), k)
+            key = ("view", spans.shape, hashlib.sha1(spans.tobytes()).hexdigest())   # by content
             self.gl.renderer.add_depth_mask(key, spans)
             self._mask_keys.append(key)
 

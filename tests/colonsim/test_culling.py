@@ -59,3 +59,23 @@ def test_masked_and_chunked_render_equals_the_plain_render_bit_for_bit():
         assert np.array_equal(fast[1], plain[1]) and np.array_equal(fast[0], plain[0])
         assert (fast[1] > 0).mean() > 0.5
     assert min(drawn) < len(chunks[0].start)       # the frustum did cull chunks
+
+
+def test_renderers_made_one_after_another_each_use_their_own_mask():
+    # Masks live in the process's GL context; a later renderer with other optics (which may reuse
+    # the id of a deleted one) must not draw with an earlier renderer's mask.
+    rng = np.random.default_rng(1)
+    colon = generate_colon(load_sim_config("realistic", None, OVER).anatomy, 3)
+    for model, fov, mask in (("fisheye", 120.0, "octagon"), ("pinhole", 90.0, "round"), ("fisheye", 160.0, "round")):
+        cfg = load_sim_config("realistic", None, OVER + [f"lens.model={model}", f"lens.fov_deg={fov}",
+                                                         f"lens.mask={mask}"])
+        r = FrameRenderer(cfg, [colon])
+        tis, li = tissue.sample_params(cfg.tissue, rng), light.sample_params(cfg.light, rng)
+        pose, _ = pose_for_frame(colon, r._trajectory, 0, 0)
+        fast = r.render_linear(0, pose, tis, li)
+        keys = r._mask_keys
+        r._mask_keys = [None] * len(keys)
+        plain = r.render_linear(0, pose, tis, li)
+        assert np.array_equal(fast[1], plain[1]) and np.array_equal(fast[0], plain[0])
+        r.close()
+        del r
