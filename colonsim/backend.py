@@ -4,14 +4,18 @@ The platform is chosen once, before PyOpenGL is imported: ``COLONSIM_GL=egl|osme
 otherwise EGL (a GPU, or Mesa llvmpipe on the CPU) when libEGL is installed, else OSMesa. With
 neither, :class:`~colonsim.errors.RenderBackendError` says what to install.
 
-:class:`FloatRenderer` is a pyrender ``Renderer`` with three changes:
+:class:`FloatRenderer` is a pyrender ``Renderer`` with these changes:
 
 - a single-sample RGBA32F framebuffer: pyrender's hard-coded 4x multisampling costs about 2.5x on
   llvmpipe, and 8-bit colour would quantize the linear radiance before the sensor model;
 - colour and depth come back in ONE float32 read: the ColonSim shader writes linear radiance to
   rgb and the inverse z-depth to alpha (exact, unlike a 24-bit depth buffer);
 - shaders from ``colonsim/shaders`` and per-frame uniforms (``uniforms``) instead of pyrender's
-  lights.
+  lights;
+- a lean draw: no blending, optional back-face culling, and only the given index ranges
+  (``draw_ranges``: the colon's visible chunks, nearest first);
+- an optional depth mask drawn first (``add_depth_mask``): pixels the lens never reads are
+  rejected by the depth test before they are shaded.
 
 Only this module imports pyrender and OpenGL. Create the renderer inside the process that uses it
 (a GL context does not survive ``fork``; use multiprocessing's 'spawn').
