@@ -57,11 +57,38 @@ def build_tube(cfg: "AnatomyConfig", line: Centerline, rng: np.random.Generator
     # (v00, v01, v11) would face outward (e_theta x T is radial); this winding faces the axis.
     faces = np.concatenate([np.stack([v00, v11, v01], -1).reshape(-1, 3),
                             np.stack([v00, v10, v11], -1).reshape(-1, 3)])
-    mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
     uv = np.stack(np.broadcast_arrays(s[:, None], theta[None, :]), -1).reshape(-1, 2)
+    vertices, faces, uv = _cap_ends(vertices, faces, uv, centre, _interp(arc, line.tangents, s),
+                                    radius, s)
+    mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
 
     mean_r = np.interp(arc, s, radius.mean(axis=1))
     return mesh, uv.astype(np.float32), dataclasses.replace(line, radius_mm=mean_r)
+
+
+CAP_DEPTH = 0.5    # the end domes bulge this fraction of the end ring's mean radius beyond it
+
+
+def _cap_ends(vertices: np.ndarray, faces: np.ndarray, uv: np.ndarray, centre: np.ndarray,
+              tangent: np.ndarray, radius: np.ndarray, s: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Close both ends of the tube with a shallow cone (the caecum is a blind pouch; at the rectum
+    the scope's own entry): a camera near an end sees wall, never a hole into nothing. Adds two
+    vertices and 2 * around triangles, wound like the wall (normals into the lumen)."""
+    rings, around = radius.shape
+    j = np.arange(around)
+    out_v, out_f, out_uv = [vertices], [faces], [uv]
+    n = len(vertices)
+    for k, sign in ((0, -1.0), (rings - 1, 1.0)):
+        apex = centre[k] + sign * CAP_DEPTH * radius[k].mean() * tangent[k]
+        a, b = k * around + j, k * around + (j + 1) % around
+        tri = np.stack([np.full(around, n), a, b], axis=1) if sign < 0 else \
+            np.stack([np.full(around, n), b, a], axis=1)
+        out_v.append(apex[None])
+        out_f.append(tri)
+        out_uv.append(np.array([[s[k], 0.0]]))
+        n += 1
+    return np.concatenate(out_v), np.concatenate(out_f), np.concatenate(out_uv)
 
 
 def wall_radius(cfg: "AnatomyConfig", s: np.ndarray, theta: np.ndarray, base: np.ndarray,

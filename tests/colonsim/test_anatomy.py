@@ -125,3 +125,10 @@ def test_bad_config_values_raise_config_error_naming_the_key(override, key):
     with pytest.raises(ConfigError) as e:
         load_anatomy_config(overrides=[override])
     assert e.value.key == key
+
+
+def test_the_tube_is_closed_at_both_ends_by_caps_facing_the_lumen():
+    colon = generate_colon(load_anatomy_config(overrides=PIECE), seed=1)
+    mesh = colon.mesh
+    assert mesh.is_watertight and mesh.is_winding_consistent
+    assert mesh.volume < 0          # consistently wound with the normals inward, caps included

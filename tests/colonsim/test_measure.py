@@ -5,6 +5,7 @@ import pytest
 from colonsim.anatomy import SEGMENT_NAMES, generate_colon, load_anatomy_config
 from colonsim.centerline import Centerline
 from colonsim.measure import RAYS, local_wall_distance, measure_colon, resample, slice_radii
+from colonsim.tube import CAP_DEPTH
 
 
 def tube(radius_mm=20.0, *extra):
@@ -17,14 +18,14 @@ def tube(radius_mm=20.0, *extra):
 
 def test_wall_distance_on_and_off_the_axis_of_a_round_tube():
     colon = tube(20.0)
-    around = len(colon.mesh.vertices) // len(np.unique(colon.uv[:, 0]))
+    around = (len(colon.mesh.vertices) - 2) // len(np.unique(colon.uv[:, 0]))   # 2: the end caps' apexes
     chord = 20.0 * np.cos(np.pi / around)  # the nearest wall point of an inscribed polygon
     pts = np.array([[0, 0, 60.0], [5, 0, 60.0], [0, -12, 30.0], [0, 0, 200.0]])
     d = local_wall_distance(colon, pts)
     assert d[0] == pytest.approx(chord, abs=0.05)
     assert d[1] == pytest.approx(chord - 5, abs=0.1)
     assert d[2] == pytest.approx(chord - 12, abs=0.1)
-    assert d[3] == pytest.approx(np.hypot(200 - 120, 20.0), abs=0.5)  # beyond the open end: to the rim
+    assert d[3] == pytest.approx(200 - 120 - CAP_DEPTH * 20.0, abs=0.5)  # beyond the capped end: its apex
 
 
 def test_slice_radius_of_an_off_centre_line_is_still_the_mean_distance_to_the_wall():

@@ -89,3 +89,24 @@ def test_frame_fields_follow_the_contract(colon):
     for key in ("mesh_id", "tissue_specular", "light_mu", "sensor_exposure_ev"):
         assert key in f.params
     r.close()
+
+
+def test_a_camera_looking_at_the_end_of_the_colon_sees_wall_not_a_hole():
+    cfg = load_sim_config("clean", None, ["output.size_px=64", "anatomy.segments=[sigmoid]",
+                                          "anatomy.max_length_mm=200", "anatomy.triangles=20000"])
+    colon = generate_colon(cfg.anatomy, 4)
+    r = FrameRenderer(cfg, [colon])
+    from colonsim import light, tissue
+    rng = np.random.default_rng(0)
+    line = colon.centerline
+    for end, sign in ((-1, 1.0), (0, -1.0)):       # look out of each end, 20 mm before it
+        k = int(np.argmin(np.abs(line.arclength_mm() - (line.arclength_mm()[end] - sign * 20.0))))
+        fwd = sign * line.tangents[k]
+        up = np.cross(fwd, [1.0, 0, 0] if abs(fwd[0]) < 0.9 else [0, 1.0, 0])
+        up /= np.linalg.norm(up)
+        pose = np.eye(4)
+        pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = np.cross(up, -fwd), up, -fwd, line.points_mm[k]
+        _, depth = r.render_linear(0, pose, tissue.sample_params(cfg.tissue, rng), light.sample_params(cfg.light, rng))
+        inside = r.mask > 0
+        assert (depth[inside] > 0).all()
+        assert depth[inside].max() < 20.0 + 0.5 * line.radius_mm.max() + 5.0   # the cap, not beyond
