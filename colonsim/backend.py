@@ -12,7 +12,7 @@ neither, :class:`~colonsim.errors.RenderBackendError` says what to install.
   rgb and the inverse z-depth to alpha (exact, unlike a 24-bit depth buffer);
 - shaders from ``colonsim/shaders`` and per-frame uniforms (``uniforms``) instead of pyrender's
   lights;
-- a lean draw: no blending, optional back-face culling, and only the given index ranges
+- a lean draw: no blending, no culling, and only the given index ranges
   (``draw_ranges``: the colon's visible chunks, nearest first);
 - an optional depth mask drawn first (``add_depth_mask``): pixels the lens never reads are
   rejected by the depth test before they are shaded.
@@ -117,7 +117,6 @@ def _make_renderer_class():
             self.uniforms: dict = {}
             self._locations: dict[int, dict[str, int]] = {}   # program id -> uniform name -> location
             self._buf: np.ndarray | None = None
-            self.cull_back = False
             self.draw_ranges: tuple[np.ndarray, np.ndarray] | None = None   # (counts, byte offsets)
             self.depth_mask = None          # a key of _masks, drawn before the frame's first mesh
             self._mask_pending = False
@@ -199,7 +198,7 @@ def _make_renderer_class():
         def _bind_and_draw_primitive(self, primitive, pose, program, flags):
             # pyrender's version sets a dozen material uniforms our shader does not read and leaves
             # GL_BLEND on with (ONE, ZERO), which llvmpipe still pays for per fragment. Ours binds
-            # the texture, turns blending off, culls back faces when asked, and draws either the
+            # the texture, turns blending and culling off (the shader is two-sided), and draws either the
             # whole index buffer or, when ``draw_ranges`` is set, only those index ranges in that
             # order (visible chunks of the colon, nearest first: see colonsim.scene).
             if self._mask_pending:
@@ -211,11 +210,7 @@ def _make_renderer_class():
                 self._bind_texture(material.baseColorTexture, "material.base_color_texture", program)
             gl.glDisable(gl.GL_BLEND)
             gl.glPolygonMode(gl.GL_FRONT_AND_BACK, gl.GL_FILL)
-            if self.cull_back:
-                gl.glEnable(gl.GL_CULL_FACE)
-                gl.glCullFace(gl.GL_BACK)
-            else:
-                gl.glDisable(gl.GL_CULL_FACE)
+            gl.glDisable(gl.GL_CULL_FACE)
             ranges = self.draw_ranges
             if ranges is None or primitive.indices is None:
                 gl.glDrawElements(primitive.mode, primitive.indices.size, gl.GL_UNSIGNED_INT, None)
@@ -272,14 +267,13 @@ class GLRenderer:
         log.info("GL context: %s, %s", self.platform_name, gl.glGetString(gl.GL_RENDERER))
 
     def render(self, scene, width: int, height: int, uniforms: dict,
-               draw_ranges: "tuple[np.ndarray, np.ndarray] | None" = None, cull_back: bool = False,
-               depth_mask=None) -> np.ndarray:
+               draw_ranges: "tuple[np.ndarray, np.ndarray] | None" = None, depth_mask=None) -> np.ndarray:
         """Render ``scene`` from its main camera. Returns (h, w, 4) float32, rows bottom-up:
         rgb linear radiance, a = 1 / z-depth (1/mm), 0 where there is no surface. The array is a
         buffer reused by the next render of the same size: copy what you keep.
 
         draw_ranges: (counts, byte offsets) of the index ranges to draw, in order, for every
-        visible mesh (None: all of each mesh's triangles). cull_back: skip back-facing triangles.
+        visible mesh (None: all of each mesh's triangles).
         depth_mask: the key of a mask added with ``renderer.add_depth_mask``: those pixels keep
         their cleared value (0: no surface) and cost no shading."""
         import pyrender
@@ -287,7 +281,6 @@ class GLRenderer:
         r.viewport_width, r.viewport_height = int(width), int(height)
         r.uniforms = uniforms
         r.draw_ranges = draw_ranges
-        r.cull_back = bool(cull_back)
         r.depth_mask = depth_mask
         r._mask_pending = depth_mask is not None
         flags = pyrender.RenderFlags.OFFSCREEN | pyrender.RenderFlags.SKIP_CULL_FACES

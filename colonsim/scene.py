@@ -210,13 +210,14 @@ class FrameRenderer:
 
     def render(self, index: int, seed: int) -> Frame:
         """Frame ``index`` of the dataset with seed ``seed`` (a pure function of cfg, seed, index)."""
-        return self.finish(self.begin(index, seed))
+        return self.finish(self.begin(index, seed, keep=False))   # finished before the next draw
 
-    def begin(self, index: int, seed: int) -> "PendingFrame":
+    def begin(self, index: int, seed: int, keep: bool = True) -> "PendingFrame":
         """The GL half of frame ``index``: draws its pose and parameters and rasterizes its views.
         :meth:`finish` does the rest (lens remap, sensor) and may run in another thread, so that a
         worker with cores to spare overlaps frame i's sensor model with frame i + 1's
-        rasterization. GL calls stay in the thread that made the renderer."""
+        rasterization. GL calls stay in the thread that made the renderer. ``keep=False`` skips
+        copying the read-back: only for a frame finished before the next GL render."""
         cfg = self.cfg
         streams = np.random.SeedSequence([int(seed), int(index)]).spawn(len(STREAMS))
         _, rng_tissue, rng_light, rng_sensor = (np.random.default_rng(s) for s in streams)
@@ -226,7 +227,7 @@ class FrameRenderer:
         tissue = tissuemod.sample_params(cfg.tissue, rng_tissue)
         light = lightmod.sample_params(cfg.light, rng_light)
         sensor = sensormod.sample_params(cfg.sensor, rng_sensor)
-        images = self._render_views(mesh_id, pose, tissue, light, keep=True)
+        images = self._render_views(mesh_id, pose, tissue, light, keep=keep)
         params = {"mesh_id": float(mesh_id)}
         for group in (traj_params, tissue, light, sensor):
             params.update({k: float(v) for k, v in group.items()})

@@ -66,7 +66,7 @@ def build_tube(cfg: "AnatomyConfig", line: Centerline, rng: np.random.Generator
     return mesh, uv.astype(np.float32), dataclasses.replace(line, radius_mm=mean_r)
 
 
-CAP_DEPTH = 0.5    # the end domes bulge this fraction of the end ring's mean radius beyond it
+CAP_DEPTH = 0.5    # the end cones reach this fraction of the end ring's mean radius beyond it
 
 
 def _cap_ends(vertices: np.ndarray, faces: np.ndarray, uv: np.ndarray, centre: np.ndarray,

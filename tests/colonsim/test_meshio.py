@@ -54,7 +54,7 @@ def test_computed_centreline_stays_inside_the_lumen_near_the_true_one(tmp_path):
     centerline_path(tmp_path / "c.ply").unlink()
     found = load_colon(tmp_path / "c.ply")
     off, _ = cKDTree(colon.centerline.points_mm).query(found.centerline.points_mm)
-    # The procedural tube is capped with shallow domes; the found line runs into them, where the
+    # The procedural tube is capped with shallow cones; the found line runs into them, where the
     # true line has ended: compare away from the two ends.
     s = found.centerline.arclength_mm()
     inner = (s > 1.5 * colon.centerline.radius_mm.max()) & (s < s[-1] - 1.5 * colon.centerline.radius_mm.max())
