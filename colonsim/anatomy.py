@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import TYPE_CHECKING, Literal, Sequence
 
 import numpy as np
-import trimesh
 
 from .centerline import SEGMENT_NAMES, Centerline, anatomical_path, straight_path
 from .config import Range, assets_path, check_choice, check_range, load, read_yaml, sample
 from .errors import ConfigError
+
+if TYPE_CHECKING:  # trimesh (and scipy with it) is imported by what builds meshes, not by configs
+    import trimesh
 
 __all__ = ["SEGMENT_NAMES", "AnatomyConfig", "Centerline", "Colon", "FoldConfig", "SegmentRanges",
            "SegmentValues", "MeshConfig", "generate_colon", "load_anatomy_config"]

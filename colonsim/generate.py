@@ -98,6 +98,18 @@ def _init_worker(job: Job, counter, lp_threads: int | None, parent_pid: int) -> 
     # The parent's pid comes as an argument: os.getppid() here would already be 1 had the parent
     # been killed while this worker was starting.
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
+    # The heavy imports (trimesh, scipy, PyOpenGL, pyrender: about 1.5 s) now, while the parent
+    # builds the meshes, rather than after the first task arrives. Nothing here creates a GL
+    # context. A failure is left to the first task, which reports it as one clean error.
+    try:
+        from .backend import select_platform
+        select_platform()
+        import pyrender  # noqa: F401
+        import trimesh  # noqa: F401
+
+        from . import scene, trajectory  # noqa: F401
+    except Exception:  # noqa: BLE001
+        pass
 
 
 def _exit_with_parent(ppid: int) -> None:
@@ -108,12 +120,18 @@ def _exit_with_parent(ppid: int) -> None:
     os._exit(1)
 
 
-def _render_shard(s: int, colons: tuple) -> tuple[str, str] | None:
+def _render_shard(s: int, colons: tuple, geoms: tuple | None = None) -> tuple[str, str] | None:
     """Render shard ``s`` into its file; returns None, or (error class name, message) for bad input
     (ColonSimError subclasses do not all survive pickling, so they travel as text). The meshes come
     with every task (a few MB; a few ms per shard), so that workers start while the parent builds
-    them."""
+    them; the first tasks also bring the pose sampler's geometry of each mesh, built once by the
+    parent (``geoms``: :func:`colonsim.trajectory.geometry` of each colon), which a worker that
+    gets none builds itself."""
     try:
+        if _WORKER["renderer"] is None and geoms is not None:
+            from . import trajectory
+            for colon, geom in zip(colons, geoms):
+                trajectory.prime(colon, geom)
         _render_shard_file(s, colons)
     except ColonSimError as e:
         return type(e).__name__, str(e)
@@ -301,7 +319,10 @@ def _run_pool(job: Job, make_colons: Callable[[], tuple], todo: Sequence[int], w
             pool.submit(int, 0)  # starts the workers now (the pool spawns them on demand)
         t0 = time.perf_counter()
         colons = make_colons()
+        from . import trajectory
+        geoms = tuple(trajectory.geometry(c) for c in colons)   # while the workers import
         times["setup_s"] = time.perf_counter() - t0
+        first = 2 * workers
         queue = list(todo)[::-1]
         shard_of, pending = {}, set()
         # The bar appears with the first rendered frame: bad input (a mesh that cannot be read, or
@@ -311,7 +332,8 @@ def _run_pool(job: Job, make_colons: Callable[[], tuple], todo: Sequence[int], w
             while pending or queue:
                 while queue and len(pending) < 2 * workers:
                     s = queue.pop()
-                    fut = pool.submit(_render_shard, s, colons)
+                    fut = pool.submit(_render_shard, s, colons, geoms if first > 0 else None)
+                    first -= 1
                     shard_of[fut] = s
                     pending.add(fut)
                 finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)

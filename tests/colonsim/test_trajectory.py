@@ -199,6 +199,21 @@ def test_pose_is_a_pure_function_of_colon_cfg_seed_index():
     assert not np.array_equal(after[0], trajectory.pose_for_frame(colon, cfg, 10, 17)[0])
 
 
+def test_a_geometry_built_elsewhere_and_pickled_gives_the_same_poses():
+    """Render workers get the sampler's geometry from the parent (pickled) instead of building it."""
+    import pickle
+
+    cfg = _cfg("sequence_length=3")
+    built = trajectory.geometry(_bent())
+    shipped = pickle.loads(pickle.dumps(built))
+    colon, fresh = _bent(), _bent()
+    trajectory.prime(colon, shipped)
+    assert trajectory.geometry(colon) is shipped          # used as is, not rebuilt
+    for i in (0, 4, 11):
+        a, b = trajectory.pose_for_frame(colon, cfg, 5, i), trajectory.pose_for_frame(fresh, cfg, 5, i)
+        assert np.array_equal(a[0], b[0]) and a[1] == b[1]
+
+
 def test_too_short_or_too_narrow_colons_raise_mesh_error():
     with pytest.raises(MeshError, match="end_margin_mm"):
         trajectory.pose_for_frame(_straight(length=50), _cfg("end_margin_mm=30"), 0, 0)
