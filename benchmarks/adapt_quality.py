@@ -14,8 +14,9 @@ Prints one comparable line (``adapt_quality: key=value ...``) and writes results
 the run folder (run/) in the work folder.
 
 ``--diagnose`` trains nothing: it scores hand-made transforms of the held-out frames (colour replaced
-by the synthetic frames' mean tint, highlights inpainted, blurred, or a flat synthetic colour) with
-the same classifier, to show which differences a refiner would have to remove.
+by the synthetic frames' mean tint, grey levels matched to the synthetic histogram, highlights
+inpainted, blurred, or a flat synthetic colour) with the same classifier, to show which differences a
+refiner would have to remove.
 """
 from __future__ import annotations
 
@@ -112,11 +113,24 @@ def diagnose(held: Path, synthetic: Path, work: Path, size_px: int, steps: int, 
     def tinted(x):
         return x.astype(np.float32).mean(-1, keepdims=True) * tint
 
+    grey_syn = np.sort(pix.mean(-1))   # the synthetic frames' grey levels, sorted
+
+    def grey_matched(x, m):
+        """The grey level's histogram inside the image circle matched to the synthetic frames',
+        times their tint: the synthetic brightness distribution on the real frame's layout."""
+        g = x.astype(np.float32).mean(-1)
+        inside = m > 0
+        rank = np.argsort(np.argsort(g[inside], kind="stable"), kind="stable") / max(inside.sum() - 1, 1)
+        g[inside] = grey_syn[np.round(rank * (len(grey_syn) - 1)).astype(int)]
+        return g[..., None] * tint
+
     transforms = {
         "blur": lambda x, m: cv2.GaussianBlur(x, (0, 0), 4.0),
         "no_highlights": no_highlights,
         "tint": lambda x, m: tinted(x),
         "no_highlights_tint_blur": lambda x, m: cv2.GaussianBlur(tinted(no_highlights(x, m)), (0, 0), 4.0),
+        "grey_matched_tint": grey_matched,
+        "grey_matched_tint_blur": lambda x, m: cv2.GaussianBlur(grey_matched(no_highlights(x, m), m), (0, 0), 4.0),
         "flat_synthetic_colour": lambda x, m: np.broadcast_to(pix.mean(0), x.shape),
     }
     out = {}
