@@ -70,8 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0 if args.command is None else 2
 
+    from colonsim import interrupt
     from colonsim.errors import ColonSimError
 
+    interrupt.install()   # a Ctrl-C swallowed by a garbage-collector callback is raised again
     try:
         summary, result = args.func(args)
     except ColonSimError as e:

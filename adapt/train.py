@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from colonsim import __version__, distributed
+from colonsim import __version__, distributed, interrupt
 from colonsim.config import to_dict, to_yaml
 from colonsim.errors import CheckpointError, InputError
 
@@ -270,6 +270,7 @@ def train_refiner(cfg: AdaptConfig, real: str | Path, synthetic: str | Path, out
     stopped_early, phase = False, "resumed"
     try:
         while trainer.step < total:
+            interrupt.check()
             phase, scalars = trainer.schedule_step()
             scalars, _ = distributed.mean_over_ranks(scalars, dist)
             trainer.step += 1
@@ -307,6 +308,7 @@ def _follow(trainer: Trainer, cfg: AdaptConfig, resume: bool) -> None:
         trainer.load_state_dict(load_checkpoint(trainer.out_dir / "last.pt", TRAIN_STATE_KIND))
     total = s.pretrain_refiner_steps + s.pretrain_disc_steps + s.steps
     while trainer.step < total:
+        interrupt.check()
         _, scalars = trainer.schedule_step()
         distributed.mean_over_ranks(scalars, trainer.dist)
         trainer.step += 1

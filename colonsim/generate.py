@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from . import errors, h5io, shards
+from . import errors, h5io, interrupt, shards
 from .config import to_json
 from .errors import ColonSimError, ConfigError, InputError
 from .shards import MANIFEST, ShardMerger, parts_dir, shard_path, shard_range  # noqa: F401 (re-exported)
@@ -330,6 +330,7 @@ def _run_pool(job: Job, make_colons: Callable[[], tuple], todo: Sequence[int], w
         bar = None
         try:
             while pending or queue:
+                interrupt.check()
                 while queue and len(pending) < 2 * workers:
                     s = queue.pop()
                     fut = pool.submit(_render_shard, s, colons, geoms if first > 0 else None)

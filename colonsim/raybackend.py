@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from . import interrupt
 from .errors import ColonSimError, InputError, RenderBackendError
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,7 @@ def run_actors(job, make_colons: Callable[[], tuple], todo: Sequence[int], worke
     load = {k: 0 for k in range(len(actors))}
     try:
         while queue or pending:
+            interrupt.check()
             for k in sorted(load, key=load.get):
                 while queue and load[k] < IN_FLIGHT:
                     s = queue.pop()

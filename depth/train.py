@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from colonsim import __version__, distributed, schema
+from colonsim import __version__, distributed, interrupt, schema
 from colonsim import config as cfgmod
 from colonsim.dataset import FrameDataset
 from colonsim.errors import DatasetError, InputError
@@ -182,6 +182,7 @@ class Trainer:
         start, train_time, images, loss, val = time.perf_counter(), 0.0, 0, float("nan"), {}
         tick = time.perf_counter()
         for batch in self._loader():
+            interrupt.check()
             losses = self.train_step(batch)
             now = time.perf_counter()
             out_of_time = bool(t.time_budget_min and now - start > 60 * t.time_budget_min)
