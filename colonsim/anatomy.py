@@ -100,6 +100,9 @@ class AnatomyConfig:
     wall_wavelength_mm: float       # typical axial wavelength of the wall deformation, mm
     bend_jitter: float              # random change of each centreline bend, fraction of its angle
     triangles: int                  # triangle budget, 20,000 .. 500,000
+    polyps_per_m: float = 0.0       # sessile polyps per metre of colon (Poisson; 0 = none)
+    polyp_radius_mm: Range = (3.0, 8.0)     # radius of a polyp's sphere, mm, drawn per polyp
+    polyp_height_frac: Range = (0.6, 1.2)   # how far it stands into the lumen, fraction of its radius
 
     def __post_init__(self):
         if not self.segments:
@@ -120,6 +123,9 @@ class AnatomyConfig:
         check_range("wall_wavelength_mm", self.wall_wavelength_mm, 10.0, 2000.0)
         check_range("bend_jitter", self.bend_jitter, 0.0, 1.0)
         check_range("triangles", self.triangles, 20_000, 500_000)
+        check_range("polyps_per_m", self.polyps_per_m, 0.0, 100.0)
+        check_range("polyp_radius_mm", self.polyp_radius_mm, 0.5, 30.0)
+        check_range("polyp_height_frac", self.polyp_height_frac, 0.1, 2.0)
         for n in SEGMENT_NAMES:
             check_range(f"triangularity.{n}", getattr(self.triangularity, n), 0.0, 1.0)
             check_range(f"fold_scale.{n}", getattr(self.fold_scale, n), 0.0, 2.0)
@@ -137,11 +143,13 @@ class Colon:
 
     ``mesh``: triangles wound so that normals face INWARD (the camera is inside), mm.
     ``uv``: (V, 2) float32 per vertex (arc length mm, angle rad), or None for imported meshes.
+    ``polyps``: (N, 7) float64 per polyp: apex (mm), unit normal into the lumen, radius (mm); or None.
     """
     mesh: trimesh.Trimesh
     centerline: Centerline
     uv: np.ndarray | None
     name: str
+    polyps: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -167,4 +175,44 @@ def generate_colon(cfg: AnatomyConfig, seed: int) -> Colon:
     else:
         line = anatomical_path(cfg, radii, rng)
     mesh, uv, line = build_tube(cfg, line, rng)
-    return Colon(mesh=mesh, centerline=line, uv=uv, name=f"procedural-{cfg.path}-seed{int(seed)}")
+    polyps = None
+    if cfg.polyps_per_m > 0:   # their own random stream: the wall is the same with or without them
+        mesh, uv, polyps = add_polyps(cfg, mesh, uv, np.random.default_rng(
+            np.random.SeedSequence([int(seed), 0x9017B])))
+    return Colon(mesh=mesh, centerline=line, uv=uv, name=f"procedural-{cfg.path}-seed{int(seed)}",
+                 polyps=polyps)
+
+
+def add_polyps(cfg: AnatomyConfig, mesh, uv: np.ndarray, rng: np.random.Generator):
+    """Sessile polyps on the wall of a procedural colon: spheres (icospheres of 1280 triangles)
+    whose centres lie ``radius - height`` behind the wall along its normal at a random wall vertex
+    (at least 40 mm from either end), so that each stands ``height`` into the lumen; the part behind
+    the wall is hidden by it. Their count is Poisson with mean ``polyps_per_m`` x length. Each
+    polyp vertex takes the (arc, angle) of its wall vertex. Returns (mesh, uv, polyps) as in
+    :class:`Colon`.
+    """
+    import trimesh
+
+    length = float(uv[:, 0].max())
+    margin = min(40.0, length / 4.0)
+    wall = np.flatnonzero((uv[:, 0] > margin) & (uv[:, 0] < length - margin))
+    n = int(rng.poisson(cfg.polyps_per_m * length / 1000.0)) if len(wall) else 0
+    if n == 0:
+        return mesh, uv, np.zeros((0, 7))
+    ball = trimesh.creation.icosphere(subdivisions=3)
+    normals = np.asarray(mesh.vertex_normals)   # into the lumen: the tube is wound inward
+    vertices, faces, uvs, polyps = [mesh.vertices], [mesh.faces], [uv], []
+    offset = len(mesh.vertices)
+    for _ in range(n):
+        k = int(wall[rng.integers(len(wall))])
+        r = sample(rng, cfg.polyp_radius_mm)
+        h = sample(rng, cfg.polyp_height_frac) * r
+        normal = normals[k] / max(float(np.linalg.norm(normals[k])), 1e-12)
+        centre = mesh.vertices[k] + normal * (h - r)
+        vertices.append(centre + r * ball.vertices)
+        faces.append(ball.faces + offset)
+        uvs.append(np.repeat(uv[k][None], len(ball.vertices), axis=0))
+        polyps.append(np.concatenate([centre + r * normal, normal, [r]]))
+        offset += len(ball.vertices)
+    out = trimesh.Trimesh(np.concatenate(vertices), np.concatenate(faces), process=False)
+    return out, np.concatenate(uvs).astype(np.float32), np.array(polyps)

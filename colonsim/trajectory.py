@@ -9,6 +9,11 @@ view direction (an angle to the lumen axis, drawn from ``view_angle_deg``, or fr
 roll are drawn at keyframes every ``keyframe_interval`` frames and blended with a smoothstep, so
 that position and orientation change smoothly and stop changing at each keyframe.
 
+Polyp views (colons generated with polyps): with probability ``polyp_view_probability`` a sequence
+looks at one polyp instead, from a drawn distance along a ray within ``polyp_view_angle_deg`` of
+its normal (approaching it over the sequence), aimed near its apex; such a camera must also lie
+within the clear radius of its nearest centreline point, so that it is surely in the lumen.
+
 Clearance: every frame of a sequence is checked against the mesh; the camera centre must be at
 least ``min_wall_distance_mm`` from the wall (exact point-triangle distances), and no surface point
 inside the cone of ``clearance_fov_deg`` may lie nearer than ``min_depth_mm`` in z-depth (exact, per
@@ -51,6 +56,9 @@ class TrajectoryConfig:
     step_mm: Range                # sequences: advance along the centreline per frame, mm
     keyframe_interval: int        # sequences: frames between keyframes of offset, view and roll
     max_attempts: int             # redraws of a failing sequence before centred on-axis ones
+    polyp_view_probability: float = 0.0  # probability that a sequence looks at a polyp (colons with polyps)
+    polyp_view_distance_mm: Range = (8.0, 30.0)  # camera to polyp apex, mm (sequences approach to the lower end)
+    polyp_view_angle_deg: Range = (0.0, 50.0)    # angle between the view axis and the polyp's normal, deg
 
     def __post_init__(self):
         check_range("end_margin_mm", self.end_margin_mm, 0.0, 1e5)
@@ -67,6 +75,9 @@ class TrajectoryConfig:
         check_range("step_mm", self.step_mm, 0.0, 100.0)
         check_range("keyframe_interval", self.keyframe_interval, 1, 10**6)
         check_range("max_attempts", self.max_attempts, 1, 10**4)
+        check_range("polyp_view_probability", self.polyp_view_probability, 0.0, 1.0)
+        check_range("polyp_view_distance_mm", self.polyp_view_distance_mm, 1.0, 200.0)
+        check_range("polyp_view_angle_deg", self.polyp_view_angle_deg, 0.0, 80.0)
 
 
 #: Keys of the params dict returned with every pose, in order.
@@ -104,6 +115,8 @@ class _Geometry:
         self.tree = cKDTree(centroids[small])
         self.name = colon.name
         self.clear = self.nearest_distance(self.points)  # (M,) clear radius of the centreline, mm
+        polyps = getattr(colon, "polyps", None)
+        self.polyps = np.zeros((0, 7)) if polyps is None else np.asarray(polyps, np.float64)
 
     def frame_at(self, s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
         """Centreline point, unit tangent, normal, binormal and clear radius (the smaller of the two
@@ -317,6 +330,66 @@ def _pose(geom: _Geometry, cfg: TrajectoryConfig, plan: _Plan, k: int) -> tuple[
     return pose, params
 
 
+@dataclass(frozen=True)
+class _PolypPlan:
+    """A sequence looking at one polyp: the camera on the ray from its apex along ``ray``, at
+    ``far_mm`` then (sequences) closer, up to ``near_mm``; the view aimed at ``target``."""
+    apex: np.ndarray
+    ray: np.ndarray
+    target: np.ndarray
+    far_mm: float
+    near_mm: float
+    roll_deg: float
+
+
+def _draw_polyp_plan(geom: _Geometry, cfg: TrajectoryConfig, rng: np.random.Generator) -> _PolypPlan:
+    """A polyp, a viewing direction within ``polyp_view_angle_deg`` of its normal, a distance, an
+    aim point near the apex (so that the polyp is not always in the image centre) and a roll."""
+    row = geom.polyps[rng.integers(len(geom.polyps))]
+    apex, normal, radius = row[:3], row[3:6], float(row[6])
+    tilt, psi = math.radians(sample(rng, cfg.polyp_view_angle_deg)), 2 * math.pi * rng.random()
+    a = _unit(np.cross(normal, [1.0, 0.0, 0.0] if abs(normal[0]) < 0.9 else [0.0, 1.0, 0.0]))
+    b = np.cross(normal, a)
+    ray = math.cos(tilt) * normal + math.sin(tilt) * (math.cos(psi) * a + math.sin(psi) * b)
+    far = sample(rng, cfg.polyp_view_distance_mm)
+    near = min(far, cfg.polyp_view_distance_mm[0] if isinstance(cfg.polyp_view_distance_mm, (tuple, list))
+               else far)
+    u, phi = rng.random(), 2 * math.pi * rng.random()
+    target = apex - radius * 0.5 * normal + 1.5 * radius * u * (math.cos(phi) * a + math.sin(phi) * b)
+    return _PolypPlan(apex, _unit(ray), target, far, near, sample(rng, cfg.roll_deg))
+
+
+def _polyp_pose(geom: _Geometry, cfg: TrajectoryConfig, plan: _PolypPlan, k: int) -> tuple[np.ndarray, dict]:
+    """Frame ``k`` of a polyp sequence: the camera-to-world pose and its recorded values."""
+    t = k / max(cfg.sequence_length - 1, 1)
+    camera = plan.apex + plan.ray * ((1 - t) * plan.far_mm + t * plan.near_mm)
+    forward = _unit(plan.target - camera)
+    up = np.cross(forward, plan.ray if abs(forward @ plan.ray) < 0.99 else [0.0, 0.0, 1.0])
+    up = _unit(np.cross(up, forward))
+    r = math.radians(plan.roll_deg)
+    up = math.cos(r) * up + math.sin(r) * np.cross(forward, up)
+    pose = np.eye(4)
+    pose[:3, 0] = np.cross(up, -forward)
+    pose[:3, 1] = up
+    pose[:3, 2] = -forward
+    pose[:3, 3] = camera
+    i = int(np.argmin(np.linalg.norm(geom.points - camera, axis=1)))   # the nearest centreline point
+    angle = math.degrees(math.acos(float(np.clip(abs(forward @ geom.tangents[i]), 0.0, 1.0))))
+    params = {"traj_arc_mm": float(geom.arc[i]),
+              "traj_lateral_offset_mm": float(np.linalg.norm(camera - geom.points[i])),
+              "traj_view_angle_deg": angle, "traj_roll_deg": float(plan.roll_deg)}
+    return pose, params
+
+
+def _inside(geom: _Geometry, pose: np.ndarray) -> bool:
+    """Whether the camera is surely in the lumen: within the clear radius of its nearest centreline
+    point (that ball holds no wall). Poses along the centreline are inside by construction; a
+    camera placed from a polyp could otherwise end up beyond the opposite wall."""
+    d = np.linalg.norm(geom.points - pose[:3, 3], axis=1)
+    i = int(np.argmin(d))
+    return bool(d[i] <= geom.clear[i])
+
+
 def _clear(geom: _Geometry, cfg: TrajectoryConfig, pose: np.ndarray) -> bool:
     """Whether a pose keeps both clearances (module doc)."""
     if geom.wall_distance(pose[:3, 3], within=cfg.min_wall_distance_mm) < cfg.min_wall_distance_mm:
@@ -329,12 +402,17 @@ def _sequence(geom: _Geometry, cfg: TrajectoryConfig, seed: int, seq: int) -> tu
     """Every frame (pose, params) of sequence ``seq``: the first drawn plan whose every frame keeps
     its clearances. Cached, because the frames of a sequence are usually asked for in turn."""
     rng = np.random.default_rng(np.random.SeedSequence([_TAG, int(seed), int(seq)]))
+    polyps = cfg.polyp_view_probability > 0 and len(geom.polyps) > 0
     for attempt in range(2 * cfg.max_attempts):
-        plan = _draw_plan(geom, cfg, rng, centred=attempt >= cfg.max_attempts)
+        at_polyp = polyps and attempt < cfg.max_attempts and rng.random() < cfg.polyp_view_probability
+        if at_polyp:
+            plan = _draw_polyp_plan(geom, cfg, rng)
+        else:
+            plan = _draw_plan(geom, cfg, rng, centred=attempt >= cfg.max_attempts)
         frames = []
         for k in range(cfg.sequence_length):
-            pose, params = _pose(geom, cfg, plan, k)
-            if not _clear(geom, cfg, pose):
+            pose, params = _polyp_pose(geom, cfg, plan, k) if at_polyp else _pose(geom, cfg, plan, k)
+            if (at_polyp and not _inside(geom, pose)) or not _clear(geom, cfg, pose):
                 break
             params["traj_sequence_id"] = float(seq)
             frames.append((pose, params))

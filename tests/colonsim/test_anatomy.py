@@ -120,6 +120,9 @@ def test_rounded_triangle_cross_section_where_triangularity_is_high():
     ("anatomy.max_length_mm=5", "anatomy.max_length_mm"),
     ("anatomy.start_mm=5000", "anatomy.start_mm"),
     ("anatomy.path=curly", "anatomy.path"),
+    ("anatomy.polyps_per_m=-1", "anatomy.polyps_per_m"),
+    ("anatomy.polyp_radius_mm=[0.1, 5]", "anatomy.polyp_radius_mm"),
+    ("anatomy.polyp_height_frac=[0.5, 3]", "anatomy.polyp_height_frac"),
 ])
 def test_bad_config_values_raise_config_error_naming_the_key(override, key):
     with pytest.raises(ConfigError) as e:
@@ -132,3 +135,43 @@ def test_the_tube_is_closed_at_both_ends_by_caps_facing_the_lumen():
     mesh = colon.mesh
     assert mesh.is_watertight and mesh.is_winding_consistent
     assert mesh.volume < 0          # consistently wound with the normals inward, caps included
+
+
+def _ray_hit(tri: np.ndarray, origin: np.ndarray, direction: np.ndarray) -> float:
+    """Distance to the first triangle hit by the ray (Moller-Trumbore over all triangles), or inf."""
+    e1, e2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
+    p = np.cross(direction, e2)
+    det = (e1 * p).sum(1)
+    ok = np.abs(det) > 1e-12
+    inv = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
+    t0 = origin - tri[:, 0]
+    u = (t0 * p).sum(1) * inv
+    q = np.cross(t0, e1)
+    v = (direction * q).sum(1) * inv
+    t = (e2 * q).sum(1) * inv
+    hit = ok & (u >= 0) & (v >= 0) & (u + v <= 1) & (t > 1e-9)
+    return float(t[hit].min()) if hit.any() else np.inf
+
+
+def test_polyps_stand_into_the_lumen_by_their_drawn_height_and_leave_the_wall_unchanged():
+    overrides = [*PIECE, "anatomy.max_length_mm=300", "anatomy.polyps_per_m=30",
+                 "anatomy.polyp_radius_mm=[3, 8]", "anatomy.polyp_height_frac=0.6"]
+    plain = generate_colon(load_anatomy_config(overrides=[*overrides, "anatomy.polyps_per_m=0"]), 3)
+    colon = generate_colon(load_anatomy_config(overrides=overrides), 3)
+    assert plain.polyps is None
+    n_wall = len(plain.mesh.vertices)
+    assert np.array_equal(colon.mesh.vertices[:n_wall], plain.mesh.vertices)   # same wall, bit for bit
+    assert np.array_equal(colon.mesh.faces[:len(plain.mesh.faces)], plain.mesh.faces)
+    assert 3 <= len(colon.polyps) <= 20                                         # Poisson, mean 9
+    assert len(colon.uv) == len(colon.mesh.vertices)
+    apex, normal, radius = colon.polyps[:, :3], colon.polyps[:, 3:6], colon.polyps[:, 6]
+    assert np.all((radius >= 3) & (radius <= 8))
+    assert np.allclose(np.linalg.norm(normal, axis=1), 1.0)
+    # From each apex back along its normal, the plain wall lies at the polyp's height, 0.6 r: the
+    # ray meets the wall vertex the polyp stands on.
+    height = np.array([_ray_hit(plain.mesh.triangles, a, -n) for a, n in zip(apex, normal)])
+    assert np.allclose(height, 0.6 * radius, rtol=1e-6)
+    # The apex is in the lumen: nearer the centreline than the wall it stands on.
+    axis = _nearest_axis_point(colon, apex)
+    assert np.all(np.linalg.norm(apex - axis, axis=1) <
+                  np.linalg.norm(apex - height[:, None] * normal - axis, axis=1))
