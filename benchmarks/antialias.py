@@ -67,8 +67,7 @@ def main() -> None:
         times[name] = (time.perf_counter() - t0) / len(jobs) * 1e3
         print(f"{name}: view {r.remap.views[0].size_px} px, {times[name]:.1f} ms/frame", flush=True)
     ref = [cv2.resize(x, (s, s), interpolation=cv2.INTER_AREA) for x in images["reference (4x size, scale 1.0)"]]
-    lo = cfg.sensor.defocus_sigma_px
-    sigma = float(lo[0] if isinstance(lo, (list, tuple)) else lo)   # the style's least defocus blur
+    sigma = float(cfg.sensor.defocus_sigma_px[0])   # the style's least defocus blur
     for name in list(variants)[:2]:
         for blur in ([0.0, sigma] if sigma > 0 else [0.0]):
             errs = []

@@ -115,8 +115,7 @@ class _Geometry:
         self.tree = cKDTree(centroids[small])
         self.name = colon.name
         self.clear = self.nearest_distance(self.points)  # (M,) clear radius of the centreline, mm
-        polyps = getattr(colon, "polyps", None)
-        self.polyps = np.zeros((0, 7)) if polyps is None else np.asarray(polyps, np.float64)
+        self.polyps = np.zeros((0, 7)) if colon.polyps is None else np.asarray(colon.polyps, np.float64)
 
     def frame_at(self, s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
         """Centreline point, unit tangent, normal, binormal and clear radius (the smaller of the two
@@ -229,20 +228,16 @@ def _cone_min_depth(tri: np.ndarray, tan_half: float) -> float:
 _GEOMETRIES: dict[int, tuple[weakref.ref, _Geometry]] = {}
 
 
-def _geometry(colon) -> _Geometry:
-    """The cached geometry of ``colon`` (rebuilt if that object has gone and its id is reused)."""
+def geometry(colon) -> _Geometry:
+    """What the pose sampler builds from ``colon`` once (about 0.3 s for 100k triangles), cached
+    (rebuilt if that object has gone and its id is reused): a picklable object, so that one process
+    can build it and hand it to others (:func:`prime`)."""
     hit = _GEOMETRIES.get(id(colon))
     if hit is not None and hit[0]() is colon:
         return hit[1]
     geom = _Geometry(colon)
     prime(colon, geom)
     return geom
-
-
-def geometry(colon) -> _Geometry:
-    """What the pose sampler builds from ``colon`` once (about 0.3 s for 100k triangles): a
-    picklable object, so that one process can build it and hand it to others (:func:`prime`)."""
-    return _geometry(colon)
 
 
 def prime(colon, geom: _Geometry) -> None:
@@ -351,9 +346,7 @@ def _draw_polyp_plan(geom: _Geometry, cfg: TrajectoryConfig, rng: np.random.Gene
     a = _unit(np.cross(normal, [1.0, 0.0, 0.0] if abs(normal[0]) < 0.9 else [0.0, 1.0, 0.0]))
     b = np.cross(normal, a)
     ray = math.cos(tilt) * normal + math.sin(tilt) * (math.cos(psi) * a + math.sin(psi) * b)
-    far = sample(rng, cfg.polyp_view_distance_mm)
-    near = min(far, cfg.polyp_view_distance_mm[0] if isinstance(cfg.polyp_view_distance_mm, (tuple, list))
-               else far)
+    far, near = sample(rng, cfg.polyp_view_distance_mm), cfg.polyp_view_distance_mm[0]
     u, phi = rng.random(), 2 * math.pi * rng.random()
     target = apex - radius * 0.5 * normal + 1.5 * radius * u * (math.cos(phi) * a + math.sin(phi) * b)
     return _PolypPlan(apex, _unit(ray), target, far, near, sample(rng, cfg.roll_deg))
@@ -373,7 +366,7 @@ def _polyp_pose(geom: _Geometry, cfg: TrajectoryConfig, plan: _PolypPlan, k: int
     pose[:3, 1] = up
     pose[:3, 2] = -forward
     pose[:3, 3] = camera
-    i = int(np.argmin(np.linalg.norm(geom.points - camera, axis=1)))   # the nearest centreline point
+    i, _ = _nearest_centreline(geom, camera)
     angle = math.degrees(math.acos(float(np.clip(abs(forward @ geom.tangents[i]), 0.0, 1.0))))
     params = {"traj_arc_mm": float(geom.arc[i]),
               "traj_lateral_offset_mm": float(np.linalg.norm(camera - geom.points[i])),
@@ -381,13 +374,19 @@ def _polyp_pose(geom: _Geometry, cfg: TrajectoryConfig, plan: _PolypPlan, k: int
     return pose, params
 
 
+def _nearest_centreline(geom: _Geometry, p: np.ndarray) -> tuple[int, float]:
+    """Index of the centreline point nearest to ``p`` (3,), and its distance, mm."""
+    d = np.linalg.norm(geom.points - p, axis=1)
+    i = int(np.argmin(d))
+    return i, float(d[i])
+
+
 def _inside(geom: _Geometry, pose: np.ndarray) -> bool:
     """Whether the camera is surely in the lumen: within the clear radius of its nearest centreline
     point (that ball holds no wall). Poses along the centreline are inside by construction; a
     camera placed from a polyp could otherwise end up beyond the opposite wall."""
-    d = np.linalg.norm(geom.points - pose[:3, 3], axis=1)
-    i = int(np.argmin(d))
-    return bool(d[i] <= geom.clear[i])
+    i, d = _nearest_centreline(geom, pose[:3, 3])
+    return d <= geom.clear[i]
 
 
 def _clear(geom: _Geometry, cfg: TrajectoryConfig, pose: np.ndarray) -> bool:
@@ -452,5 +451,5 @@ def pose_for_frame(colon, cfg: TrajectoryConfig, seed: int, index: int) -> tuple
     if index < 0:
         raise InputError(f"frame index must be >= 0, got {index}")
     seq, k = divmod(int(index), cfg.sequence_length)
-    pose, params = _sequence(_geometry(colon), cfg, int(seed), seq)[k]
+    pose, params = _sequence(geometry(colon), cfg, int(seed), seq)[k]
     return pose.copy(), dict(params)

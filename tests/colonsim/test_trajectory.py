@@ -235,7 +235,7 @@ def test_bad_values_raise_config_error_naming_the_key(item, key):
 
 def test_cone_min_depth_is_exact_on_a_tube_and_a_sliver_triangle():
     colon = _straight(radius=15.0)
-    geom = trajectory._geometry(colon)
+    geom = trajectory.geometry(colon)
     pose = np.eye(4)
     pose[:3, 3] = [0, 0, 100]
     pose[:3, 2] = [0, 0, -1]                     # looking along +z
