@@ -6,7 +6,9 @@
 ``--malloc keep`` (the default) sets glibc's malloc to reuse freed memory, as FrameRenderer does in
 each render process; ``default`` leaves it as it is, and each frame then pays page faults.
 CPU time of this process (time.process_time, one thread), so that other work on a shared machine
-counts less than it would in wall time. Prints one line: the total, then each stage.
+counts less than it would in wall time. Prints one line: the total of each path (``fused``: stages
+3-6 in one compiled pass, where numba is installed; ``numpy``: the same stages as NumPy passes; the
+frames are bit-identical), then each stage.
 """
 from __future__ import annotations
 
@@ -46,11 +48,15 @@ def main() -> None:
     img = (rng.random((s, s, 3), dtype=np.float32) * 0.3 + 0.05) * mask[..., None]
     cfg = load_sim_config(args.style).sensor
     params = [sensor.sample_params(cfg, rng) for _ in range(args.frames)]
-    sensor.apply(img, mask, params[0], cfg, rng)
-    t0 = time.process_time()
-    for p in params:
-        sensor.apply(img, mask, p, cfg, rng)
-    total = (time.process_time() - t0) / len(params) * 1e3
+    paths = {"fused": True, "numpy": False} if getattr(sensor, "fused_kernel", lambda: None)() is not None else {"numpy": None}
+    totals = {}
+    for name, fused in paths.items():
+        kw = {} if fused is None else {"fused": fused}
+        sensor.apply(img, mask, params[0], cfg, rng, **kw)
+        t0 = time.process_time()
+        for p in params:
+            sensor.apply(img, mask, p, cfg, rng, **kw)
+        totals[name] = (time.process_time() - t0) / len(params) * 1e3
 
     stages = {}
     for p in params[: max(20, len(params) // 4)]:
@@ -62,17 +68,25 @@ def main() -> None:
         t = _tick(stages, "blur", t)
         gain = sensor.auto_gain(a, mask, cfg)
         t = _tick(stages, "gain", t)
-        a = a * np.float32(gain)
-        a = sensor.add_noise(a, p["sensor_noise_gain"], p["sensor_read_noise"], rng)
-        t = _tick(stages, "wb+noise", t)
-        out = sensor.encode(a, cfg.tone_curve, cfg.gamma, p["sensor_tone_contrast"])
-        t = _tick(stages, "tone", t)
+        wb = np.float32([p["sensor_wb_red_gain"], p["sensor_wb_green_gain"], p["sensor_wb_blue_gain"]]) \
+            * np.float32(gain * 2.0 ** p["sensor_exposure_ev"])
+        if "fused" in paths:
+            out = sensor._expose_noise_encode(np.ascontiguousarray(a), wb, p["sensor_noise_gain"],
+                                              p["sensor_read_noise"], True, rng, cfg.tone_curve, cfg.gamma,
+                                              p["sensor_tone_contrast"])
+            t = _tick(stages, "wb+noise+tone (one pass)", t)
+        else:
+            a = sensor.add_noise(a * wb, p["sensor_noise_gain"], p["sensor_read_noise"], rng)
+            t = _tick(stages, "wb+noise", t)
+            out = sensor.encode(a, cfg.tone_curve, cfg.gamma, p["sensor_tone_contrast"])
+            t = _tick(stages, "tone", t)
         if cfg.jpeg:
             sensor.jpeg_roundtrip(out, int(p["sensor_jpeg_quality"]))
         _tick(stages, "jpeg", t)
     n = max(20, len(params) // 4)
     parts = ", ".join(f"{k} {v / n * 1e3:.2f}" for k, v in stages.items())
-    print(f"sensor {args.style} {s}x{s}, malloc {args.malloc}: {total:.2f} ms CPU/frame ({parts})")
+    total = " | ".join(f"{k} {v:.2f}" for k, v in totals.items())
+    print(f"sensor {args.style} {s}x{s}, malloc {args.malloc}: ms CPU/frame {total} (stages: {parts})")
 
 
 def _tick(stages: dict, name: str, t: float) -> float:

@@ -7,6 +7,7 @@ patient's left, y anterior, z cranial; the path starts at the anus heading +z.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -152,6 +153,16 @@ def _rotate(v: np.ndarray, axis: np.ndarray, angle: float) -> np.ndarray:
     return v * c + np.cross(axis, v) * s + axis * (axis @ v) * (1 - c)
 
 
+def _rotate3(v: tuple, axis: tuple, angle: float) -> tuple:
+    """:func:`_rotate` on Python floats (3-tuples): the turtle's inner step."""
+    c, s = math.cos(angle), math.sin(angle)
+    (vx, vy, vz), (ax, ay, az) = v, axis
+    k = (ax * vx + ay * vy + az * vz) * (1 - c)
+    return (vx * c + (ay * vz - az * vy) * s + ax * k,
+            vy * c + (az * vx - ax * vz) * s + ay * k,
+            vz * c + (ax * vy - ay * vx) * s + az * k)
+
+
 def _segment_bounds(cfg: "AnatomyConfig") -> np.ndarray:
     """(9,) arc length at the start of each segment and the end of the last, mm."""
     return np.concatenate([[0.0], np.cumsum(cfg.segment_length_mm.array())])
@@ -231,23 +242,27 @@ def _turtle(cfg: "AnatomyConfig", bounds: np.ndarray, rng: np.random.Generator):
                                         + phases[:, None, :])).sum(-1).T  # (n+1, 3)
     wander *= cfg.bend_jitter * 0.004
     piece_end = np.cumsum([p[0] for p in pieces])
-    t = _Z.copy()
-    pts = np.zeros((n + 1, 3))
-    tan = np.zeros((n + 1, 3))
-    tan[0] = t
-    for i in range(1, n + 1):
-        mid = s[i] - ds / 2
-        j = min(int(np.searchsorted(piece_end, mid, side="right")), len(pieces) - 1)
-        length, axis, angle = pieces[j]
-        if length > 0:
-            t = _rotate(t, axis, angle * ds / length)
-        w = wander[i]
-        wn = np.linalg.norm(w)
+    # The steps are sequential, so they run on Python floats: numpy's per-call overhead on
+    # 3-vectors made this loop 0.5 s of a 100k-triangle colon's build.
+    piece_of = np.minimum(np.searchsorted(piece_end, s[1:] - ds / 2, side="right"), len(pieces) - 1)
+    turns = [(tuple(map(float, axis)), angle * ds / length if length > 0 else 0.0)
+             for length, axis, angle in pieces]
+    tx, ty, tz = map(float, _Z)
+    px = py = pz = 0.0
+    out = np.zeros((n + 1, 6))
+    out[0, 3:] = (tx, ty, tz)
+    for i, (j, (wx, wy, wz)) in enumerate(zip(piece_of.tolist(), wander[1:].tolist()), start=1):
+        axis, angle = turns[j]
+        if angle != 0.0:
+            tx, ty, tz = _rotate3((tx, ty, tz), axis, angle)
+        wn = math.sqrt(wx * wx + wy * wy + wz * wz)
         if wn > 0:
-            t = _rotate(t, w / wn, wn * ds)
-        t /= np.linalg.norm(t)
-        pts[i] = pts[i - 1] + t * ds
-        tan[i] = t
+            tx, ty, tz = _rotate3((tx, ty, tz), (wx / wn, wy / wn, wz / wn), wn * ds)
+        norm = math.sqrt(tx * tx + ty * ty + tz * tz)
+        tx, ty, tz = tx / norm, ty / norm, tz / norm
+        px, py, pz = px + tx * ds, py + ty * ds, pz + tz * ds
+        out[i] = (px, py, pz, tx, ty, tz)
+    pts, tan = out[:, :3].copy(), out[:, 3:].copy()
     return s, pts, tan
 
 

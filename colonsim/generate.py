@@ -107,7 +107,8 @@ def _init_worker(job: Job, counter, lp_threads: int | None, parent_pid: int) -> 
         import pyrender  # noqa: F401
         import trimesh  # noqa: F401
 
-        from . import scene, trajectory  # noqa: F401
+        from . import scene, sensor, trajectory  # noqa: F401
+        sensor.warm_up()   # numba's first call (about 0.5 s), also before the first task
     except Exception:  # noqa: BLE001
         pass
 

@@ -249,6 +249,7 @@ class Remap:
         h, w = lens.height, lens.width
         self.mask = lens.field_mask()
         self._gain = (lens.vignette() * self.mask)[..., None].astype(np.float32)   # (h, w, 1)
+        self._gain4 = np.concatenate([np.repeat(self._gain, 3, axis=2), np.ones((h, w, 1), np.float32)], axis=2)
         # A calibrated pinhole may have an off-centre principal point: remap it like the wide lenses.
         self.direct = lens.cfg.model == "pinhole" and not lens.cfg.calibrated
         if self.direct:
@@ -349,16 +350,20 @@ class Remap:
             depth *= self.mask
             return rgb, depth
         h, w = self.mask.shape
-        rgb = np.zeros((h, w, 3), np.float32)
+        rgba = np.zeros((h, w, 4), np.float32) if len(images) > 1 else None
         depth = np.zeros((h, w), np.float32)
         for img, (mx, my, k) in zip(images, self._maps):
             lin = cv2.remap(img, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-            rgb += lin[..., :3]
             inv = np.ascontiguousarray(img[..., 3])
             edge = cv2.remap(self._depth_edges(inv), mx, my, cv2.INTER_NEAREST)
             near = cv2.remap(inv, mx, my, cv2.INTER_NEAREST)
             inv_out = np.where(edge > 0, near, lin[..., 3])
             depth += np.divide(k, inv_out, out=np.zeros((h, w), np.float32), where=inv_out > 0)
-        rgb *= self._gain
+            if rgba is None:
+                rgba = lin
+            else:
+                rgba += lin
+        # Whole-pixel (contiguous) passes: the vignette gain of alpha is 1 and alpha is dropped.
+        cv2.multiply(rgba, self._gain4, dst=rgba)
         depth *= self.mask
-        return rgb, depth
+        return cv2.cvtColor(rgba, cv2.COLOR_RGBA2RGB), depth
