@@ -16,8 +16,16 @@ and discarding the frames. end-to-end / frame loop is what generation itself cos
 and compression, shards, merge, worker start-up); frame loop / bare is what the optics and sensor
 model cost.
 
-Prints one line per K and the ratios. Usage:
-    python benchmarks/render_throughput.py [--frames 1000] [--bare-frames 300] [--workers 1 2] [--size 256]
+Per frame and start-up: a second, shorter end-to-end run (``--short-frames``) gives the time a frame
+adds to a run (the slope of run time against frame count: rendering, sensor model, HDF5 and merge)
+and the fixed start-up (the intercept: interpreter, imports, meshes, worker and GL start-up), which
+a long run spreads over its frames. The bare loop's rate leaves its own start-up out, so the
+per-frame rate is the like-for-like comparison with it; the whole-process rate is what a run of
+``--frames`` frames gives.
+
+Prints lines per K and the ratios. Usage:
+    python benchmarks/render_throughput.py [--frames 1000] [--short-frames 200] [--bare-frames 300]
+                                           [--workers 1 2] [--size 256]
 """
 from __future__ import annotations
 
@@ -132,6 +140,9 @@ def end_to_end(size: int, workers: int, n: int, tmp: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=1000, help="frames of each end-to-end run")
+    ap.add_argument("--short-frames", type=int, default=0,
+                    help="frames of a second, shorter end-to-end run (default: a fifth of --frames, at least "
+                         "128); the two give the per-frame rate and the fixed start-up (0: skip it)")
     ap.add_argument("--bare-frames", type=int, default=300, help="frames of each bare loop (all workers)")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--size", type=int, default=256)
@@ -143,6 +154,8 @@ def main() -> None:
         for k in args.workers:
             b = bare(args.size, k, args.bare_frames)
             fl = bare(args.size, k, args.bare_frames, full=True)
+            n_short = args.short_frames if args.short_frames else max(128, args.frames // 5)
+            short = end_to_end(args.size, k, n_short, Path(tmp)) if 0 < n_short < args.frames else None
             e = end_to_end(args.size, k, args.frames, Path(tmp))
             best = max(best, e["fps"])
             print(f"K={k}: bare {b:.1f} | frame loop {fl:.1f} | end-to-end {e['fps']:.1f} frames/s "
@@ -151,6 +164,15 @@ def main() -> None:
                   f"and rendering {e['render_s']:.1f} s, merge tail {e['merge_s']:.2f} s) | end-to-end/bare "
                   f"{e['fps'] / b:.2f}, end-to-end/frame loop {e['fps'] / fl:.2f}, frame loop/bare {fl / b:.2f} | "
                   f"{e['file_bytes'] / e['frames'] / 1e3:.0f} kB/frame", flush=True)
+            if short is not None:
+                # T(n) = start-up + n / rate: two runs give the per-frame rate (HDF5, shards and merge
+                # included) and the fixed start-up (interpreter, imports, meshes, workers, GL).
+                rate = (e["frames"] - short["frames"]) / (e["process_s"] - short["process_s"])
+                startup = short["process_s"] - short["frames"] / rate
+                print(f"K={k}: per frame, end to end {rate:.1f} frames/s (runs of {short['frames']} and "
+                      f"{e['frames']} frames: {short['process_s']:.1f} s and {e['process_s']:.1f} s), fixed "
+                      f"start-up {startup:.1f} s | per-frame end-to-end/bare {rate / b:.2f}; "
+                      f"a 20,000-frame run would average {20000 / (startup + 20000 / rate):.1f} frames/s", flush=True)
     print(f"best end-to-end: {best:.1f} frames/s (goal >= 55 at 256x256; ratio goal >= 0.7)")
 
 

@@ -116,7 +116,9 @@ def _make_renderer_class():
             self._program_cache = ShaderProgramCache(shader_dir=str(SHADER_DIR))
             self.uniforms: dict = {}
             self._locations: dict[int, dict[str, int]] = {}   # program id -> uniform name -> location
-            self._buf: np.ndarray | None = None
+            self._fbs: dict = {}            # (w, h, slot) -> (framebuffer, colour rb, depth rb, buffer)
+            self.slot = 0                   # which framebuffer of the size the next render draws into
+            self.defer = False              # render returns (w, h, slot) after a flush, not pixels
             self.draw_ranges: tuple[np.ndarray, np.ndarray] | None = None   # (counts, byte offsets)
             self.depth_mask = None          # a key of _masks, drawn before the frame's first mesh
             self._mask_pending = False
@@ -159,41 +161,53 @@ def _make_renderer_class():
             program._bind()
 
         def _configure_main_framebuffer(self):
-            if self._main_fb is not None and self._main_fb_dims != (self.viewport_width, self.viewport_height):
-                self._delete_main_framebuffer()
-            if self._main_fb is None:
-                w, h = self.viewport_width, self.viewport_height
-                self._main_cb, self._main_db = gl.glGenRenderbuffers(2)
-                gl.glBindRenderbuffer(gl.GL_RENDERBUFFER, self._main_cb)
+            # One float framebuffer per (size, slot), kept: a pipelined caller draws the next frame
+            # into one slot while llvmpipe still rasterizes the previous frame in the other.
+            w, h = self.viewport_width, self.viewport_height
+            key = (w, h, self.slot)
+            if key not in self._fbs:
+                cb, db = gl.glGenRenderbuffers(2)
+                gl.glBindRenderbuffer(gl.GL_RENDERBUFFER, cb)
                 gl.glRenderbufferStorage(gl.GL_RENDERBUFFER, gl.GL_RGBA32F, w, h)
-                gl.glBindRenderbuffer(gl.GL_RENDERBUFFER, self._main_db)
+                gl.glBindRenderbuffer(gl.GL_RENDERBUFFER, db)
                 gl.glRenderbufferStorage(gl.GL_RENDERBUFFER, gl.GL_DEPTH_COMPONENT24, w, h)
-                self._main_fb = gl.glGenFramebuffers(1)
-                gl.glBindFramebuffer(gl.GL_DRAW_FRAMEBUFFER, self._main_fb)
+                fb = gl.glGenFramebuffers(1)
+                gl.glBindFramebuffer(gl.GL_DRAW_FRAMEBUFFER, fb)
                 gl.glFramebufferRenderbuffer(gl.GL_DRAW_FRAMEBUFFER, gl.GL_COLOR_ATTACHMENT0,
-                                             gl.GL_RENDERBUFFER, self._main_cb)
+                                             gl.GL_RENDERBUFFER, cb)
                 gl.glFramebufferRenderbuffer(gl.GL_DRAW_FRAMEBUFFER, gl.GL_DEPTH_ATTACHMENT,
-                                             gl.GL_RENDERBUFFER, self._main_db)
+                                             gl.GL_RENDERBUFFER, db)
                 status = gl.glCheckFramebufferStatus(gl.GL_DRAW_FRAMEBUFFER)
                 if status != gl.GL_FRAMEBUFFER_COMPLETE:
                     raise RenderBackendError(f"float framebuffer incomplete (status {status}); {INSTALL_HINT}")
-                self._main_fb_ms = self._main_fb   # pyrender draws into _main_fb_ms: no multisampling
-                self._main_fb_dims = (w, h)
-                self._buf = np.empty((h, w, 4), np.float32)
+                self._fbs[key] = (fb, cb, db, np.empty((h, w, 4), np.float32))
+            fb = self._fbs[key][0]
+            self._main_fb = self._main_fb_ms = fb   # pyrender draws into _main_fb_ms: no multisampling
+            self._main_fb_dims = (w, h)
 
         def _delete_main_framebuffer(self):
-            if self._main_fb is not None:
-                gl.glDeleteFramebuffers(1, [self._main_fb])
-                gl.glDeleteRenderbuffers(2, [self._main_cb, self._main_db])
+            for fb, cb, db, _ in self._fbs.values():
+                gl.glDeleteFramebuffers(1, [fb])
+                gl.glDeleteRenderbuffers(2, [cb, db])
+            self._fbs = {}
             self._main_fb = self._main_cb = self._main_db = None
             self._main_fb_ms = self._main_cb_ms = self._main_db_ms = None
             self._main_fb_dims = (None, None)
 
         def _read_main_framebuffer(self, scene, flags):
             w, h = self._main_fb_dims
-            gl.glBindFramebuffer(gl.GL_READ_FRAMEBUFFER, self._main_fb)
-            gl.glReadPixels(0, 0, w, h, gl.GL_RGBA, gl.GL_FLOAT, array=self._buf)
-            return self._buf
+            if self.defer:
+                gl.glFlush()   # llvmpipe starts rasterizing now; read_slot waits for it
+                return (w, h, self.slot)
+            return self.read_slot(w, h, self.slot)
+
+        def read_slot(self, w: int, h: int, slot: int, out: np.ndarray | None = None) -> np.ndarray:
+            """The (h, w, 4) float32 read-back of a slot's framebuffer (waits for its rendering),
+            into ``out`` or the slot's own buffer (reused by its next read)."""
+            fb, _, _, buf = self._fbs[(w, h, slot)]
+            gl.glBindFramebuffer(gl.GL_READ_FRAMEBUFFER, fb)
+            gl.glReadPixels(0, 0, w, h, gl.GL_RGBA, gl.GL_FLOAT, array=buf if out is None else out)
+            return buf if out is None else out
 
         def _bind_and_draw_primitive(self, primitive, pose, program, flags):
             # pyrender's version sets a dozen material uniforms our shader does not read and leaves
@@ -267,7 +281,8 @@ class GLRenderer:
         log.info("GL context: %s, %s", self.platform_name, gl.glGetString(gl.GL_RENDERER))
 
     def render(self, scene, width: int, height: int, uniforms: dict,
-               draw_ranges: "tuple[np.ndarray, np.ndarray] | None" = None, depth_mask=None) -> np.ndarray:
+               draw_ranges: "tuple[np.ndarray, np.ndarray] | None" = None, depth_mask=None,
+               slot: int = 0, defer: bool = False):
         """Render ``scene`` from its main camera. Returns (h, w, 4) float32, rows bottom-up:
         rgb linear radiance, a = 1 / z-depth (1/mm), 0 where there is no surface. The array is a
         buffer reused by the next render of the same size: copy what you keep.
@@ -275,7 +290,10 @@ class GLRenderer:
         draw_ranges: (counts, byte offsets) of the index ranges to draw, in order, for every
         visible mesh (None: all of each mesh's triangles).
         depth_mask: the key of a mask added with ``renderer.add_depth_mask``: those pixels keep
-        their cleared value (0: no surface) and cost no shading."""
+        their cleared value (0: no surface) and cost no shading.
+        slot: which of the framebuffers of this size to draw into (0 or 1).
+        defer: draw and flush only, returning a ticket for :meth:`read`: the CPU rasterizer works
+        on it while the caller prepares and draws the next frame into the other slot."""
         import pyrender
         r = self.renderer
         r.viewport_width, r.viewport_height = int(width), int(height)
@@ -283,8 +301,16 @@ class GLRenderer:
         r.draw_ranges = draw_ranges
         r.depth_mask = depth_mask
         r._mask_pending = depth_mask is not None
+        r.slot, r.defer = int(slot), bool(defer)
         flags = pyrender.RenderFlags.OFFSCREEN | pyrender.RenderFlags.SKIP_CULL_FACES
         return r.render(scene, flags)
+
+    def read(self, ticket, out: np.ndarray | None = None) -> np.ndarray:
+        """The pixels of a deferred render (``ticket`` from ``render(..., defer=True)``): as
+        :meth:`render` returns them, into ``out`` if given (a new array per frame, for a frame
+        that must outlive the slot's next render)."""
+        w, h, slot = ticket
+        return self.renderer.read_slot(w, h, slot, out)
 
     def close(self) -> None:
         global _RENDERER

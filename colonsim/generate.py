@@ -175,18 +175,27 @@ def render_shard_file(job: Job, renderer, s: int, folder: str | Path, on_frame: 
         writer.write(j, frame)
         on_frame()
 
-    # With a core to spare (one local worker), frame j's remap, sensor model and write run in a
-    # second thread while this one rasterizes frame j + 1 (GL stays in the thread that owns the
-    # context; the heavy calls of both release the GIL). Frames are written in order either way.
-    post = ThreadPoolExecutor(1, thread_name_prefix="colonsim-post") \
-        if overlap and hasattr(renderer, "begin") else None
+    # Frame j + 1 is drawn into the other framebuffer before frame j is read back, so that the
+    # CPU rasterizer works on one frame while this thread samples and draws the next. With a core
+    # to spare (one local worker), frame j's remap, sensor model and write also run in a second
+    # thread (GL stays in the thread that owns the context; the heavy calls of both release the
+    # GIL). Frames are written in order either way.
+    pipelined = hasattr(renderer, "submit")
+    post = ThreadPoolExecutor(1, thread_name_prefix="colonsim-post") if overlap and pipelined else None
     try:
         inflight: list = []
+        nxt = renderer.submit(frames[0], job.seed, slot=0) if pipelined and len(frames) else None
         for j, i in enumerate(frames):
-            if post is None:
+            if not pipelined:
                 write(j, renderer.render(i, job.seed))
                 continue
-            pending = renderer.begin(i, job.seed)
+            cur = nxt
+            if j + 1 < len(frames):
+                nxt = renderer.submit(frames[j + 1], job.seed, slot=(j + 1) % 2)
+            pending = renderer.collect(cur, keep=post is not None)   # the slot's buffer: finished below
+            if post is None:
+                write(j, renderer.finish(pending))
+                continue
             inflight.append(post.submit(lambda j=j, p=pending: write(j, renderer.finish(p))))
             if len(inflight) > 1:
                 inflight.pop(0).result()

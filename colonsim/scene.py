@@ -218,6 +218,14 @@ class FrameRenderer:
         worker with cores to spare overlaps frame i's sensor model with frame i + 1's
         rasterization. GL calls stay in the thread that made the renderer. ``keep=False`` skips
         copying the read-back: only for a frame finished before the next GL render."""
+        return self.collect(self.submit(index, seed), keep=keep)
+
+    def submit(self, index: int, seed: int, slot: int = 0) -> "PendingFrame":
+        """:meth:`begin` without the wait: draws frame ``index`` into framebuffer ``slot`` (0 or 1)
+        and returns once the rasterizer has it; :meth:`collect` reads it back. Submitting frame
+        i + 1 into the other slot before collecting frame i keeps the CPU rasterizer busy while
+        this thread samples and draws the next pose (a lens with several views reads each back at
+        once: they share a slot)."""
         cfg = self.cfg
         streams = np.random.SeedSequence([int(seed), int(index)]).spawn(len(STREAMS))
         _, rng_tissue, rng_light, rng_sensor = (np.random.default_rng(s) for s in streams)
@@ -227,11 +235,23 @@ class FrameRenderer:
         tissue = tissuemod.sample_params(cfg.tissue, rng_tissue)
         light = lightmod.sample_params(cfg.light, rng_light)
         sensor = sensormod.sample_params(cfg.sensor, rng_sensor)
-        images = self._render_views(mesh_id, pose, tissue, light, keep=keep)
+        images = self._render_views(mesh_id, pose, tissue, light, keep=True, slot=slot, defer=True)
         params = {"mesh_id": float(mesh_id)}
         for group in (traj_params, tissue, light, sensor):
             params.update({k: float(v) for k, v in group.items()})
         return PendingFrame(images, np.asarray(pose, np.float64), params, sensor, rng_sensor)
+
+    def collect(self, p: "PendingFrame", keep: bool = True) -> "PendingFrame":
+        """Read back the views of a frame from :meth:`submit` (waits for its rasterization).
+        ``keep=False`` returns the slot's own buffer, which its next read overwrites: only for a
+        frame finished before then."""
+        images = []
+        for img in p.images:
+            if isinstance(img, tuple):   # a ticket of a deferred render
+                w, h, _ = img
+                img = self.gl.read(img, np.empty((h, w, 4), np.float32) if keep else None)
+            images.append(img)
+        return dataclasses.replace(p, images=images)
 
     def finish(self, p: "PendingFrame") -> Frame:
         """The rest of a frame from :meth:`begin`: lens remap and sensor model (no GL)."""
@@ -249,10 +269,12 @@ class FrameRenderer:
         mask) and (h, w) float32 z-depth in mm, from camera-to-world ``pose`` (4, 4) mm."""
         return self.remap.apply(self._render_views(mesh_id, pose, tissue, light, keep=False))
 
-    def _render_views(self, mesh_id: int, pose: np.ndarray, tissue: dict, light: dict, keep: bool
-                      ) -> list[np.ndarray]:
+    def _render_views(self, mesh_id: int, pose: np.ndarray, tissue: dict, light: dict, keep: bool,
+                      slot: int = 0, defer: bool = False) -> list:
         """The read-back of every lens view (see GLRenderer.render); copies if ``keep`` (the GL
-        buffer is reused by the next render)."""
+        buffer is reused by the next render). ``defer`` (one view only): a ticket for
+        ``GLRenderer.read`` in place of the pixels."""
+        defer = defer and len(self.remap.views) == 1
         for k, mesh in enumerate(self.meshes):
             mesh.is_visible = k == mesh_id
         pose = np.asarray(pose, np.float64)
@@ -266,8 +288,8 @@ class FrameRenderer:
             ranges = self.chunks[mesh_id].ranges(vpose, view.size_px / (2.0 * view.focal_px),
                                                  self.cfg.lens.znear_mm, self.cfg.lens.zfar_mm)
             img = self.gl.render(self.scene, view.size_px, view.size_px, uniforms, ranges,
-                                 depth_mask=mask_key)
-            images.append(img.copy() if keep or len(self.remap.views) > 1 else img)
+                                 depth_mask=mask_key, slot=slot, defer=defer)
+            images.append(img if defer else img.copy() if keep or len(self.remap.views) > 1 else img)
         return images
 
     def _uniforms(self, pose: np.ndarray, tissue: dict, light: dict) -> dict:
