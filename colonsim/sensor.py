@@ -21,6 +21,9 @@ The stages run in physical order (:func:`apply`):
 
 With every effect off (:func:`identity_config`, or the ``clean`` style) :func:`apply` is exactly
 :func:`encode` of the input, zero outside the mask.
+
+Stages 3-6 run as one compiled pass over the frame where numba is installed
+(:mod:`colonsim._fused`), and as NumPy passes otherwise; the two give bit-identical frames.
 """
 from __future__ import annotations
 

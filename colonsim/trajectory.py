@@ -126,7 +126,7 @@ class _Geometry:
         t = _unit((1 - w) * self.tangents[i] + w * self.tangents[i + 1])
         n = _unit((1 - w) * self.normals[i] + w * self.normals[i + 1])
         n = _unit(n - t * (n @ t))
-        return p, t, n, np.cross(t, n), float(min(self.clear[i], self.clear[i + 1]))
+        return p, t, n, _cross(t, n), float(min(self.clear[i], self.clear[i + 1]))
 
     def wall_distance(self, p: np.ndarray, within: float) -> float:
         """Distance from the point ``p`` (3,) to the mesh, mm, exact when it is below ``within``
@@ -171,6 +171,15 @@ class _Geometry:
         return np.concatenate([np.asarray(idx, np.intp), self.large]) if len(self.large) else np.asarray(idx, np.intp)
 
 
+def _cross(a, b) -> np.ndarray:
+    """``np.cross`` of (..., 3) arrays (the same products and differences, so the same values),
+    without its axis handling, which costs more than the arithmetic on the few vectors of a pose."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    a0, a1, a2 = a[..., 0], a[..., 1], a[..., 2]
+    b0, b1, b2 = b[..., 0], b[..., 1], b[..., 2]
+    return np.stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], axis=-1)
+
+
 def _cone_min_depth(tri: np.ndarray, tan_half: float) -> float:
     """Smallest z-depth of (F, 3, 3) camera-frame triangles (mm, OpenGL axes) inside the solid cone
     of half-angle atan(tan_half) around -z; inf when none enters it.
@@ -201,7 +210,7 @@ def _cone_min_depth(tri: np.ndarray, tan_half: float) -> float:
                 best = min(best, float(zu[hit].min()))
     # the conic: on the cone q = z (t cos phi, t sin phi, 1), the plane n.q = k gives
     # z = k / (n_z + t (n_x cos phi + n_y sin phi)), lowest at phi along +-(n_x, n_y)
-    n = np.cross(q[:, 1] - q[:, 0], q[:, 2] - q[:, 0])
+    n = _cross(q[:, 1] - q[:, 0], q[:, 2] - q[:, 0])
     k = (n * q[:, 0]).sum(1)
     lateral = np.hypot(n[:, 0], n[:, 1])
     s = np.where(k >= 0, 1.0, -1.0)
@@ -219,7 +228,7 @@ def _cone_min_depth(tri: np.ndarray, tan_half: float) -> float:
         ins = np.ones(len(p), bool)
         for i in range(3):
             e = tk[:, (i + 1) % 3] - tk[:, i]
-            ins &= (np.cross(e, p - tk[:, i]) * nk).sum(1) >= 0
+            ins &= (_cross(e, p - tk[:, i]) * nk).sum(1) >= 0
         if ins.any():
             best = min(best, float(zc[ins].min()))
     return best
@@ -313,10 +322,10 @@ def _pose(geom: _Geometry, cfg: TrajectoryConfig, plan: _Plan, k: int) -> tuple[
         up = normal - forward * (normal @ forward)
     up = _unit(up)
     r = math.radians(roll)
-    up = math.cos(r) * up + math.sin(r) * np.cross(forward, up)   # roll about the view axis
+    up = math.cos(r) * up + math.sin(r) * _cross(forward, up)   # roll about the view axis
     z = -forward
     pose = np.eye(4)
-    pose[:3, 0] = np.cross(up, z)
+    pose[:3, 0] = _cross(up, z)
     pose[:3, 1] = up
     pose[:3, 2] = z
     pose[:3, 3] = centre + offset
@@ -343,8 +352,8 @@ def _draw_polyp_plan(geom: _Geometry, cfg: TrajectoryConfig, rng: np.random.Gene
     row = geom.polyps[rng.integers(len(geom.polyps))]
     apex, normal, radius = row[:3], row[3:6], float(row[6])
     tilt, psi = math.radians(sample(rng, cfg.polyp_view_angle_deg)), 2 * math.pi * rng.random()
-    a = _unit(np.cross(normal, [1.0, 0.0, 0.0] if abs(normal[0]) < 0.9 else [0.0, 1.0, 0.0]))
-    b = np.cross(normal, a)
+    a = _unit(_cross(normal, [1.0, 0.0, 0.0] if abs(normal[0]) < 0.9 else [0.0, 1.0, 0.0]))
+    b = _cross(normal, a)
     ray = math.cos(tilt) * normal + math.sin(tilt) * (math.cos(psi) * a + math.sin(psi) * b)
     far, near = sample(rng, cfg.polyp_view_distance_mm), cfg.polyp_view_distance_mm[0]
     u, phi = rng.random(), 2 * math.pi * rng.random()
@@ -357,12 +366,12 @@ def _polyp_pose(geom: _Geometry, cfg: TrajectoryConfig, plan: _PolypPlan, k: int
     t = k / max(cfg.sequence_length - 1, 1)
     camera = plan.apex + plan.ray * ((1 - t) * plan.far_mm + t * plan.near_mm)
     forward = _unit(plan.target - camera)
-    up = np.cross(forward, plan.ray if abs(forward @ plan.ray) < 0.99 else [0.0, 0.0, 1.0])
-    up = _unit(np.cross(up, forward))
+    up = _cross(forward, plan.ray if abs(forward @ plan.ray) < 0.99 else [0.0, 0.0, 1.0])
+    up = _unit(_cross(up, forward))
     r = math.radians(plan.roll_deg)
-    up = math.cos(r) * up + math.sin(r) * np.cross(forward, up)
+    up = math.cos(r) * up + math.sin(r) * _cross(forward, up)
     pose = np.eye(4)
-    pose[:3, 0] = np.cross(up, -forward)
+    pose[:3, 0] = _cross(up, -forward)
     pose[:3, 1] = up
     pose[:3, 2] = -forward
     pose[:3, 3] = camera
