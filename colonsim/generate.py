@@ -121,28 +121,30 @@ def _exit_with_parent(ppid: int) -> None:
     os._exit(1)
 
 
-def _render_shard(s: int, colons: tuple, geoms: tuple | None = None) -> tuple[str, str] | None:
+def _render_shard(s: int, colons: tuple, geoms: tuple | None = None, prepared: list | None = None
+                  ) -> tuple[str, str] | None:
     """Render shard ``s`` into its file; returns None, or (error class name, message) for bad input
     (ColonSimError subclasses do not all survive pickling, so they travel as text). The meshes come
     with every task (a few MB; a few ms per shard), so that workers start while the parent builds
-    them; the first tasks also bring the pose sampler's geometry of each mesh, built once by the
-    parent (``geoms``: :func:`colonsim.trajectory.geometry` of each colon), which a worker that
-    gets none builds itself."""
+    them; the first tasks also bring what the parent built once for all workers: the pose
+    sampler's geometry of each mesh (``geoms``: :func:`colonsim.trajectory.geometry` of each colon)
+    and the renderer's GL-free mesh parts (``prepared``: :func:`colonsim.scene.prepare`). A worker
+    that gets none builds its own."""
     try:
         if _WORKER["renderer"] is None and geoms is not None:
             from . import trajectory
             for colon, geom in zip(colons, geoms):
                 trajectory.prime(colon, geom)
-        _render_shard_file(s, colons)
+        _render_shard_file(s, colons, prepared)
     except ColonSimError as e:
         return type(e).__name__, str(e)
     return None
 
 
-def _render_shard_file(s: int, colons: tuple) -> None:
+def _render_shard_file(s: int, colons: tuple, prepared: list | None = None) -> None:
     job: Job = _WORKER["job"]
     if _WORKER["renderer"] is None:
-        _WORKER["renderer"] = build_renderer(job, colons)
+        _WORKER["renderer"] = build_renderer(job, colons, prepared)
 
     def count() -> None:
         with _WORKER["counter"].get_lock():
@@ -150,10 +152,14 @@ def _render_shard_file(s: int, colons: tuple) -> None:
     render_shard_file(job, _WORKER["renderer"], s, job.parts, count, overlap=_WORKER["overlap"])
 
 
-def build_renderer(job: Job, colons: tuple):
-    """The frame renderer named by ``job.renderer``, with its own GL context (one per process)."""
+def build_renderer(job: Job, colons: tuple, prepared: list | None = None):
+    """The frame renderer named by ``job.renderer``, with its own GL context (one per process);
+    ``prepared`` goes to a renderer that accepts it (see :func:`colonsim.scene.prepare`)."""
     module, name = job.renderer.split(":")
-    return getattr(importlib.import_module(module), name)(job.cfg, colons)
+    cls = getattr(importlib.import_module(module), name)
+    if prepared is not None and getattr(cls, "accepts_prepared", False):
+        return cls(job.cfg, colons, prepared=prepared)
+    return cls(job.cfg, colons)
 
 
 def render_shard_file(job: Job, renderer, s: int, folder: str | Path, on_frame: Callable[[], None],
@@ -331,6 +337,10 @@ def _run_pool(job: Job, make_colons: Callable[[], tuple], todo: Sequence[int], w
         colons = make_colons()
         from . import trajectory
         geoms = tuple(trajectory.geometry(c) for c in colons)   # while the workers import
+        prepared = None
+        if job.renderer == Job.renderer:   # the renderer's GL-free parts, once for every worker
+            from . import scene
+            prepared = scene.prepare(job.cfg, colons)
         times["setup_s"] = time.perf_counter() - t0
         first = 2 * workers
         queue = list(todo)[::-1]
@@ -343,7 +353,7 @@ def _run_pool(job: Job, make_colons: Callable[[], tuple], todo: Sequence[int], w
                 interrupt.check()
                 while queue and len(pending) < 2 * workers:
                     s = queue.pop()
-                    fut = pool.submit(_render_shard, s, colons, geoms if first > 0 else None)
+                    fut = pool.submit(_render_shard, s, colons, *((geoms, prepared) if first > 0 else ()))
                     first -= 1
                     shard_of[fut] = s
                     pending.add(fut)

@@ -7,6 +7,7 @@ import trimesh
 
 from colonsim.anatomy import Colon, generate_colon
 from colonsim.centerline import Centerline
+from colonsim.errors import InputError
 from colonsim.scene import Frame, FrameRenderer
 from colonsim.simconfig import load_sim_config
 
@@ -95,6 +96,26 @@ def test_pipelined_submit_and_collect_give_the_frames_of_render(colon, fov):
     r.submit(3, 5, slot=1)
     assert all(np.array_equal(r.finish(k).rgb, reference[i].rgb) for i, k in enumerate(kept))
     r.close()
+
+
+def test_parts_prepared_in_another_process_give_the_same_frames(colon, tmp_path):
+    """A render worker builds its renderer from mesh parts that the parent prepared and pickled:
+    the frames are those of a renderer that built them itself."""
+    import pickle
+
+    from colonsim.scene import prepare
+    cfg = load_sim_config("realistic", overrides=["output.size_px=48"])
+    other = generate_colon(load_sim_config(overrides=["anatomy.triangles=20000"]).anatomy, 3)
+    parts = pickle.loads(pickle.dumps(prepare(cfg, [colon, other])))
+    assert [len(p.faces) for p in parts] == [len(colon.mesh.faces), len(other.mesh.faces)]
+    assert not np.array_equal(parts[0].texture, parts[1].texture)   # per-mesh texture
+    own = FrameRenderer(cfg, [colon, other])
+    shipped = FrameRenderer(cfg, [colon, other], prepared=parts)
+    for i in (0, 1, 7):
+        a, b = own.render(i, 2), shipped.render(i, 2)
+        assert np.array_equal(a.rgb, b.rgb) and np.array_equal(a.depth, b.depth)
+    with pytest.raises(InputError, match="prepared parts for 2 colons"):
+        FrameRenderer(cfg, [colon], prepared=parts)
 
 
 def test_frame_fields_follow_the_contract(colon):
