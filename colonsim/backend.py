@@ -40,6 +40,7 @@ INSTALL_HINT = ("install Mesa's headless GL: apt-get install libegl1 libegl-mesa
                 "libosmesa6 (or set COLONSIM_GL=egl|osmesa to force one)")
 
 _RENDERER: "GLRenderer | None" = None
+_KEEP_FRAMEBUFFERS = 4   # float framebuffers kept per process, newest first: two slots of two sizes
 
 # The depth mask: triangles at the near plane (window depth 0) over the pixels of a view that the
 # lens remap never reads, drawn first with colour writes off, so that the depth test rejects every
@@ -181,6 +182,10 @@ def _make_renderer_class():
                 if status != gl.GL_FRAMEBUFFER_COMPLETE:
                     raise RenderBackendError(f"float framebuffer incomplete (status {status}); {INSTALL_HINT}")
                 self._fbs[key] = (fb, cb, db, np.empty((h, w, 4), np.float32))
+                for old in list(self._fbs)[:-_KEEP_FRAMEBUFFERS]:   # a process that renders many sizes
+                    ofb, ocb, odb, _ = self._fbs.pop(old)
+                    gl.glDeleteFramebuffers(1, [ofb])
+                    gl.glDeleteRenderbuffers(2, [ocb, odb])
             fb = self._fbs[key][0]
             self._main_fb = self._main_fb_ms = fb   # pyrender draws into _main_fb_ms: no multisampling
             self._main_fb_dims = (w, h)
