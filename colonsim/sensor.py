@@ -40,7 +40,6 @@ import numpy as np
 from .config import Range, check_choice, check_range, sample
 from .errors import ConfigError, InputError
 
-
 #: Rec. 709 / sRGB luminance weights of linear R, G, B.
 LUMA_RGB = (0.2126, 0.7152, 0.0722)
 
@@ -393,7 +392,7 @@ def _expose_noise_encode(img: np.ndarray, wb: np.ndarray, noise_gain: float, rea
         uniform = np.zeros((0, 3), np.uint16)
     out = np.empty(img.shape, np.uint8)
     fused_kernel()(img.reshape(-1, 3), wb, np.float32(noise_gain), np.float32(read * read), uniform,
-           _normal_table(), base, first, lo, _SHIFT, out.reshape(-1, 3))
+                   _normal_table(), base, first, lo, _SHIFT, out.reshape(-1, 3))
     return out
 
 
