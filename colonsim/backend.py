@@ -15,7 +15,10 @@ neither, :class:`~colonsim.errors.RenderBackendError` says what to install.
 - a lean draw: no blending, no culling, and only the given index ranges
   (``draw_ranges``: the colon's visible chunks, nearest first);
 - an optional depth mask drawn first (``add_depth_mask``): pixels the lens never reads are
-  rejected by the depth test before they are shaded.
+  rejected by the depth test before they are shaded;
+- an optional occlusion test (``add_boxes``, ``occlusion``): after the nearest chunks are drawn,
+  an occlusion query per farther chunk draws its bounding box against the depth so far, and the
+  chunks whose box passes at no pixel are not drawn.
 
 Only this module imports pyrender and OpenGL. Create the renderer inside the process that uses it
 (a GL context does not survive ``fork``; use multiprocessing's 'spawn').
@@ -52,6 +55,13 @@ void main() { gl_Position = vec4(p, -1.0, 1.0); }
 _MASK_FRAG = """#version 330 core
 out vec4 c;
 void main() { c = vec4(0.0); }
+"""
+# Occlusion test: the boxes of a colon's chunks (world mm), depth-tested against what is drawn so
+# far, with colour and depth writes off.
+_BOX_VERT = """#version 330 core
+layout(location = 0) in vec3 p;
+uniform mat4 VP;
+void main() { gl_Position = VP * vec4(p, 1.0); }
 """
 
 
@@ -105,8 +115,11 @@ def select_platform() -> str:
 
 
 def _make_renderer_class():
+    import ctypes
+
     import pyrender
     from OpenGL import GL as gl
+    from OpenGL.raw.GL.VERSION.GL_1_5 import glGetQueryObjectuiv as get_query   # 6x faster than gl.'s
     from pyrender.shader_program import ShaderProgramCache
 
     class FloatRenderer(pyrender.Renderer):
@@ -125,6 +138,86 @@ def _make_renderer_class():
             self._mask_pending = False
             self._masks: dict = {}          # key -> (vao, vbo, n vertices)
             self._mask_program = None
+            # occlusion test of draw_ranges: (boxes key, chunk of each range, testable (bool per
+            # range), ranges drawn before the test); see _draw_occluded.
+            self.occlusion = None
+            self._boxes: dict = {}          # key -> (vao, vbo)
+            self._box_program = None
+            self._box_vp = -1
+            self._queries: list[int] = []
+            self._view_proj = np.eye(4, dtype=np.float32)
+            self._query_result = ctypes.c_uint(0)
+            self.cull_stats = np.zeros(2, np.int64)   # triangles in draw_ranges, of them skipped
+
+        def add_boxes(self, key, triangles: np.ndarray) -> None:
+            """Upload the occlusion boxes of a mesh's chunks ((K * 36, 3) float32, chunk k from
+            vertex 36 k) under ``key``."""
+            if key in self._boxes:
+                return
+            if self._box_program is None:
+                from OpenGL.GL import shaders
+                self._box_program = shaders.compileProgram(
+                    shaders.compileShader(_BOX_VERT, gl.GL_VERTEX_SHADER),
+                    shaders.compileShader(_MASK_FRAG, gl.GL_FRAGMENT_SHADER))
+                self._box_vp = gl.glGetUniformLocation(self._box_program, "VP")
+            tri = np.ascontiguousarray(triangles, np.float32)
+            vao = gl.glGenVertexArrays(1)
+            vbo = gl.glGenBuffers(1)
+            gl.glBindVertexArray(vao)
+            gl.glBindBuffer(gl.GL_ARRAY_BUFFER, vbo)
+            gl.glBufferData(gl.GL_ARRAY_BUFFER, tri.nbytes, tri, gl.GL_STATIC_DRAW)
+            gl.glEnableVertexAttribArray(0)
+            gl.glVertexAttribPointer(0, 3, gl.GL_FLOAT, gl.GL_FALSE, 0, None)
+            gl.glBindVertexArray(0)
+            gl.glBindBuffer(gl.GL_ARRAY_BUFFER, 0)
+            self._boxes[key] = (vao, vbo)
+
+        def _get_camera_matrices(self, scene):
+            V, P = super()._get_camera_matrices(scene)
+            self._view_proj = (P @ V).astype(np.float32)
+            return V, P
+
+        def _hidden(self, key, pose, chunk_ids, candidates) -> set:
+            """The ranges among ``candidates`` whose chunk's box fails the depth test at every
+            pixel against what is drawn so far. The box holds its chunk with a margin and is drawn
+            with the same depth test, so a chunk whose box passes nowhere would pass nowhere either:
+            skipping it changes no pixel. (One wait for the rasterizer per call.)"""
+            if not candidates:
+                return set()
+            while len(self._queries) < len(candidates):
+                self._queries.extend(int(q) for q in np.atleast_1d(gl.glGenQueries(64)))
+            gl.glUseProgram(self._box_program)
+            gl.glUniformMatrix4fv(self._box_vp, 1, gl.GL_TRUE, self._view_proj @ np.asarray(pose, np.float32))
+            gl.glColorMask(False, False, False, False)
+            gl.glDepthMask(False)
+            gl.glBindVertexArray(self._boxes[key][0])
+            for q, j in zip(self._queries, candidates):
+                gl.glBeginQuery(gl.GL_ANY_SAMPLES_PASSED, q)
+                gl.glDrawArrays(gl.GL_TRIANGLES, 36 * int(chunk_ids[j]), 36)
+                gl.glEndQuery(gl.GL_ANY_SAMPLES_PASSED)
+            gl.glBindVertexArray(0)
+            gl.glColorMask(True, True, True, True)
+            gl.glDepthMask(True)
+            hidden, result = set(), self._query_result
+            for q, j in zip(self._queries, candidates):   # the first read waits for the rasterizer
+                get_query(q, gl.GL_QUERY_RESULT, result)
+                if not result.value:
+                    hidden.add(j)
+            return hidden
+
+        def _draw_occluded(self, primitive, pose, program, counts, offsets) -> None:
+            """Draw the first ``near`` ranges, then those of the rest that :meth:`_hidden` does not
+            find hidden behind them, in order."""
+            key, chunk_ids, testable, near = self.occlusion
+            gl.glMultiDrawElements(primitive.mode, counts[:near], gl.GL_UNSIGNED_INT, offsets[:near], near)
+            rest = range(near, len(counts))
+            hidden = self._hidden(key, pose, chunk_ids, [j for j in rest if testable[j]])
+            program._bind()
+            primitive._bind()
+            draw = [j for j in rest if j not in hidden]
+            if draw:
+                gl.glMultiDrawElements(primitive.mode, counts[draw], gl.GL_UNSIGNED_INT, offsets[draw], len(draw))
+            self.cull_stats += (int(counts.sum()) // 3, sum(int(counts[j]) for j in hidden) // 3)
 
         def add_depth_mask(self, key, spans: np.ndarray) -> None:
             """Upload the depth mask of a view (see mask_triangles) under ``key``."""
@@ -233,6 +326,8 @@ def _make_renderer_class():
             ranges = self.draw_ranges
             if ranges is None or primitive.indices is None:
                 gl.glDrawElements(primitive.mode, primitive.indices.size, gl.GL_UNSIGNED_INT, None)
+            elif self.occlusion is not None and len(ranges[0]) > self.occlusion[3]:
+                self._draw_occluded(primitive, pose, program, *ranges)
             elif len(ranges[0]):
                 counts, offsets = ranges
                 gl.glMultiDrawElements(primitive.mode, counts, gl.GL_UNSIGNED_INT, offsets, len(counts))
@@ -287,7 +382,7 @@ class GLRenderer:
 
     def render(self, scene, width: int, height: int, uniforms: dict,
                draw_ranges: "tuple[np.ndarray, np.ndarray] | None" = None, depth_mask=None,
-               slot: int = 0, defer: bool = False):
+               slot: int = 0, defer: bool = False, occlusion: tuple | None = None):
         """Render ``scene`` from its main camera. Returns (h, w, 4) float32, rows bottom-up:
         rgb linear radiance, a = 1 / z-depth (1/mm), 0 where there is no surface. The array is a
         buffer reused by the next render of the same size: copy what you keep.
@@ -298,12 +393,16 @@ class GLRenderer:
         their cleared value (0: no surface) and cost no shading.
         slot: which of the framebuffers of this size to draw into (0 or 1).
         defer: draw and flush only, returning a ticket for :meth:`read`: the CPU rasterizer works
-        on it while the caller prepares and draws the next frame into the other slot."""
+        on it while the caller prepares and draws the next frame into the other slot.
+        occlusion: skip the draw ranges whose chunk is hidden behind the first ones: (key of boxes
+        added with ``renderer.add_boxes``, chunk index of each range, whether each range may be
+        tested, how many ranges are drawn before the test); the pixels are the same as without it."""
         import pyrender
         r = self.renderer
         r.viewport_width, r.viewport_height = int(width), int(height)
         r.uniforms = uniforms
         r.draw_ranges = draw_ranges
+        r.occlusion = occlusion
         r.depth_mask = depth_mask
         r._mask_pending = depth_mask is not None
         r.slot, r.defer = int(slot), bool(defer)

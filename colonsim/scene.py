@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 
 from dataclasses import dataclass
 from typing import Sequence
@@ -64,6 +65,12 @@ class Frame:
 
 
 CHUNK_MM = 30.0   # arc length of centreline covered by one draw chunk of a colon mesh
+# Occlusion culling (see Chunks.box_triangles and colonsim.backend): the nearest OCCLUDE_NEAR
+# chunks of a view are drawn first; every farther chunk whose box then fails the depth test at
+# every pixel is skipped. In the views of a 100k-triangle colon about two thirds of the frustum's
+# triangles lie behind folds and bends. (6 then 12 chunks, in two tests, culled as much, 4 less.)
+OCCLUDE_NEAR = 8
+BOX_MARGIN_MM = 2.0   # a chunk's box is grown by this much: depth rounding cannot put it behind the chunk
 
 
 @dataclass
@@ -77,6 +84,9 @@ class Chunks:
     count: np.ndarray    # (K,) int64, faces
     center: np.ndarray   # (K, 3) float64
     radius: np.ndarray   # (K,) float64
+    # (K, 8, 3) float64: the corners of each chunk's oriented bounding box (principal axes of its
+    # vertices), grown by BOX_MARGIN_MM; None: no occlusion test for these chunks.
+    corners: np.ndarray | None = None
 
     def ranges(self, view_pose: np.ndarray, half_tan: float, znear: float, zfar: float
                ) -> tuple[np.ndarray, np.ndarray]:
@@ -84,6 +94,14 @@ class Chunks:
         first. view_pose: (4, 4) camera-to-world (looking along -z); half_tan: tan of the half
         field of view. A chunk is dropped only if its bounding sphere lies wholly outside the view
         frustum, so nothing visible is lost; the order lets the depth test skip hidden fragments."""
+        return self.ranges_of(self.visible(view_pose, half_tan, znear, zfar))
+
+    def ranges_of(self, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(index counts, byte offsets) of the chunks ``keep``, in that order."""
+        return (3 * self.count[keep]).astype(np.int32), (12 * self.start[keep]).astype(np.int64)
+
+    def visible(self, view_pose: np.ndarray, half_tan: float, znear: float, zfar: float) -> np.ndarray:
+        """The indices of the chunks that :meth:`ranges` draws, in its order."""
         rel = (self.center - view_pose[:3, 3]) @ view_pose[:3, :3]   # camera coordinates
         x, y, depth = rel[:, 0], rel[:, 1], -rel[:, 2]
         norm = np.sqrt(1.0 + half_tan * half_tan)
@@ -91,8 +109,24 @@ class Chunks:
         inside = ((np.abs(x) - half_tan * depth) / norm <= r) & ((np.abs(y) - half_tan * depth) / norm <= r) \
             & (depth + r >= znear) & (depth - r <= zfar)
         keep = np.nonzero(inside)[0]
-        keep = keep[np.argsort(np.linalg.norm(rel[keep], axis=1) - r[keep], kind="stable")]
-        return (3 * self.count[keep]).astype(np.int32), (12 * self.start[keep]).astype(np.int64)
+        return keep[np.argsort(np.linalg.norm(rel[keep], axis=1) - r[keep], kind="stable")]
+
+    def box_triangles(self) -> np.ndarray:
+        """(K * 36, 3) float32: the 12 triangles of each chunk's box, chunk k at vertex 36 k."""
+        quads = ((0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3))
+        idx = [i for a, b, c, d in quads for i in (a, b, c, a, c, d)]
+        return np.ascontiguousarray(self.corners[:, idx].reshape(-1, 3), np.float32)
+
+
+def _box_corners(v: np.ndarray, margin: float) -> np.ndarray:
+    """(8, 3) corners of the box around points ``v`` (n, 3) along their principal axes, grown by
+    ``margin``; corner index = 4 i + 2 j + k for (low, high) along axes 0, 1, 2."""
+    c = v.mean(axis=0)
+    _, _, axes = np.linalg.svd(v - c, full_matrices=False)
+    local = (v - c) @ axes.T
+    lo, hi = local.min(axis=0) - margin, local.max(axis=0) + margin
+    box = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+    return box @ axes + c
 
 
 def _chunk_faces(colon, vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, Chunks]:
@@ -110,13 +144,14 @@ def _chunk_faces(colon, vertices: np.ndarray, faces: np.ndarray) -> tuple[np.nda
     start = np.concatenate([[0], bounds]).astype(np.int64)
     count = np.diff(np.concatenate([start, [len(faces)]]))
     start, count = start[count > 0], count[count > 0]
-    centers, radii = [], []
+    centers, radii, corners = [], [], []
     for a, n in zip(start, count):
         v = vertices[faces[a:a + n]].reshape(-1, 3)
         c = 0.5 * (v.min(axis=0) + v.max(axis=0))
         centers.append(c)
         radii.append(float(np.sqrt(((v - c) ** 2).sum(axis=1).max())) + 1e-3)
-    return faces, Chunks(start, count, np.array(centers), np.array(radii))
+        corners.append(_box_corners(v, BOX_MARGIN_MM))
+    return faces, Chunks(start, count, np.array(centers), np.array(radii), np.array(corners))
 
 
 @dataclass
@@ -221,12 +256,21 @@ class FrameRenderer:
         parts = list(prepared) if prepared is not None else prepare(cfg, self.colons)
         if len(parts) != len(self.colons):
             raise InputError(f"prepared parts for {len(parts)} colons, but {len(self.colons)} colons given")
+        # COLONSIM_OCCLUSION=0 turns the occlusion test off (the frames are the same either way).
+        self.occlusion = os.environ.get("COLONSIM_OCCLUSION", "1").strip() != "0"
+        self._box_keys = []
         for k, part in enumerate(parts):
             mesh = _mesh_for(part, k)
             mesh.is_visible = False
             self.scene.add(mesh)
             self.meshes.append(mesh)
             self.chunks.append(part.chunks)
+            key = None
+            if part.chunks.corners is not None:
+                tri = part.chunks.box_triangles()
+                key = ("boxes", tri.shape, hashlib.sha1(tri.tobytes()).hexdigest())   # by content
+                self.gl.renderer.add_boxes(key, tri)
+            self._box_keys.append(key)
         view = self.remap.views[0]
         s = view.size_px   # pyrender's cx, cy are in window coordinates: pixel i spans [i, i + 1]
         camera = pyrender.IntrinsicsCamera(view.focal_px, view.focal_px, s / 2.0, s / 2.0,
@@ -318,10 +362,19 @@ class FrameRenderer:
             vpose[:3, :3] = pose[:3, :3] @ view.rotation
             self.scene.set_pose(self.camera_node, vpose)
             uniforms["u_cam_fwd"] = (-vpose[:3, 2]).astype(np.float32)
-            ranges = self.chunks[mesh_id].ranges(vpose, view.size_px / (2.0 * view.focal_px),
-                                                 self.cfg.lens.znear_mm, self.cfg.lens.zfar_mm)
-            img = self.gl.render(self.scene, view.size_px, view.size_px, uniforms, ranges,
-                                 depth_mask=mask_key, slot=slot, defer=defer)
+            chunks = self.chunks[mesh_id]
+            znear = self.cfg.lens.znear_mm
+            seen = chunks.visible(vpose, view.size_px / (2.0 * view.focal_px), znear, self.cfg.lens.zfar_mm)
+            occlusion = None
+            if (self.occlusion and self._box_keys[mesh_id] is not None and chunks.corners is not None
+                    and len(seen) > OCCLUDE_NEAR):
+                # A box that reaches the near plane is clipped and may miss pixels: its chunk is
+                # drawn without a test.
+                depth = -((chunks.corners[seen] - vpose[:3, 3]) @ vpose[:3, :3])[..., 2]
+                testable = depth.min(axis=1) > znear + BOX_MARGIN_MM
+                occlusion = (self._box_keys[mesh_id], seen, testable, OCCLUDE_NEAR)
+            img = self.gl.render(self.scene, view.size_px, view.size_px, uniforms, chunks.ranges_of(seen),
+                                 depth_mask=mask_key, slot=slot, defer=defer, occlusion=occlusion)
             images.append(img if defer else img.copy() if keep or len(self.remap.views) > 1 else img)
         return images
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from colonsim import light, tissue
+from colonsim import light, scene, tissue
 from colonsim.anatomy import generate_colon
 from colonsim.lens import Lens, Remap
 from colonsim.scene import FrameRenderer
@@ -79,3 +79,45 @@ def test_renderers_made_one_after_another_each_use_their_own_mask():
         assert np.array_equal(fast[1], plain[1]) and np.array_equal(fast[0], plain[0])
         r.close()
         del r
+
+
+def test_chunk_boxes_hold_their_chunks_with_the_margin():
+    cfg = load_sim_config("realistic", None, OVER)
+    colon = generate_colon(cfg.anatomy, 4)
+    parts = scene.mesh_parts(colon, cfg.tissue, 0)
+    ch = parts.chunks
+    assert ch.corners.shape == (len(ch.start), 8, 3)
+    for k, (a, n) in enumerate(zip(ch.start, ch.count)):
+        v = parts.positions[parts.faces[a:a + n].astype(np.int64)].reshape(-1, 3).astype(np.float64)
+        c = ch.corners[k]
+        for corner in (4, 2, 1):                          # the three edges from corner 0
+            edge = c[corner] - c[0]
+            length = np.linalg.norm(edge)
+            t = (v - c[0]) @ (edge / length)
+            assert t.min() >= scene.BOX_MARGIN_MM - 1e-4 and t.max() <= length - scene.BOX_MARGIN_MM + 1e-4
+    tri = ch.box_triangles()
+    assert tri.shape == (36 * len(ch.start), 3)
+    assert np.allclose(np.sort(np.unique(tri[:36], axis=0), axis=0), np.sort(ch.corners[0], axis=0), atol=1e-3)
+
+
+@pytest.mark.parametrize("extra,poses", [
+    (["trajectory.wall_view_probability=0.4", "anatomy.polyps_per_m=6"], 40),
+    (["lens.fov_deg=170", "lens.mask=round"], 12),          # five cube faces, each tested
+])
+def test_occlusion_culled_frames_equal_the_unculled_frames_bit_for_bit(extra, poses):
+    cfg = load_sim_config("realistic", None, OVER + ["anatomy.max_length_mm=1200"] + extra)
+    colon = generate_colon(cfg.anatomy, 5)
+    r = FrameRenderer(cfg, [colon])
+    assert r.occlusion
+    rng = np.random.default_rng(2)
+    before = r.gl.renderer.cull_stats.copy()
+    for i in range(poses):
+        pose, _ = pose_for_frame(colon, r._trajectory, 1, i)
+        tis, li = tissue.sample_params(cfg.tissue, rng), light.sample_params(cfg.light, rng)
+        r.occlusion = True
+        culled = r.render_linear(0, pose, tis, li)
+        r.occlusion = False
+        full = r.render_linear(0, pose, tis, li)
+        assert np.array_equal(culled[0], full[0]) and np.array_equal(culled[1], full[1]), f"pose {i}"
+    drawn, skipped = r.gl.renderer.cull_stats - before
+    assert skipped > 0.3 * drawn        # the test did skip hidden chunks

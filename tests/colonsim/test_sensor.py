@@ -209,3 +209,24 @@ def test_uniform16_is_rng_integers_with_the_same_state_after(n):
         plain = b.integers(0, 65536, size=n, dtype=np.uint16)
         assert fast.dtype == np.uint16 and np.array_equal(fast, plain)
         assert a.random() == b.random() and np.array_equal(sensor.uniform16(a, 8), b.integers(0, 65536, 8, np.uint16))
+
+
+def test_compiled_order_statistics_give_the_partial_sort_percentile():
+    """The auto gain's percentile from the compiled radix select equals the partial sort's (and
+    np.percentile's, to rounding) over ties, negatives, signed zeros, infinities and bucket edges."""
+    rng = np.random.default_rng(3)
+    cases = [rng.random(59_000, dtype=np.float32), rng.random(999, dtype=np.float32) - 0.5,
+             np.round(rng.random(5000, dtype=np.float32) * 10).astype(np.float32), np.zeros(7, np.float32),
+             np.float32([3.0]), np.float32([1.0, 1.0 + 2**-23]), np.float32([1.0, 1.0 + 2**-7, 2.0]),
+             np.float32([-0.0, 0.0, 1e-45, -1e-45, np.inf, -np.inf, 5.0]),
+             (rng.standard_normal(30_000) * 1e-3).astype(np.float32)]
+    for vals in cases:
+        for q in (1e-3, 1.0, 33.3, 50.0, 60.0, 99.9, 100.0):
+            with np.errstate(invalid="ignore"):      # inf - inf between the two order statistics
+                fast = sensor._percentile(vals, q)
+                slow = sensor._percentile(vals, q, compiled=False)
+            assert fast == slow or (np.isnan(fast) and np.isnan(slow)), (len(vals), q, fast, slow)
+            if np.isfinite(vals).all():
+                assert np.isclose(fast, np.percentile(vals, q), rtol=1e-5, atol=1e-12)
+    with_nan = np.float32([0.2, np.nan, 0.1, 0.3])       # no order: the partial sort decides
+    assert sensor._percentile(with_nan, 25.0) == sensor._percentile(with_nan, 25.0, compiled=False)
