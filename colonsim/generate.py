@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 PROCEDURAL = "procedural"
 BACKENDS = ("local", "ray")
+SYNC_FRAMES = 16   # a render worker starts writing its shard to disk every this many frames
 
 
 @dataclass(frozen=True)
@@ -170,15 +171,18 @@ def render_shard_file(job: Job, renderer, s: int, folder: str | Path, on_frame: 
     through this function, so a shard's bytes do not depend on the backend."""
     frames = shard_range(s, job.shard_frames, job.n_frames)
     tmp = Path(folder) / f"shard_{s:05d}.{os.getpid()}.tmp"
-    writer = None
+    writer = sync = None
 
     def write(j: int, frame) -> None:
-        nonlocal writer
+        nonlocal writer, sync
         if writer is None:
             writer = h5io.FrameWriter(h5io.create(
                 tmp, len(frames), frame.rgb.shape[0], frame.rgb.shape[1], frame_offset=frames.start,
                 param_dtypes=h5io.param_dtypes(frame.params), chunk_cache=False, **job.attrs))
+            sync = h5io.BackgroundSync(writer.f)
         writer.write(j, frame)
+        if j % SYNC_FRAMES == SYNC_FRAMES - 1:
+            sync.kick()   # so that the shard's closing fsync does not stall this worker
         on_frame()
 
     # With a core to spare (one local worker), frame j's remap, sensor model and write run in a
@@ -206,6 +210,7 @@ def render_shard_file(job: Job, renderer, s: int, folder: str | Path, on_frame: 
                 inflight.pop(0).result()
         for fut in inflight:
             fut.result()
+        sync.wait()
         writer.close()
         writer = None
         final = shard_path(folder, s)
@@ -215,6 +220,8 @@ def render_shard_file(job: Job, renderer, s: int, folder: str | Path, on_frame: 
     finally:
         if post is not None:
             post.shutdown(wait=True, cancel_futures=True)
+        if sync is not None:
+            sync.wait()
         if writer is not None:
             writer.f.close()
         tmp.unlink(missing_ok=True)

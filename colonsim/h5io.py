@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -162,6 +163,37 @@ class FrameWriter:
         self.flush()
         finish(self.f)
         self.f.close()
+
+
+class BackgroundSync:
+    """Writes a file's data to disk in a background thread while the file is still being written,
+    so that the fsync that must precede its rename (:func:`finish`) finds little left to write:
+    at the end of a 1000-frame render it took 0.84 s for the 332 MB merged file, the whole run's
+    tail. ``kick()`` starts an ``fdatasync`` unless one is running; ``wait()`` waits for it, and
+    must be called before the file is closed. The thread touches only the file descriptor, not
+    h5py. A failure is left to the final fsync, which raises it."""
+
+    def __init__(self, f: h5py.File):
+        fd = f.id.get_vfd_handle()
+        self.fd = fd if isinstance(fd, int) else None
+        self.thread: threading.Thread | None = None
+
+    def kick(self) -> None:
+        if self.fd is None or (self.thread is not None and self.thread.is_alive()):
+            return
+        self.thread = threading.Thread(target=self._sync, name="colonsim-sync", daemon=True)
+        self.thread.start()
+
+    def _sync(self) -> None:
+        try:
+            os.fdatasync(self.fd)
+        except OSError:
+            pass
+
+    def wait(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
 
 
 def finish(f: h5py.File) -> None:

@@ -132,6 +132,7 @@ class ShardMerger:
         self.parts, self.out, self.n, self.shard_frames, self.attrs = parts, out, n_frames, shard_frames, attrs
         self.tmp = out.with_name(out.name + ".tmp")
         self.dst = None
+        self.sync: h5io.BackgroundSync | None = None
         self.merged: set[int] = set()
 
     def add(self, s: int) -> None:
@@ -140,20 +141,25 @@ class ShardMerger:
                 h, w = src[schema.RGB].shape[1:3]
                 dtypes = {k: ds.dtype.name for k, ds in src[schema.PARAMS].items()}
                 self.dst = h5io.create(self.tmp, self.n, h, w, param_dtypes=dtypes, **self.attrs)
+                self.sync = h5io.BackgroundSync(self.dst)
             h5io.copy_frames(src, self.dst, s * self.shard_frames)
         self.merged.add(s)
+        self.sync.kick()   # the merged frames go to disk now, not all in close()'s fsync
 
     def close(self) -> None:
         """Merge the shards not merged yet, finish the file and move it into place."""
         for s in range(math.ceil(self.n / self.shard_frames)):
             if s not in self.merged:
                 self.add(s)
+        self.sync.wait()
         h5io.finish(self.dst)
         self.dst.close()
         os.replace(self.tmp, self.out)
         h5io.fsync_dir(self.out.parent)
 
     def abort(self) -> None:
+        if self.sync is not None:
+            self.sync.wait()
         if self.dst is not None:
             self.dst.close()
         self.tmp.unlink(missing_ok=True)
