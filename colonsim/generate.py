@@ -23,6 +23,7 @@ of (config, seed, i), so the shard layout and the worker count never change a fr
 """
 from __future__ import annotations
 
+import atexit
 import hashlib
 import importlib
 import json
@@ -31,6 +32,7 @@ import math
 import multiprocessing as mp
 import os
 import shutil
+import sys
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
@@ -90,6 +92,7 @@ _WORKER: dict = {}
 
 
 def _init_worker(job: Job, counter, lp_threads: int | None, parent_pid: int) -> None:
+    atexit.register(_end_worker)   # registered first, so it runs last
     if lp_threads and "LP_NUM_THREADS" not in os.environ:
         os.environ["LP_NUM_THREADS"] = str(lp_threads)  # llvmpipe threads: one core per worker
     if lp_threads:
@@ -112,6 +115,19 @@ def _init_worker(job: Job, counter, lp_threads: int | None, parent_pid: int) -> 
         sensor.warm_up()   # numba's first call (about 0.5 s), also before the first task
     except Exception:  # noqa: BLE001
         pass
+
+
+def _end_worker() -> None:
+    """A worker's last exit handler (after the GL context's): end the process here. The teardown
+    of its interpreter (the finalizers of numba, llvmlite, pyrender and the rest) took 0.6 s after
+    the last shard, with the parent waiting for it; by now every shard file is closed and every
+    result sent."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+    os._exit(0)
 
 
 def _exit_with_parent(ppid: int) -> None:
