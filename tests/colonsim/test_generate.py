@@ -135,3 +135,22 @@ def test_bad_mesh_with_the_progress_bar_on_gives_exactly_one_stderr_line(tmp_pat
     assert r.returncode == 2 and len(lines) == 1, r.stderr
     assert lines[0].startswith("colonsim: error:") and "mesh" in lines[0]
     assert not out.exists() and not parts_dir(out).exists()
+
+
+def test_tasks_ship_colons_without_trimesh_caches():
+    import pickle
+
+    from colonsim import generate, scene, trajectory
+    from colonsim.anatomy import generate_colon
+    from colonsim.simconfig import load_sim_config
+
+    cfg = load_sim_config("clean", None, ["anatomy.triangles=20000", "anatomy.max_length_mm=600"])
+    colon = generate_colon(cfg.anatomy, 2)
+    trajectory.geometry(colon)
+    scene.prepare(cfg, [colon])          # what the parent computes fills trimesh's caches
+    light = generate._without_caches(colon)
+    assert np.array_equal(light.mesh.vertices, colon.mesh.vertices)
+    assert np.array_equal(light.mesh.faces, colon.mesh.faces)
+    assert light.centerline is colon.centerline and light.name == colon.name
+    assert len(pickle.dumps(light)) < 0.4 * len(pickle.dumps(colon))
+    assert np.allclose(light.mesh.vertex_normals, colon.mesh.vertex_normals)   # recomputed on demand
