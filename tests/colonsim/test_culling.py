@@ -1,5 +1,8 @@
-"""Per-view culling in the renderer (depth mask of unread pixels, chunked colon) changes no pixel."""
+"""Per-view culling in the renderer (depth mask of unread pixels, chunked colon, occlusion test of
+chunks) changes no pixel."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -121,3 +124,27 @@ def test_occlusion_culled_frames_equal_the_unculled_frames_bit_for_bit(extra, po
         assert np.array_equal(culled[0], full[0]) and np.array_equal(culled[1], full[1]), f"pose {i}"
     drawn, skipped = r.gl.renderer.cull_stats - before
     assert skipped > 0.3 * drawn        # the test did skip hidden chunks
+
+
+CT = Path(__file__).resolve().parents[3] / "shared" / "data" / "meshes" / "gca-edin-00020"
+
+
+@pytest.mark.skipif(not CT.is_dir(), reason=f"CT reference mesh not found at {CT}")
+def test_occlusion_culling_is_exact_on_the_ct_colon():
+    from colonsim.meshio import load_colon
+
+    colon = load_colon(CT, scale="0.808594,0.808594,0.7", centerline=CT / "Paths_large_intestine_path.jsn")
+    cfg = load_sim_config("realistic", None, ["output.size_px=96", "trajectory.wall_view_probability=0.5"])
+    r = FrameRenderer(cfg, [colon])
+    rng = np.random.default_rng(4)
+    before = r.gl.renderer.cull_stats.copy()
+    for i in range(16):
+        pose, _ = pose_for_frame(colon, r._trajectory, 2, i)
+        tis, li = tissue.sample_params(cfg.tissue, rng), light.sample_params(cfg.light, rng)
+        r.occlusion = True
+        culled = r.render_linear(0, pose, tis, li)
+        r.occlusion = False
+        full = r.render_linear(0, pose, tis, li)
+        assert np.array_equal(culled[0], full[0]) and np.array_equal(culled[1], full[1]), f"pose {i}"
+    drawn, skipped = r.gl.renderer.cull_stats - before
+    assert skipped > 0.2 * drawn
