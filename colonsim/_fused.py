@@ -120,3 +120,67 @@ def _key_float(key):
     """The float32 of an :func:`_order_key`."""
     b = key ^ 0x80000000 if key & 0x80000000 else key ^ 0xFFFFFFFF
     return _float(np.int32(b - (1 << 32) if b >= (1 << 31) else b))
+
+
+@njit(cache=True, nogil=True)
+def cone_min_depth(tri, tan_half):
+    """:func:`colonsim.trajectory._cone_min_depth` in one pass: the same float64 operations in the
+    same order for every candidate (vertices inside the cone, edges crossing it, the lowest point
+    of each plane's conic), so the same minimum. tri: (F, 3, 3) float64 camera-frame triangles."""
+    t2 = tan_half * tan_half
+    best = np.inf
+    f = tri.shape[0]
+    q = np.empty((3, 3))
+    for i in range(f):
+        for v in range(3):
+            q[v, 0] = tri[i, v, 0]
+            q[v, 1] = tri[i, v, 1]
+            q[v, 2] = tri[i, v, 2] * -1.0
+        for v in range(3):
+            z = q[v, 2]
+            if z > 0 and q[v, 0] ** 2 + q[v, 1] ** 2 <= t2 * z * z and z < best:
+                best = z
+        for v in range(3):
+            w = (v + 1) % 3
+            ax, ay, az = q[v, 0], q[v, 1], q[v, 2]
+            dx, dy, dz = q[w, 0] - ax, q[w, 1] - ay, q[w, 2] - az
+            qa = dx * dx * 1.0 + dy * dy * 1.0 + dz * dz * -t2
+            qb = 2.0 * (ax * dx * 1.0 + ay * dy * 1.0 + az * dz * -t2)
+            qc = ax * ax * 1.0 + ay * ay * 1.0 + az * az * -t2
+            disc = qb * qb - 4.0 * qa * qc
+            if disc >= 0 and abs(qa) > 1e-12:
+                root = math.sqrt(disc)
+                for sign in (-1.0, 1.0):
+                    u = (-qb + sign * root) / (2.0 * qa)
+                    zu = az + u * dz
+                    if u >= 0 and u <= 1 and zu > 0 and zu < best:
+                        best = zu
+        e1x, e1y, e1z = q[1, 0] - q[0, 0], q[1, 1] - q[0, 1], q[1, 2] - q[0, 2]
+        e2x, e2y, e2z = q[2, 0] - q[0, 0], q[2, 1] - q[0, 1], q[2, 2] - q[0, 2]
+        nx = e1y * e2z - e1z * e2y
+        ny = e1z * e2x - e1x * e2z
+        nz = e1x * e2y - e1y * e2x
+        k = nx * q[0, 0] + ny * q[0, 1] + nz * q[0, 2]
+        lateral = math.hypot(nx, ny)
+        s = 1.0 if k >= 0 else -1.0
+        g = nz + s * tan_half * lateral
+        if not k * g > 0:
+            continue
+        zc = k / g
+        flat = lateral <= 1e-12 * abs(nz)
+        cos_phi = 1.0 if flat else s * nx / lateral
+        sin_phi = 0.0 if flat else s * ny / lateral
+        px, py, pz = zc * tan_half * cos_phi, zc * tan_half * sin_phi, zc
+        inside = True
+        for v in range(3):
+            w = (v + 1) % 3
+            ex, ey, ez = q[w, 0] - q[v, 0], q[w, 1] - q[v, 1], q[w, 2] - q[v, 2]
+            rx, ry, rz = px - q[v, 0], py - q[v, 1], pz - q[v, 2]
+            cx = ey * rz - ez * ry
+            cy = ez * rx - ex * rz
+            cz = ex * ry - ey * rx
+            if not cx * nx + cy * ny + cz * nz >= 0:
+                inside = False
+        if inside and zc < best:
+            best = zc
+    return best

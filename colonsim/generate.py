@@ -114,6 +114,7 @@ def _init_worker(job: Job, counter, lp_threads: int | None, parent_pid: int) -> 
 
         from . import scene, sensor, trajectory  # noqa: F401
         sensor.warm_up()   # numba's first call (about 0.5 s), also before the first task
+        trajectory.warm_up()
     except Exception:  # noqa: BLE001
         pass
 

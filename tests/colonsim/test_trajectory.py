@@ -338,3 +338,23 @@ def test_polyp_sequences_approach_their_polyp(polyp_colon):
         target = int(np.argmin(dist[:, -1]))
         assert dist[target, -1] == pytest.approx(8.0, abs=1e-6)   # it ends at the near distance
         assert np.all(np.diff(dist[target]) <= 1e-9)   # never moves away from it
+
+
+def test_compiled_cone_test_gives_the_numpy_minimum_bit_for_bit():
+    """The pose sampler's clearance test runs compiled (numba is a dependency); it must give the
+    same smallest depth as the NumPy reference, so that the same poses are accepted."""
+    compiled = trajectory._compiled_cone()
+    assert compiled is not None
+    rng = np.random.default_rng(11)
+    for trial in range(400):
+        n = int(rng.integers(1, 200))
+        tri = rng.normal(size=(n, 3, 3)) * rng.uniform(1, 30) + rng.normal(size=3) * rng.uniform(0, 20)
+        if trial % 4 == 0:
+            tri[..., 2] = rng.normal()            # planes square to the axis: the conic is a circle
+        if trial % 7 == 0:
+            tri[:, 1] = tri[:, 0]                 # degenerate triangles (an edge of zero length)
+        tan_half = math.tan(math.radians(rng.uniform(5, 85)))
+        want = trajectory._cone_min_depth(tri, tan_half)
+        got = compiled(np.ascontiguousarray(tri), tan_half)
+        assert got == want or (math.isinf(got) and math.isinf(want)), (trial, got, want)
+    assert math.isinf(compiled(np.float64([[[0, 0, 5], [1, 0, 5], [0, 1, 5]]]), 1.0))   # behind the camera
