@@ -122,6 +122,27 @@ def _make_renderer_class():
     from OpenGL.raw.GL.VERSION.GL_1_5 import glGetQueryObjectuiv as get_query   # 6x faster than gl.'s
     from pyrender.shader_program import ShaderProgramCache
 
+    def _program(vertex_source: str) -> int:
+        """A GL program of ``vertex_source`` and the fragment shader that writes nothing visible
+        (the depth mask and the occlusion boxes draw with colour writes off)."""
+        from OpenGL.GL import shaders
+        return shaders.compileProgram(shaders.compileShader(vertex_source, gl.GL_VERTEX_SHADER),
+                                      shaders.compileShader(_MASK_FRAG, gl.GL_FRAGMENT_SHADER))
+
+    def _vertex_array(vertices: np.ndarray) -> tuple[int, int]:
+        """(vao, vbo) of (n, c) float32 ``vertices`` at attribute 0 (n may be 0)."""
+        vao = gl.glGenVertexArrays(1)
+        vbo = gl.glGenBuffers(1)
+        gl.glBindVertexArray(vao)
+        gl.glBindBuffer(gl.GL_ARRAY_BUFFER, vbo)
+        gl.glBufferData(gl.GL_ARRAY_BUFFER, max(vertices.nbytes, 8), vertices if vertices.size else None,
+                        gl.GL_STATIC_DRAW)
+        gl.glEnableVertexAttribArray(0)
+        gl.glVertexAttribPointer(0, vertices.shape[1], gl.GL_FLOAT, gl.GL_FALSE, 0, None)
+        gl.glBindVertexArray(0)
+        gl.glBindBuffer(gl.GL_ARRAY_BUFFER, 0)
+        return vao, vbo
+
     class FloatRenderer(pyrender.Renderer):
         """pyrender Renderer: single-sample float framebuffer, ColonSim shaders and uniforms."""
 
@@ -155,22 +176,9 @@ def _make_renderer_class():
             if key in self._boxes:
                 return
             if self._box_program is None:
-                from OpenGL.GL import shaders
-                self._box_program = shaders.compileProgram(
-                    shaders.compileShader(_BOX_VERT, gl.GL_VERTEX_SHADER),
-                    shaders.compileShader(_MASK_FRAG, gl.GL_FRAGMENT_SHADER))
+                self._box_program = _program(_BOX_VERT)
                 self._box_vp = gl.glGetUniformLocation(self._box_program, "VP")
-            tri = np.ascontiguousarray(triangles, np.float32)
-            vao = gl.glGenVertexArrays(1)
-            vbo = gl.glGenBuffers(1)
-            gl.glBindVertexArray(vao)
-            gl.glBindBuffer(gl.GL_ARRAY_BUFFER, vbo)
-            gl.glBufferData(gl.GL_ARRAY_BUFFER, tri.nbytes, tri, gl.GL_STATIC_DRAW)
-            gl.glEnableVertexAttribArray(0)
-            gl.glVertexAttribPointer(0, 3, gl.GL_FLOAT, gl.GL_FALSE, 0, None)
-            gl.glBindVertexArray(0)
-            gl.glBindBuffer(gl.GL_ARRAY_BUFFER, 0)
-            self._boxes[key] = (vao, vbo)
+            self._boxes[key] = _vertex_array(np.ascontiguousarray(triangles, np.float32))
 
         def _get_camera_matrices(self, scene):
             V, P = super()._get_camera_matrices(scene)
@@ -224,21 +232,9 @@ def _make_renderer_class():
             if key in self._masks:
                 return
             if self._mask_program is None:
-                from OpenGL.GL import shaders
-                self._mask_program = shaders.compileProgram(
-                    shaders.compileShader(_MASK_VERT, gl.GL_VERTEX_SHADER),
-                    shaders.compileShader(_MASK_FRAG, gl.GL_FRAGMENT_SHADER))
+                self._mask_program = _program(_MASK_VERT)
             tri = np.ascontiguousarray(mask_triangles(spans))
-            vao = gl.glGenVertexArrays(1)
-            vbo = gl.glGenBuffers(1)
-            gl.glBindVertexArray(vao)
-            gl.glBindBuffer(gl.GL_ARRAY_BUFFER, vbo)
-            gl.glBufferData(gl.GL_ARRAY_BUFFER, max(tri.nbytes, 8), tri if tri.size else None, gl.GL_STATIC_DRAW)
-            gl.glEnableVertexAttribArray(0)
-            gl.glVertexAttribPointer(0, 2, gl.GL_FLOAT, gl.GL_FALSE, 0, None)
-            gl.glBindVertexArray(0)
-            gl.glBindBuffer(gl.GL_ARRAY_BUFFER, 0)
-            self._masks[key] = (vao, vbo, len(tri))
+            self._masks[key] = (*_vertex_array(tri), len(tri))
 
         def _draw_depth_mask(self, program) -> None:
             self._mask_pending = False

@@ -37,6 +37,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from . import kernels
 from .config import Range, check_choice, check_range, sample
 from .errors import ConfigError, InputError
 
@@ -307,7 +308,7 @@ def _percentile(vals: np.ndarray, q: float, compiled: bool = True) -> float:
     pos = q / 100.0 * (len(vals) - 1)
     lo = int(pos)
     hi = min(lo + 1, len(vals) - 1)
-    fused = _fused_module() if compiled and vals.dtype == np.float32 and vals.ndim == 1 else None
+    fused = kernels.compiled() if compiled and vals.dtype == np.float32 and vals.ndim == 1 else None
     pair = fused.order_pair(vals, lo) if fused is not None else None   # None: a NaN among them
     if pair is None:
         part = np.partition(vals, (lo, hi))
@@ -374,21 +375,10 @@ def add_noise(img: np.ndarray, gain: float, read: float, rng: np.random.Generato
     return noise
 
 
-@functools.lru_cache(maxsize=1)
-def _fused_module():
-    """:mod:`colonsim._fused`, or None without numba. Imported on first use: loading a config
-    imports this module, and numba takes about 0.4 s to import."""
-    try:
-        from . import _fused
-    except ImportError:
-        return None
-    return _fused
-
-
 def fused_kernel():
     """The compiled inner loop (:func:`colonsim._fused.expose_noise_encode`), or None without numba
     (the same stages then run as NumPy passes)."""
-    fused = _fused_module()
+    fused = kernels.compiled()
     return None if fused is None else fused.expose_noise_encode
 
 
@@ -419,7 +409,7 @@ def warm_up() -> None:
         kernel(np.zeros((1, 3), np.float32), np.ones(3, np.float32), np.float32(0.0), np.float32(0.0),
                np.zeros((1, 3), np.uint16), _normal_table(), np.zeros(1, np.uint8),
                np.full(1, np.inf, np.float32), 0, _SHIFT, np.empty((1, 3), np.uint8))
-        _fused_module().order_pair(np.zeros(2, np.float32), 0)
+        kernels.compiled().order_pair(np.zeros(2, np.float32), 0)
 
 
 def jpeg_roundtrip(rgb: np.ndarray, quality: int) -> np.ndarray:

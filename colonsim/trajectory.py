@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import kernels
 from .centerline import transport_frames
 from .config import Range, check_range, sample
 from .errors import InputError, MeshError
@@ -182,15 +183,11 @@ def _cross(a, b) -> np.ndarray:
     return np.stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], axis=-1)
 
 
-@functools.lru_cache(maxsize=1)
 def _compiled_cone():
     """:func:`colonsim._fused.cone_min_depth` (the same values as :func:`_cone_min_depth`, 0.03
-    against 0.75 ms for 300 triangles), or None without numba. Imported on first use."""
-    try:
-        from ._fused import cone_min_depth
-    except ImportError:
-        return None
-    return cone_min_depth
+    against 0.75 ms for 300 triangles), or None without numba."""
+    fused = kernels.compiled()
+    return None if fused is None else fused.cone_min_depth
 
 
 def warm_up() -> None:

@@ -112,18 +112,24 @@ def test_occlusion_culled_frames_equal_the_unculled_frames_bit_for_bit(extra, po
     colon = generate_colon(cfg.anatomy, 5)
     r = FrameRenderer(cfg, [colon])
     assert r.occlusion
-    rng = np.random.default_rng(2)
+    drawn, skipped = _culled_and_full_frames_agree(r, colon, cfg, poses, seed=1, rng_seed=2)
+    assert skipped > 0.3 * drawn        # the test did skip hidden chunks
+
+
+def _culled_and_full_frames_agree(r, colon, cfg, poses: int, seed: int, rng_seed: int) -> np.ndarray:
+    """Render ``poses`` frames with and without the occlusion test, assert they are equal bit for
+    bit, and return (triangles in the drawn ranges, of them skipped) over those renders."""
+    rng = np.random.default_rng(rng_seed)
     before = r.gl.renderer.cull_stats.copy()
     for i in range(poses):
-        pose, _ = pose_for_frame(colon, r._trajectory, 1, i)
+        pose, _ = pose_for_frame(colon, r._trajectory, seed, i)
         tis, li = tissue.sample_params(cfg.tissue, rng), light.sample_params(cfg.light, rng)
         r.occlusion = True
         culled = r.render_linear(0, pose, tis, li)
         r.occlusion = False
         full = r.render_linear(0, pose, tis, li)
         assert np.array_equal(culled[0], full[0]) and np.array_equal(culled[1], full[1]), f"pose {i}"
-    drawn, skipped = r.gl.renderer.cull_stats - before
-    assert skipped > 0.3 * drawn        # the test did skip hidden chunks
+    return r.gl.renderer.cull_stats - before
 
 
 CT = Path(__file__).resolve().parents[3] / "shared" / "data" / "meshes" / "gca-edin-00020"
@@ -136,15 +142,5 @@ def test_occlusion_culling_is_exact_on_the_ct_colon():
     colon = load_colon(CT, scale="0.808594,0.808594,0.7", centerline=CT / "Paths_large_intestine_path.jsn")
     cfg = load_sim_config("realistic", None, ["output.size_px=96", "trajectory.wall_view_probability=0.5"])
     r = FrameRenderer(cfg, [colon])
-    rng = np.random.default_rng(4)
-    before = r.gl.renderer.cull_stats.copy()
-    for i in range(16):
-        pose, _ = pose_for_frame(colon, r._trajectory, 2, i)
-        tis, li = tissue.sample_params(cfg.tissue, rng), light.sample_params(cfg.light, rng)
-        r.occlusion = True
-        culled = r.render_linear(0, pose, tis, li)
-        r.occlusion = False
-        full = r.render_linear(0, pose, tis, li)
-        assert np.array_equal(culled[0], full[0]) and np.array_equal(culled[1], full[1]), f"pose {i}"
-    drawn, skipped = r.gl.renderer.cull_stats - before
+    drawn, skipped = _culled_and_full_frames_agree(r, colon, cfg, 16, seed=2, rng_seed=4)
     assert skipped > 0.2 * drawn
