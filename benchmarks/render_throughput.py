@@ -23,9 +23,14 @@ a long run spreads over its frames. The bare loop's rate leaves its own start-up
 per-frame rate is the like-for-like comparison with it; the whole-process rate is what a run of
 ``--frames`` frames gives.
 
+Repeats (``--repeats R``): this machine's speed drifts by 10-20% from minute to minute, so each
+measurement is made R times, interleaved (bare, frame loop, short run, long run, then again), and
+each line gives every value and, in brackets, the median; a ratio is taken within each round (so
+that both of its terms saw the same moment of the machine) and its median is printed.
+
 Prints lines per K and the ratios. Usage:
     python benchmarks/render_throughput.py [--frames 1000] [--short-frames 200] [--bare-frames 300]
-                                           [--workers 1 2] [--size 256]
+                                           [--workers 1 2] [--size 256] [--repeats 1]
 """
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -137,6 +143,22 @@ def end_to_end(size: int, workers: int, n: int, tmp: Path) -> dict:
     return result
 
 
+def one_round(args, k: int, tmp: Path) -> dict:
+    """One bare loop, frame loop, short and long end-to-end run with K workers."""
+    b = bare(args.size, k, args.bare_frames)
+    fl = bare(args.size, k, args.bare_frames, full=True)
+    n_short = args.short_frames if args.short_frames else max(128, args.frames // 5)
+    short = end_to_end(args.size, k, n_short, tmp) if 0 < n_short < args.frames else None
+    e = end_to_end(args.size, k, args.frames, tmp)
+    r = {"bare": b, "loop": fl, "e2e": e, "short": short}
+    if short is not None:
+        # T(n) = start-up + n / rate: two runs give the per-frame rate (HDF5, shards and merge
+        # included) and the fixed start-up (interpreter, imports, meshes, workers, GL).
+        r["rate"] = (e["frames"] - short["frames"]) / (e["process_s"] - short["process_s"])
+        r["startup"] = short["process_s"] - short["frames"] / r["rate"]
+    return r
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=1000, help="frames of each end-to-end run")
@@ -146,34 +168,44 @@ def main() -> None:
     ap.add_argument("--bare-frames", type=int, default=300, help="frames of each bare loop (all workers)")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--repeats", type=int, default=1, help="interleaved rounds per K; medians are printed")
     args = ap.parse_args()
+    if args.repeats < 1:
+        raise SystemExit("--repeats must be at least 1")
     print(f"machine: {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
           f"GL {os.environ.get('COLONSIM_GL') or 'auto'}; {args.size}x{args.size}, style {STYLE}, 100k triangles")
     best = 0.0
     with tempfile.TemporaryDirectory() as tmp:
         for k in args.workers:
-            b = bare(args.size, k, args.bare_frames)
-            fl = bare(args.size, k, args.bare_frames, full=True)
-            n_short = args.short_frames if args.short_frames else max(128, args.frames // 5)
-            short = end_to_end(args.size, k, n_short, Path(tmp)) if 0 < n_short < args.frames else None
-            e = end_to_end(args.size, k, args.frames, Path(tmp))
-            best = max(best, e["fps"])
-            print(f"K={k}: bare {b:.1f} | frame loop {fl:.1f} | end-to-end {e['fps']:.1f} frames/s "
-                  f"({e['frames']} frames in {e['process_s']:.1f} s, of which the command timed {e['wall_s']:.1f} s "
-                  f"({e['command_fps']:.1f} frames/s): meshes {e['setup_s']:.1f} s, worker start-up "
-                  f"and rendering {e['render_s']:.1f} s, merge tail {e['merge_s']:.2f} s) | end-to-end/bare "
-                  f"{e['fps'] / b:.2f}, end-to-end/frame loop {e['fps'] / fl:.2f}, frame loop/bare {fl / b:.2f} | "
-                  f"{e['file_bytes'] / e['frames'] / 1e3:.0f} kB/frame", flush=True)
-            if short is not None:
-                # T(n) = start-up + n / rate: two runs give the per-frame rate (HDF5, shards and merge
-                # included) and the fixed start-up (interpreter, imports, meshes, workers, GL).
-                rate = (e["frames"] - short["frames"]) / (e["process_s"] - short["process_s"])
-                startup = short["process_s"] - short["frames"] / rate
-                print(f"K={k}: per frame, end to end {rate:.1f} frames/s (runs of {short['frames']} and "
-                      f"{e['frames']} frames: {short['process_s']:.1f} s and {e['process_s']:.1f} s), fixed "
-                      f"start-up {startup:.1f} s | per-frame end-to-end/bare {rate / b:.2f}; "
-                      f"a 20,000-frame run would average {20000 / (startup + 20000 / rate):.1f} frames/s", flush=True)
-    print(f"best end-to-end: {best:.1f} frames/s (goal >= 55 at 256x256; ratio goal >= 0.7)")
+            rounds = [one_round(args, k, Path(tmp)) for _ in range(args.repeats)]
+            for r in rounds:
+                b, fl, e, short = r["bare"], r["loop"], r["e2e"], r["short"]
+                print(f"K={k}: bare {b:.1f} | frame loop {fl:.1f} | end-to-end {e['fps']:.1f} frames/s "
+                      f"({e['frames']} frames in {e['process_s']:.1f} s, of which the command timed {e['wall_s']:.1f} s "
+                      f"({e['command_fps']:.1f} frames/s): meshes {e['setup_s']:.1f} s, worker start-up "
+                      f"and rendering {e['render_s']:.1f} s, merge tail {e['merge_s']:.2f} s) | end-to-end/bare "
+                      f"{e['fps'] / b:.2f}, end-to-end/frame loop {e['fps'] / fl:.2f}, frame loop/bare {fl / b:.2f} | "
+                      f"{e['file_bytes'] / e['frames'] / 1e3:.0f} kB/frame", flush=True)
+                if short is not None:
+                    print(f"K={k}: per frame, end to end {r['rate']:.1f} frames/s (runs of {short['frames']} and "
+                          f"{e['frames']} frames: {short['process_s']:.1f} s and {e['process_s']:.1f} s), fixed "
+                          f"start-up {r['startup']:.1f} s | per-frame end-to-end/bare {r['rate'] / b:.2f}; "
+                          f"a 20,000-frame run would average {20000 / (r['startup'] + 20000 / r['rate']):.1f} "
+                          "frames/s", flush=True)
+            e2e = [r["e2e"]["fps"] for r in rounds]
+            best = max(best, statistics.median(e2e))
+            if len(rounds) > 1:
+                def vals(xs, fmt=".1f"):
+                    return " / ".join(f"{x:{fmt}}" for x in xs) + f" [{statistics.median(xs):{fmt}}]"
+                print(f"K={k}, {len(rounds)} rounds: bare {vals([r['bare'] for r in rounds])} | frame loop "
+                      f"{vals([r['loop'] for r in rounds])} | end-to-end {vals(e2e)} frames/s | end-to-end/bare "
+                      f"{vals([r['e2e']['fps'] / r['bare'] for r in rounds], '.2f')}", flush=True)
+                if rounds[0]["short"] is not None:
+                    print(f"K={k}, {len(rounds)} rounds: per frame, end to end {vals([r['rate'] for r in rounds])} "
+                          f"frames/s | per-frame end-to-end/bare {vals([r['rate'] / r['bare'] for r in rounds], '.2f')}"
+                          f" | start-up {vals([r['startup'] for r in rounds])} s", flush=True)
+    what = "median " if args.repeats > 1 else ""
+    print(f"best {what}end-to-end: {best:.1f} frames/s (goal >= 55 at 256x256; ratio goal >= 0.7)")
 
 
 if __name__ == "__main__":
