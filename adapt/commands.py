@@ -41,6 +41,11 @@ def add_parsers(subparsers) -> None:
     s.add_argument("--size", type=int, default=64, metavar="PX", help="classifier input side")
     s.add_argument("--steps", type=int, default=300, metavar="N", help="classifier training steps")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--floor", action="store_true",
+                   help="also report acc_structure: the accuracy on the frames' structure alone (grey, low-passed, "
+                   "normalized), below which a structure-keeping refiner cannot bring acc_refined")
+    s.add_argument("--floor-sigma", type=float, default=None, metavar="PX",
+                   help="the structure's low-pass sigma at the classifier's size (default 1.4)")
     add_json_arg(s)
     s.set_defaults(func=_score)
 
@@ -68,9 +73,13 @@ def _apply(args: argparse.Namespace):
 
 
 def _score(args: argparse.Namespace):
-    from .score import score
+    from .score import FLOOR_SIGMA_PX, score
 
-    r = score(args.real, args.refined, args.synthetic, size_px=args.size, steps=args.steps, seed=args.seed)
+    sigma = FLOOR_SIGMA_PX if args.floor_sigma is None else args.floor_sigma
+    r = score(args.real, args.refined, args.synthetic, size_px=args.size, steps=args.steps, seed=args.seed,
+              floor=args.floor or args.floor_sigma is not None, floor_sigma_px=sigma)
     line = (f"classifier accuracy raw {r['acc_raw']:.3f}, refined {r['acc_refined']:.3f} "
             f"(0.5 = indistinguishable); self-reg L1 {r['self_reg_l1']:.4f}")
+    if "acc_structure" in r:
+        line += f"; structure floor {r['acc_structure']:.3f}"
     return line, r

@@ -7,6 +7,15 @@ works when it falls towards 0.5). Accuracies are balanced (the mean of the two c
 Both see only a square inside each frame's image circle, so the border's shape (octagonal for the
 real scope, round for the renderer) cannot give the domain away. ``self_reg_l1`` is the mean
 |refined - raw| inside the image circle, intensities in [0, 1].
+
+The structure floor (``floor=True``, ``acc_structure``): the same test on what a refiner that
+keeps structure must keep, and nothing else: each square's grey level, low-passed (Gaussian,
+``floor_sigma_px`` at the classifier's size), with its mean and contrast normalized per frame.
+Colour, texture, noise, highlights, brightness and contrast are all gone; the layout of light and
+dark (the lumen, the folds, a polyp's outline) remains. A refiner with self-regularization keeps
+that layout, so by this classifier its ``acc_refined`` cannot go much below ``acc_structure``: where
+the floor is high, the two sets differ in content (what the frames show), and no appearance change
+can hide it; only other synthetic (or real) frames can. The floor is the mean over three seeds.
 """
 from __future__ import annotations
 
@@ -96,6 +105,32 @@ def _train_and_test(real: np.ndarray, synth: np.ndarray, steps: int, batch_size:
     return 0.5 * (acc_real + acc_synth)
 
 
+FLOOR_SIGMA_PX = 1.4   # the self-regularization's low-pass (2 px at 128 px) at the 64-px squares
+FLOOR_SEEDS = 3
+
+
+def structure_view(squares: np.ndarray, sigma_px: float = FLOOR_SIGMA_PX) -> np.ndarray:
+    """What structure-keeping leaves of (N, S, S, 3) uint8 squares: the grey level, low-passed by a
+    Gaussian of ``sigma_px``, shifted and scaled to mean 128 and standard deviation 40 per frame
+    (a flat frame stays flat); (N, S, S, 3) uint8 with three equal channels."""
+    out = np.empty_like(squares)
+    for k, sq in enumerate(squares):
+        g = sq.astype(np.float32).mean(-1)
+        if sigma_px > 0:
+            g = cv2.GaussianBlur(g, (0, 0), sigma_px)
+        g = (g - g.mean()) / (g.std() + 1.0) * 40.0 + 128.0
+        out[k] = np.clip(g, 0, 255).round().astype(np.uint8)[..., None]
+    return out
+
+
+def structure_floor(real_sq: np.ndarray, synth_sq: np.ndarray, steps: int, batch_size: int, seed: int,
+                    sigma_px: float = FLOOR_SIGMA_PX) -> float:
+    """The classifier's balanced accuracy on the structure views of real and synthetic squares,
+    averaged over seeds ``seed .. seed + FLOOR_SEEDS - 1``."""
+    r, s = structure_view(real_sq, sigma_px), structure_view(synth_sq, sigma_px)
+    return float(np.mean([_train_and_test(r, s, steps, batch_size, seed + k) for k in range(FLOOR_SEEDS)]))
+
+
 def _squares(frames, idx, size_px: int) -> np.ndarray:
     return np.stack([inscribed_square(*frames.get(int(i)), size_px) for i in idx])
 
@@ -134,7 +169,8 @@ class _ListFrames:
 
 
 def score(real: str | Path, refined: str | Path | nn.Module, synthetic: str | Path, *, size_px: int = 64,
-          steps: int = 300, batch_size: int = 32, max_frames: int = 400, seed: int = 0) -> dict:
+          steps: int = 300, batch_size: int = 32, max_frames: int = 400, seed: int = 0,
+          floor: bool = False, floor_sigma_px: float = FLOOR_SIGMA_PX) -> dict:
     """Score a refiner by a real-versus-synthetic classifier on frames it was not trained on.
 
     Args:
@@ -143,8 +179,12 @@ def score(real: str | Path, refined: str | Path | nn.Module, synthetic: str | Pa
             or a refiner (``refiner.pt`` or a module) to refine them here.
         synthetic: a ColonSim HDF5 of synthetic frames (up to ``max_frames``, evenly spaced).
         size_px: side of the classifier's input squares; steps, batch_size: its training.
-    Returns {"acc_raw", "acc_refined", "self_reg_l1", "n_real", "n_synthetic"}.
+        floor: also measure the structure floor (see the module doc), with ``floor_sigma_px``.
+    Returns {"acc_raw", "acc_refined", "self_reg_l1", "n_real", "n_synthetic"}, and "acc_structure"
+    when ``floor``.
     """
+    if floor and not floor_sigma_px >= 0:
+        raise InputError(f"--floor-sigma must be at least 0 px, got {floor_sigma_px}")
     real_frames = open_frames(real)
     synth_frames = open_frames(synthetic)
     ref_list, masks = _refined_frames(real_frames, refined)
@@ -157,7 +197,10 @@ def score(real: str | Path, refined: str | Path | nn.Module, synthetic: str | Pa
     syn_sq = _squares(synth_frames, synth_idx, size_px)
     diffs = [np.abs(ref_list[i].astype(np.float32) - real_frames.get(int(i))[0]).mean(-1)[masks[i] > 0].mean()
              for i in real_idx]
-    return {"acc_raw": round(_train_and_test(raw_sq, syn_sq, steps, batch_size, seed), 4),
-            "acc_refined": round(_train_and_test(ref_sq, syn_sq, steps, batch_size, seed), 4),
-            "self_reg_l1": round(float(np.mean(diffs)) / 255.0, 5),
-            "n_real": int(n_real), "n_synthetic": int(len(synth_idx))}
+    out = {"acc_raw": round(_train_and_test(raw_sq, syn_sq, steps, batch_size, seed), 4),
+           "acc_refined": round(_train_and_test(ref_sq, syn_sq, steps, batch_size, seed), 4),
+           "self_reg_l1": round(float(np.mean(diffs)) / 255.0, 5),
+           "n_real": int(n_real), "n_synthetic": int(len(synth_idx))}
+    if floor:
+        out["acc_structure"] = round(structure_floor(raw_sq, syn_sq, steps, batch_size, seed, floor_sigma_px), 4)
+    return out

@@ -17,6 +17,12 @@ the run folder (run/) in the work folder.
 by the synthetic frames' mean tint, grey levels matched to the synthetic histogram, highlights
 inpainted, blurred, or a flat synthetic colour) with the same classifier, to show which differences a
 refiner would have to remove.
+
+Both modes also report ``acc_structure``, the structure floor of ``colonsim adapt score --floor``:
+the same classifier on the frames' structure alone (grey, low-passed, brightness and contrast
+normalized per frame), which a refiner with self-regularization keeps. By this classifier,
+``acc_refined`` cannot go much below it; where it is high, the real and synthetic frames differ in
+what they show, and only other frames can close the gap.
 """
 from __future__ import annotations
 
@@ -133,7 +139,9 @@ def diagnose(held: Path, synthetic: Path, work: Path, size_px: int, steps: int, 
         "grey_matched_tint_blur": lambda x, m: cv2.GaussianBlur(grey_matched(no_highlights(x, m), m), (0, 0), 4.0),
         "flat_synthetic_colour": lambda x, m: np.broadcast_to(pix.mean(0), x.shape),
     }
-    out = {}
+    out = {"structure_floor": score(held, held, synthetic, size_px=size_px, steps=steps, seed=seed, floor=True)}
+    print(f"adapt_quality diagnose: acc_raw={out['structure_floor']['acc_raw']:.3f} "
+          f"acc_structure={out['structure_floor']['acc_structure']:.3f} (the structure floor)")
     for name, fn in transforms.items():
         folder = work / "diagnose" / name
         folder.mkdir(parents=True, exist_ok=True)
@@ -199,7 +207,7 @@ def main() -> None:
     logging.info("trained %d adversarial steps in %.0f s; scoring", summary["steps"], train_s)
     t1 = time.monotonic()
     s = score(held_dir, run / "refiner.pt", synthetic, size_px=args.score_size, steps=args.score_steps,
-              seed=args.seed)
+              seed=args.seed, floor=True)
     score_s = time.monotonic() - t1
     side_by_side(held_dir, run / "refiner.pt", work / "grid.png", 8, 2 * args.size)
     result = {"minutes": args.minutes, "size_px": args.size, "adversarial_steps": summary["steps"],
@@ -210,7 +218,8 @@ def main() -> None:
               "synthetic": str(synthetic), "torch_threads": args.threads, **s}
     (work / "results.json").write_text(json.dumps(result, indent=2))
     print(f"adapt_quality: minutes={args.minutes:g} size={args.size} adv_steps={summary['steps']} "
-          f"acc_raw={s['acc_raw']:.3f} acc_refined={s['acc_refined']:.3f} self_reg_l1={s['self_reg_l1']:.4f} "
+          f"acc_raw={s['acc_raw']:.3f} acc_refined={s['acc_refined']:.3f} acc_structure={s['acc_structure']:.3f} "
+          f"self_reg_l1={s['self_reg_l1']:.4f} "
           f"delta_grey={result['delta_grey']} train_s={train_s:.0f} grid={work / 'grid.png'}")
 
 

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 import cli
-from adapt.score import inscribed_square, score
+from adapt.score import _train_and_test, inscribed_square, score, structure_floor, structure_view
 
 
 def test_inscribed_square_excludes_border():
@@ -36,3 +36,50 @@ def test_score_cli_json(tmp_path, real_dir, synthetic_h5, capsys):
     assert rc == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert {"acc_raw", "acc_refined", "self_reg_l1"} <= set(out)
+
+
+def _blob_squares(n: int, size: int, seed: int, colour, gain: float, offset: float, shape: str) -> np.ndarray:
+    """(n, size, size, 3) uint8 squares: a dark disc (the lumen; ``shape='disc'``) or a dark band
+    (a fold; ``'band'``) at a random place on a bright wall, drawn in ``colour`` with a gain and
+    offset."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros((n, size, size, 3), np.uint8)
+    for i in range(n):
+        grey = np.full((size, size), 0.8, np.float32)
+        cx, cy = (int(v) for v in rng.integers(size // 6, 5 * size // 6, size=2))
+        if shape == "disc":
+            cv2.circle(grey, (cx, cy), size // 5, 0.15, -1)
+        else:
+            cv2.line(grey, (0, cy), (size - 1, cy + int(rng.integers(-size // 4, size // 4))), 0.15, 2)
+        out[i] = np.clip((grey[..., None] * gain + offset) * np.asarray(colour, np.float32), 0, 255)
+    return out
+
+
+def test_structure_view_ignores_colour_brightness_and_contrast():
+    a = _blob_squares(4, 24, 0, (250, 140, 60), 1.0, 0.0, "disc")
+    b = _blob_squares(4, 24, 0, (160, 160, 200), 0.6, 0.2, "disc")   # same layout, other look
+    va, vb = structure_view(a), structure_view(b)
+    assert va.shape == a.shape and (va[..., 0] == va[..., 2]).all()
+    assert np.abs(va.astype(int) - vb.astype(int)).max() <= 4   # rounding to uint8
+    assert np.abs(va.astype(int) - structure_view(np.roll(a, 6, axis=2)).astype(int)).max() > 50  # layout counts
+
+
+def test_structure_floor_separates_layout_not_appearance():
+    real = _blob_squares(32, 24, 1, (250, 140, 60), 1.0, 0.0, "disc")
+    look = _blob_squares(32, 24, 2, (160, 160, 200), 0.6, 0.2, "disc")   # other appearance only
+    place = _blob_squares(32, 24, 3, (250, 140, 60), 1.0, 0.0, "band")       # other layout only
+    assert _train_and_test(real, look, 60, 16, 0) >= 0.9          # the raw classifier sees the look
+    assert structure_floor(real, look, 60, 16, 0) <= 0.7          # the floor does not
+    assert structure_floor(real, place, 60, 16, 0) >= 0.85        # but it sees where the lumen is
+
+
+def test_score_floor_cli(tmp_path, real_dir, synthetic_h5, capsys):
+    rc = cli.main(["adapt", "score", "--real", str(real_dir), "--refined", str(real_dir),
+                   "--synthetic", str(synthetic_h5), "--size", "16", "--steps", "5", "--floor", "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert 0.0 <= out["acc_structure"] <= 1.0
+    rc = cli.main(["adapt", "score", "--real", str(real_dir), "--refined", str(real_dir),
+                   "--synthetic", str(synthetic_h5), "--floor-sigma", "-1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "--floor-sigma" in err[0]
