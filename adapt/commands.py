@@ -45,7 +45,7 @@ def add_parsers(subparsers) -> None:
                    help="also report acc_structure: the accuracy on the frames' structure alone (grey, low-passed, "
                    "normalized), below which a structure-keeping refiner cannot bring acc_refined")
     s.add_argument("--floor-sigma", type=float, default=None, metavar="PX",
-                   help="the structure's low-pass sigma at the classifier's size (default 1.4)")
+                   help="the structure's low-pass sigma at the classifier's size (default 0.9: the self-regularization's)")
     add_json_arg(s)
     s.set_defaults(func=_score)
 
