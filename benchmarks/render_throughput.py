@@ -159,6 +159,28 @@ def one_round(args, k: int, tmp: Path) -> dict:
     return r
 
 
+def _vals(xs: list[float], fmt: str = ".1f") -> str:
+    """'a / b / c [median]'."""
+    return " / ".join(f"{x:{fmt}}" for x in xs) + f" [{statistics.median(xs):{fmt}}]"
+
+
+def print_round(k: int, r: dict) -> None:
+    """The lines of one round (see :func:`one_round`)."""
+    b, fl, e, short = r["bare"], r["loop"], r["e2e"], r["short"]
+    print(f"K={k}: bare {b:.1f} | frame loop {fl:.1f} | end-to-end {e['fps']:.1f} frames/s "
+          f"({e['frames']} frames in {e['process_s']:.1f} s, of which the command timed {e['wall_s']:.1f} s "
+          f"({e['command_fps']:.1f} frames/s): meshes {e['setup_s']:.1f} s, worker start-up "
+          f"and rendering {e['render_s']:.1f} s, merge tail {e['merge_s']:.2f} s) | end-to-end/bare "
+          f"{e['fps'] / b:.2f}, end-to-end/frame loop {e['fps'] / fl:.2f}, frame loop/bare {fl / b:.2f} | "
+          f"{e['file_bytes'] / e['frames'] / 1e3:.0f} kB/frame", flush=True)
+    if short is not None:
+        print(f"K={k}: per frame, end to end {r['rate']:.1f} frames/s (runs of {short['frames']} and "
+              f"{e['frames']} frames: {short['process_s']:.1f} s and {e['process_s']:.1f} s), fixed "
+              f"start-up {r['startup']:.1f} s | per-frame end-to-end/bare {r['rate'] / b:.2f}; "
+              f"a 20,000-frame run would average {20000 / (r['startup'] + 20000 / r['rate']):.1f} "
+              "frames/s", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=1000, help="frames of each end-to-end run")
@@ -171,39 +193,27 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1, help="interleaved rounds per K; medians are printed")
     args = ap.parse_args()
     if args.repeats < 1:
-        raise SystemExit("--repeats must be at least 1")
+        print(f"render_throughput: --repeats must be at least 1, got {args.repeats}", file=sys.stderr)
+        sys.exit(2)
     print(f"machine: {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
           f"GL {os.environ.get('COLONSIM_GL') or 'auto'}; {args.size}x{args.size}, style {STYLE}, 100k triangles")
     best = 0.0
     with tempfile.TemporaryDirectory() as tmp:
         for k in args.workers:
-            rounds = [one_round(args, k, Path(tmp)) for _ in range(args.repeats)]
-            for r in rounds:
-                b, fl, e, short = r["bare"], r["loop"], r["e2e"], r["short"]
-                print(f"K={k}: bare {b:.1f} | frame loop {fl:.1f} | end-to-end {e['fps']:.1f} frames/s "
-                      f"({e['frames']} frames in {e['process_s']:.1f} s, of which the command timed {e['wall_s']:.1f} s "
-                      f"({e['command_fps']:.1f} frames/s): meshes {e['setup_s']:.1f} s, worker start-up "
-                      f"and rendering {e['render_s']:.1f} s, merge tail {e['merge_s']:.2f} s) | end-to-end/bare "
-                      f"{e['fps'] / b:.2f}, end-to-end/frame loop {e['fps'] / fl:.2f}, frame loop/bare {fl / b:.2f} | "
-                      f"{e['file_bytes'] / e['frames'] / 1e3:.0f} kB/frame", flush=True)
-                if short is not None:
-                    print(f"K={k}: per frame, end to end {r['rate']:.1f} frames/s (runs of {short['frames']} and "
-                          f"{e['frames']} frames: {short['process_s']:.1f} s and {e['process_s']:.1f} s), fixed "
-                          f"start-up {r['startup']:.1f} s | per-frame end-to-end/bare {r['rate'] / b:.2f}; "
-                          f"a 20,000-frame run would average {20000 / (r['startup'] + 20000 / r['rate']):.1f} "
-                          "frames/s", flush=True)
+            rounds = []
+            for _ in range(args.repeats):   # each round is printed as soon as it is measured
+                rounds.append(one_round(args, k, Path(tmp)))
+                print_round(k, rounds[-1])
             e2e = [r["e2e"]["fps"] for r in rounds]
             best = max(best, statistics.median(e2e))
             if len(rounds) > 1:
-                def vals(xs, fmt=".1f"):
-                    return " / ".join(f"{x:{fmt}}" for x in xs) + f" [{statistics.median(xs):{fmt}}]"
-                print(f"K={k}, {len(rounds)} rounds: bare {vals([r['bare'] for r in rounds])} | frame loop "
-                      f"{vals([r['loop'] for r in rounds])} | end-to-end {vals(e2e)} frames/s | end-to-end/bare "
-                      f"{vals([r['e2e']['fps'] / r['bare'] for r in rounds], '.2f')}", flush=True)
+                print(f"K={k}, {len(rounds)} rounds: bare {_vals([r['bare'] for r in rounds])} | frame loop "
+                      f"{_vals([r['loop'] for r in rounds])} | end-to-end {_vals(e2e)} frames/s | end-to-end/bare "
+                      f"{_vals([r['e2e']['fps'] / r['bare'] for r in rounds], '.2f')}", flush=True)
                 if rounds[0]["short"] is not None:
-                    print(f"K={k}, {len(rounds)} rounds: per frame, end to end {vals([r['rate'] for r in rounds])} "
-                          f"frames/s | per-frame end-to-end/bare {vals([r['rate'] / r['bare'] for r in rounds], '.2f')}"
-                          f" | start-up {vals([r['startup'] for r in rounds])} s", flush=True)
+                    print(f"K={k}, {len(rounds)} rounds: per frame, end to end {_vals([r['rate'] for r in rounds])} "
+                          f"frames/s | per-frame end-to-end/bare {_vals([r['rate'] / r['bare'] for r in rounds], '.2f')}"
+                          f" | start-up {_vals([r['startup'] for r in rounds])} s", flush=True)
     what = "median " if args.repeats > 1 else ""
     print(f"best {what}end-to-end: {best:.1f} frames/s (goal >= 55 at 256x256; ratio goal >= 0.7)")
 
