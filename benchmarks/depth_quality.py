@@ -10,6 +10,7 @@ least 5x the training step's, so that the loader never limits training.
     python benchmarks/depth_quality.py --minutes 2 --train-frames 400 --test-frames 64
     python benchmarks/depth_quality.py --train A.h5 --train B.h5 --test C.h5
     python benchmarks/depth_quality.py --speed-only         # bf16 x channels-last step speed at 128x128
+    python benchmarks/depth_quality.py --speed-only --device cuda --batch 32   # fp16 AMP x channels-last on a GPU
 
 Prints one comparable line per measurement (``depth_quality: key=value ...``) and writes
 ``results.json`` in the work folder.
@@ -41,57 +42,72 @@ def render(out: Path, frames: int, seed: int, size: int, workers: int) -> Path:
 
 
 class _StepBench:
-    """One training step of the default network on random frames (forward, loss, backward, AdamW)."""
+    """One training step of the default network on random frames (forward, loss, backward, AdamW).
+    ``lowp`` is bfloat16 autocast on the CPU and float16 autocast with a gradient scaler on CUDA,
+    as the trainer does (``train.bf16_cpu`` / ``train.amp_cuda``)."""
 
-    def __init__(self, size: int, batch: int, bf16: bool, channels_last: bool):
+    def __init__(self, size: int, batch: int, lowp: bool, channels_last: bool, device: str = "cpu"):
         import torch
 
         from depth import networks
         from depth.config import load_depth_config
 
-        self.cfg = load_depth_config(overrides=[f"data.size_px={size}", f"train.bf16_cpu={str(bf16).lower()}",
+        flag = str(lowp).lower()
+        self.cfg = load_depth_config(overrides=[f"data.size_px={size}", f"train.bf16_cpu={flag}",
+                                                f"train.amp_cuda={flag}",
                                                 f"train.channels_last={str(channels_last).lower()}",
-                                                "train.device=cpu"])
+                                                f"train.device={device}"])
+        self.device = torch.device(device)
         g = torch.Generator().manual_seed(0)
-        self.model = networks.build_model(networks.model_args_from_config(self.cfg))
-        self.rgb = torch.rand(batch, 3, size, size, generator=g)
+        self.model = networks.build_model(networks.model_args_from_config(self.cfg)).to(self.device)
+        self.rgb = torch.rand(batch, 3, size, size, generator=g).to(self.device)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
             self.rgb = self.rgb.contiguous(memory_format=torch.channels_last)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-3)
-        self.gt = 10 + 90 * torch.rand(batch, 1, size, size, generator=g)
+        self.gt = (10 + 90 * torch.rand(batch, 1, size, size, generator=g)).to(self.device)
         self.mask = torch.ones_like(self.gt)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and lowp)
 
-    def step(self) -> float:
+    def _sync(self) -> None:
         import torch
 
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def step(self) -> float:
         from depth.losses import depth_losses
         from depth.train import autocast_for
 
+        self._sync()
         t0 = time.perf_counter()
-        with autocast_for(torch.device("cpu"), self.cfg.train):
+        with autocast_for(self.device, self.cfg.train):
             pred = self.model(self.rgb)
         loss = depth_losses(pred.float(), self.gt, self.mask, self.cfg.loss)["total"]
         self.opt.zero_grad()
-        loss.backward()
-        self.opt.step()
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self._sync()
         return time.perf_counter() - t0
 
 
-def step_speed_grid(size: int, batch: int, rounds: int) -> dict[str, float]:
-    """Training images/s for bf16 autocast x channels-last. The four settings take turns, one step
-    each per round, and the median step time counts: on a shared machine, load changes over time
-    and would otherwise favour whichever setting ran in a quiet moment."""
+def step_speed_grid(size: int, batch: int, rounds: int, device: str = "cpu") -> dict[str, float]:
+    """Training images/s for low-precision autocast x channels-last (bfloat16 on the CPU, float16
+    with a gradient scaler on CUDA). The four settings take turns, one step each per round, and the
+    median step time counts: on a shared machine, load changes over time and would otherwise favour
+    whichever setting ran in a quiet moment."""
     import numpy as np
 
-    benches = {(bf16, cl): _StepBench(size, batch, bf16, cl) for bf16 in (False, True) for cl in (False, True)}
+    lowp = "bf16" if device == "cpu" else "fp16"
+    benches = {(p, cl): _StepBench(size, batch, p, cl, device) for p in (False, True) for cl in (False, True)}
     times: dict = {k: [] for k in benches}
-    for r in range(rounds + 1):
+    for r in range(rounds + 2):
         for k, b in benches.items():
             t = b.step()
-            if r:  # round 0 warms up
+            if r >= 2:  # rounds 0 and 1 warm up (CUDA picks its kernels in the first steps)
                 times[k].append(t)
-    return {f"bf16={k[0]},channels_last={k[1]}": batch / float(np.median(v)) for k, v in times.items()}
+    return {f"{lowp}={k[0]},channels_last={k[1]}": batch / float(np.median(v)) for k, v in times.items()}
 
 
 def loader_speed(paths: list[Path], size: int, batch: int, workers: int, batches: int) -> float:
@@ -126,17 +142,28 @@ def main() -> int:
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "bench_depth")
     ap.add_argument("--speed-only", action="store_true", help="only the step speed grid (bf16 x channels-last)")
     ap.add_argument("--speed-steps", type=int, default=10, help="timed rounds of the speed grid")
+    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                    help="device of the step speed grid (--speed-only); the 20-minute run is on the CPU")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="depth config override")
     a = ap.parse_args()
 
     import torch
     torch.set_num_threads(a.threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(a.threads))
-    results: dict = {"threads": a.threads, "size": a.size, "batch": a.batch, "torch": torch.__version__}
+    results: dict = {"threads": a.threads, "size": a.size, "batch": a.batch, "torch": torch.__version__,
+                     "device": a.device}
+    if a.device == "cuda":
+        if not torch.cuda.is_available():
+            print("depth_quality: --device cuda, but torch sees no CUDA device", file=sys.stderr)
+            return 2
+        if not a.speed_only:
+            print("depth_quality: --device cuda is for --speed-only", file=sys.stderr)
+            return 2
+        results["gpu"] = torch.cuda.get_device_name(0)
 
-    grid = step_speed_grid(a.size, a.batch, a.speed_steps)
+    grid = step_speed_grid(a.size, a.batch, a.speed_steps, a.device)
     for k, ips in grid.items():
-        print(f"depth_quality: step_speed size={a.size} batch={a.batch} threads={a.threads} {k} "
+        print(f"depth_quality: step_speed device={a.device} size={a.size} batch={a.batch} threads={a.threads} {k} "
               f"images_per_s={ips:.1f}", flush=True)
     results["step_speed_images_per_s"] = grid
     if a.speed_only:

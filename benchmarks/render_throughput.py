@@ -59,9 +59,11 @@ def _overrides(size: int) -> list[str]:
 
 
 def _bare_worker(size: int, n: int, first: int, step: int, lp_threads: int | None,
-                 full: bool) -> tuple[int, float, float]:
+                 full: bool, barrier=None) -> tuple[int, float, float]:
     """Render frames first, first+step, ...: n of them, views only (or whole frames if ``full``);
-    returns (n, t_start, t_end)."""
+    returns (n, t_start, t_end). With a barrier, the timed loops of all workers start together:
+    their start-up (meshes, context, shaders) takes seconds and differs between workers, which on
+    a fast GPU would otherwise weigh more than the loop itself."""
     if lp_threads and "LP_NUM_THREADS" not in os.environ:
         os.environ["LP_NUM_THREADS"] = str(lp_threads)
     import numpy as np
@@ -107,6 +109,8 @@ def _bare_worker(size: int, n: int, first: int, step: int, lp_threads: int | Non
 
     for k in range(3):  # warm-up: shader compile, texture upload
         one(k)
+    if barrier is not None:
+        barrier.wait()
     t0 = time.time()
     for k in range(n):
         one(k)
@@ -117,9 +121,10 @@ def bare(size: int, workers: int, n_total: int, full: bool = False) -> float:
     ctx = mp.get_context("spawn")
     lp = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
     per = n_total // workers
-    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+    with ctx.Manager() as manager, ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        barrier = manager.Barrier(workers)
         res = list(pool.map(_bare_worker, [size] * workers, [per] * workers, range(workers),
-                            [workers] * workers, [lp] * workers, [full] * workers))
+                            [workers] * workers, [lp] * workers, [full] * workers, [barrier] * workers))
     frames = sum(r[0] for r in res)
     return frames / (max(r[2] for r in res) - min(r[1] for r in res))
 
