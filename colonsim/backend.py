@@ -114,10 +114,39 @@ def select_platform() -> str:
     return platform
 
 
+def _have_x11() -> bool:
+    return bool(ctypes.util.find_library("X11") and ctypes.util.find_library("Xrender"))
+
+
+def import_pyrender():
+    """``import pyrender``, after :func:`select_platform`, on machines with and without X11.
+
+    pyrender imports its viewer and with it pyglet's window module, which loads the X11 client
+    libraries (libX11, libXrender) although nothing is ever shown; a headless GPU server often has
+    neither, and the import then fails deep inside pyglet. Where they are missing (or with
+    ``COLONSIM_PYGLET_HEADLESS=1``), pyglet is put in its headless mode first, which needs only
+    libEGL: the EGL platform is then required. Rendering itself never goes through pyglet."""
+    import sys
+
+    if "pyrender" not in sys.modules and (os.environ.get("COLONSIM_PYGLET_HEADLESS") == "1" or not _have_x11()):
+        platform = select_platform()
+        if platform != "egl":
+            raise RenderBackendError("pyrender needs the X11 client libraries (libX11, libXrender) with "
+                                     f"{platform}: apt-get install libx11-6 libxrender1, or use COLONSIM_GL=egl")
+        import pyglet
+        pyglet.options["headless"] = True
+    try:
+        import pyrender
+    except Exception as e:  # pyglet and PyOpenGL raise many kinds while loading native libraries
+        raise RenderBackendError(f"cannot import pyrender ({type(e).__name__}: "
+                                 f"{str(e).splitlines()[0] if str(e) else ''}); {INSTALL_HINT}") from None
+    return pyrender
+
+
 def _make_renderer_class():
     import ctypes
 
-    import pyrender
+    pyrender = import_pyrender()
     from OpenGL import GL as gl
     from OpenGL.raw.GL.VERSION.GL_1_5 import glGetQueryObjectuiv as get_query   # 6x faster than gl.'s
     from pyrender.shader_program import ShaderProgramCache
@@ -356,7 +385,7 @@ class GLRenderer:
 
     def __init__(self):
         self.platform_name = select_platform()
-        import pyrender  # noqa: F401  (after PYOPENGL_PLATFORM is set)
+        import_pyrender()
         try:
             if self.platform_name == "egl":
                 from pyrender.platforms import egl
@@ -393,7 +422,7 @@ class GLRenderer:
         occlusion: skip the draw ranges whose chunk is hidden behind the first ones: (key of boxes
         added with ``renderer.add_boxes``, chunk index of each range, whether each range may be
         tested, how many ranges are drawn before the test); the pixels are the same as without it."""
-        import pyrender
+        pyrender = import_pyrender()
         r = self.renderer
         r.viewport_width, r.viewport_height = int(width), int(height)
         r.uniforms = uniforms

@@ -107,9 +107,9 @@ def _init_worker(job: Job, counter, lp_threads: int | None, parent_pid: int) -> 
     # builds the meshes, rather than after the first task arrives. Nothing here creates a GL
     # context. A failure is left to the first task, which reports it as one clean error.
     try:
-        from .backend import select_platform
+        from .backend import import_pyrender, select_platform
         select_platform()
-        import pyrender  # noqa: F401
+        import_pyrender()
         import trimesh  # noqa: F401
 
         from . import scene, sensor, trajectory  # noqa: F401

@@ -193,10 +193,10 @@ def prepare(cfg, colons: Sequence) -> list[MeshParts]:
 def _mesh_for(parts: MeshParts, mesh_id: int):
     """A pyrender Mesh of one colon's :class:`MeshParts` (positions and normals in mm, fold factor
     in COLOR_0, tissue texture)."""
-    from .backend import select_platform
+    from .backend import import_pyrender, select_platform
 
     select_platform()
-    import pyrender
+    pyrender = import_pyrender()
     from pyrender.constants import GLTF
 
     sampler = pyrender.Sampler(magFilter=GLTF.LINEAR, minFilter=GLTF.LINEAR_MIPMAP_NEAREST,
@@ -231,10 +231,10 @@ class FrameRenderer:
     accepts_prepared = True
 
     def __init__(self, cfg, colons: Sequence, prepared: "Sequence[MeshParts] | None" = None):
-        from .backend import get_renderer, select_platform
+        from .backend import get_renderer, import_pyrender, select_platform
 
         select_platform()  # sets PYOPENGL_PLATFORM before pyrender (and PyOpenGL) is first imported
-        import pyrender
+        pyrender = import_pyrender()
 
         if not colons:
             raise InputError("FrameRenderer needs at least one colon mesh; got none")

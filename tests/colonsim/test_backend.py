@@ -74,3 +74,55 @@ def test_platform_can_be_forced_and_bad_values_are_one_clear_error(monkeypatch):
     monkeypatch.setenv("COLONSIM_GL", other)
     with pytest.raises(RenderBackendError, match="already imported"):
         backend.select_platform()                                   # PyOpenGL cannot switch platforms
+
+
+_HEADLESS_CHILD = """
+import sys, numpy as np
+sys.path.insert(0, {root!r})
+from tests.colonsim.test_backend import FLAT, _plane, _params
+from colonsim.scene import FrameRenderer
+from colonsim.simconfig import load_sim_config
+r = FrameRenderer(load_sim_config(overrides=FLAT), [_plane()])
+pose = np.eye(4); pose[2, 3] = 30.0
+rgb, depth = r.render_linear(0, pose, *_params(0.5))
+import pyglet
+print(pyglet.options["headless"], any(m.startswith("pyglet.libs.x11") for m in sys.modules),
+      repr(float(rgb[16, 16, 0])), repr(float(depth[16, 16])))
+"""
+
+
+def _child(env_extra):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, **env_extra}
+    env.pop("PYOPENGL_PLATFORM", None)
+    return subprocess.run([sys.executable, "-c", _HEADLESS_CHILD.format(root=root)], capture_output=True,
+                          text=True, env=env, cwd=root, timeout=120)
+
+
+def test_without_x11_pyglet_goes_headless_and_frames_are_the_same():
+    # A GPU server without libX11/libXrender: pyrender's viewer import would fail inside pyglet.
+    # COLONSIM_PYGLET_HEADLESS=1 takes the path the backend takes there.
+    if not backend.ctypes.util.find_library("EGL"):
+        pytest.skip("needs libEGL")
+    plain = _child({"COLONSIM_GL": "egl"})
+    headless = _child({"COLONSIM_GL": "egl", "COLONSIM_PYGLET_HEADLESS": "1"})
+    assert plain.returncode == 0, plain.stderr
+    assert headless.returncode == 0, headless.stderr
+    p, h = plain.stdout.split(), headless.stdout.split()
+    assert h[:2] == ["True", "False"]            # headless pyglet, and no X11 module loaded
+    assert p[0] == "False"
+    assert h[2:] == p[2:]                        # the same radiance and depth, bit for bit
+    assert float(h[2]) == pytest.approx(0.5, rel=0.01) and float(h[3]) == pytest.approx(30.0, rel=1e-3)
+
+
+def test_without_x11_osmesa_is_one_clear_error():
+    if not backend.ctypes.util.find_library("OSMesa"):
+        pytest.skip("needs libOSMesa")
+    r = _child({"COLONSIM_GL": "osmesa", "COLONSIM_PYGLET_HEADLESS": "1"})
+    assert r.returncode != 0
+    assert "RenderBackendError: pyrender needs the X11 client libraries" in r.stderr
+    assert "libxrender1" in r.stderr and "COLONSIM_GL=egl" in r.stderr
