@@ -46,6 +46,9 @@ def add_parsers(subparsers) -> None:
                    "normalized), below which a structure-keeping refiner cannot bring acc_refined")
     s.add_argument("--floor-sigma", type=float, default=None, metavar="PX",
                    help="the structure's low-pass sigma at the classifier's size (default 0.9: the self-regularization's)")
+    s.add_argument("--cues", action="store_true",
+                   help="also report which properties separate each set from the synthetic one: the accuracy on "
+                   "views that keep the layout and one more cue (brightness, colour, texture)")
     add_json_arg(s)
     s.set_defaults(func=_score)
 
@@ -77,9 +80,12 @@ def _score(args: argparse.Namespace):
 
     sigma = FLOOR_SIGMA_PX if args.floor_sigma is None else args.floor_sigma
     r = score(args.real, args.refined, args.synthetic, size_px=args.size, steps=args.steps, seed=args.seed,
-              floor=args.floor or args.floor_sigma is not None, floor_sigma_px=sigma)
+              floor=args.floor or args.floor_sigma is not None, floor_sigma_px=sigma, cues=args.cues)
     line = (f"classifier accuracy raw {r['acc_raw']:.3f}, refined {r['acc_refined']:.3f} "
             f"(0.5 = indistinguishable); self-reg L1 {r['self_reg_l1']:.4f}")
     if "acc_structure" in r:
         line += f"; structure floor {r['acc_structure']:.3f}"
+    if "cues_raw" in r:
+        line += "\n" + "\n".join(f"  {view:12s} raw {r['cues_raw'][view]:.3f}  refined {r['cues_refined'][view]:.3f}"
+                                  for view in r["cues_raw"])
     return line, r

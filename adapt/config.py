@@ -46,7 +46,8 @@ class LossConfig:
     # pixel: L1 on pixels; lowpass: L1 after a Gaussian blur (texture may change, shading may not);
     # features: L1 on fixed features (blurred grey level and its gradients: colour may change too);
     # luma: L1 on the blurred grey level alone (colour and texture may change; edges are not kept)
-    self_reg_space: Literal["pixel", "lowpass", "features", "luma"]
+    # structure: on the blurred grey level standardized per frame (brightness and contrast may change too)
+    self_reg_space: Literal["pixel", "lowpass", "features", "luma", "structure"]
     lowpass_sigma_px: float  # Gaussian sigma of the lowpass/features/luma spaces, px at data.size_px
     identity_weight: float  # L1 between R(target frame) and that frame (0 = off)
 
@@ -54,7 +55,7 @@ class LossConfig:
         check_choice("adv", self.adv, ("lsgan", "nonsat"))
         check_range("adv_weight", self.adv_weight, 0)
         check_range("self_reg_weight", self.self_reg_weight, 0)
-        check_choice("self_reg_space", self.self_reg_space, ("pixel", "lowpass", "features", "luma"))
+        check_choice("self_reg_space", self.self_reg_space, ("pixel", "lowpass", "features", "luma", "structure"))
         check_range("lowpass_sigma_px", self.lowpass_sigma_px, 0.3, 32)
         check_range("identity_weight", self.identity_weight, 0)
 

@@ -83,6 +83,21 @@ def structure_features(x: torch.Tensor, sigma_px: float) -> torch.Tensor:
     return torch.cat([grey, 2.0 * sigma_px * gx, 2.0 * sigma_px * gy], dim=1)
 
 
+SELF_REG_SPACES = ("pixel", "lowpass", "features", "luma", "structure")
+STRUCTURE_SCALE = 0.25  # a standardized grey level of 1 (one standard deviation) counts as 0.25
+
+
+def standardize(grey: torch.Tensor, weights: torch.Tensor | None, eps: float = 0.02) -> torch.Tensor:
+    """(N, 1, H, W) grey levels shifted and scaled to mean 0 and standard deviation
+    :data:`STRUCTURE_SCALE` per frame, weighted by ``weights`` (a flat frame stays flat: ``eps``
+    keeps its tiny deviations tiny)."""
+    w = torch.ones_like(grey) if weights is None else weights.expand_as(grey)
+    n = w.sum(dim=(1, 2, 3), keepdim=True).clamp_min(1.0)
+    m = (grey * w).sum(dim=(1, 2, 3), keepdim=True) / n
+    sd = (((grey - m) ** 2 * w).sum(dim=(1, 2, 3), keepdim=True) / n).sqrt()
+    return (grey - m) / (sd + eps) * STRUCTURE_SCALE
+
+
 def self_regularization(refined: torch.Tensor, source: torch.Tensor, mask: torch.Tensor | None,
                         space: str, sigma_px: float = 2.0) -> torch.Tensor:
     """Mean L1 between the refined frame and its input inside the mask, in the chosen space.
@@ -91,10 +106,17 @@ def self_regularization(refined: torch.Tensor, source: torch.Tensor, mask: torch
     and shading kept, texture free); ``features``: on :func:`structure_features` (shading kept,
     colour and texture free: the domains differ most in those); ``luma``: on the blurred grey level
     alone (colour and fine texture free; a small specular highlight costs its brightness only, not
-    also its edges as in ``features``; the coarse shading of folds and lumen kept). The mask is eroded by the blur radius for the
-    blurred spaces, so that the black border does not leak into them.
+    also its edges as in ``features``; the coarse shading of folds and lumen kept); ``structure``:
+    on the blurred grey level standardized per frame (:func:`standardize`): also brightness and
+    contrast are free, and only the layout of light and dark is kept, the same view as the score's
+    structure floor (:func:`adapt.score.structure_view`). The mask is eroded by the blur radius for
+    the blurred spaces, so that the black border does not leak into them.
     """
     refined, source = refined.float(), source.float()
+    w = mask
+    if mask is not None and space != "pixel":
+        k = 2 * int(math.ceil(2 * sigma_px)) + 1
+        w = 1.0 - F.max_pool2d(1.0 - mask, kernel_size=k, stride=1, padding=k // 2)
     if space == "pixel":
         a, b = refined, source
     elif space == "lowpass":
@@ -103,12 +125,10 @@ def self_regularization(refined: torch.Tensor, source: torch.Tensor, mask: torch
         a, b = structure_features(refined, sigma_px), structure_features(source, sigma_px)
     elif space == "luma":
         a, b = (gaussian_blur(v.mean(dim=1, keepdim=True), sigma_px) for v in (refined, source))
+    elif space == "structure":
+        a, b = (standardize(gaussian_blur(v.mean(dim=1, keepdim=True), sigma_px), w) for v in (refined, source))
     else:
-        raise ValueError(f"self-regularization space {space!r}; expected pixel, lowpass, features or luma")
-    w = mask
-    if mask is not None and space != "pixel":
-        k = 2 * int(math.ceil(2 * sigma_px)) + 1
-        w = 1.0 - F.max_pool2d(1.0 - mask, kernel_size=k, stride=1, padding=k // 2)
+        raise ValueError(f"self-regularization space {space!r}; expected {', '.join(SELF_REG_SPACES)}")
     return _wmean((a - b).abs(), w)
 
 

@@ -134,6 +134,43 @@ def structure_floor(real_sq: np.ndarray, synth_sq: np.ndarray, steps: int, batch
     return float(np.mean([_train_and_test(r, s, steps, batch_size, seed + k) for k in range(FLOOR_SEEDS)]))
 
 
+def _standardized(x: np.ndarray, per_channel: bool) -> np.ndarray:
+    """(N, S, S, C) float32 shifted and scaled to mean 128 and standard deviation 40 per frame (per
+    channel if ``per_channel``); uint8."""
+    axes = (1, 2) if per_channel else (1, 2, 3)
+    m, sd = x.mean(axes, keepdims=True), x.std(axes, keepdims=True)
+    return np.clip((x - m) / (sd + 1.0) * 40.0 + 128.0, 0, 255).round().astype(np.uint8)
+
+
+def cue_views(squares: np.ndarray, sigma_px: float = FLOOR_SIGMA_PX) -> dict[str, np.ndarray]:
+    """Views of (N, S, S, 3) uint8 squares that each keep the layout and one more cue, in the order
+    a refiner has to deal with them:
+
+    - ``layout``: :func:`structure_view` (grey, low-passed, brightness and contrast normalized);
+    - ``+brightness``: grey and low-passed, each frame's brightness and contrast kept;
+    - ``+colour``: low-passed colour, each channel normalized (the colour's layout, not its level);
+    - ``+texture``: grey, normalized, not low-passed (vessels, highlights, noise kept);
+    - ``everything``: the squares themselves."""
+    x = squares.astype(np.float32)
+    blurred = np.stack([cv2.GaussianBlur(q, (0, 0), sigma_px) for q in x]) if sigma_px > 0 else x
+    grey = blurred.mean(-1, keepdims=True)
+    return {"layout": structure_view(squares, sigma_px),
+            "+brightness": np.repeat(np.clip(grey, 0, 255).round().astype(np.uint8), 3, -1),
+            "+colour": _standardized(blurred, per_channel=True),
+            "+texture": np.repeat(_standardized(x.mean(-1, keepdims=True), per_channel=False), 3, -1),
+            "everything": squares}
+
+
+def separating_cues(real_sq: np.ndarray, synth_sq: np.ndarray, steps: int, batch_size: int, seed: int,
+                    sigma_px: float = FLOOR_SIGMA_PX) -> dict[str, float]:
+    """The classifier's balanced accuracy on each of :func:`cue_views` of the two sets (mean over
+    ``FLOOR_SEEDS`` seeds): which properties tell the sets apart, beyond the layout that a
+    structure-keeping refiner must keep."""
+    rv, sv = cue_views(real_sq, sigma_px), cue_views(synth_sq, sigma_px)
+    return {k: round(float(np.mean([_train_and_test(rv[k], sv[k], steps, batch_size, seed + j)
+                                    for j in range(FLOOR_SEEDS)])), 4) for k in rv}
+
+
 def _squares(frames, idx, size_px: int) -> np.ndarray:
     return np.stack([inscribed_square(*frames.get(int(i)), size_px) for i in idx])
 
@@ -173,7 +210,7 @@ class _ListFrames:
 
 def score(real: str | Path, refined: str | Path | nn.Module, synthetic: str | Path, *, size_px: int = 64,
           steps: int = 300, batch_size: int = 32, max_frames: int = 400, seed: int = 0,
-          floor: bool = False, floor_sigma_px: float = FLOOR_SIGMA_PX) -> dict:
+          floor: bool = False, floor_sigma_px: float = FLOOR_SIGMA_PX, cues: bool = False) -> dict:
     """Score a refiner by a real-versus-synthetic classifier on frames it was not trained on.
 
     Args:
@@ -183,8 +220,9 @@ def score(real: str | Path, refined: str | Path | nn.Module, synthetic: str | Pa
         synthetic: a ColonSim HDF5 of synthetic frames (up to ``max_frames``, evenly spaced).
         size_px: side of the classifier's input squares; steps, batch_size: its training.
         floor: also measure the structure floor (see the module doc), with ``floor_sigma_px``.
-    Returns {"acc_raw", "acc_refined", "self_reg_l1", "n_real", "n_synthetic"}, and "acc_structure"
-    when ``floor``.
+        cues: also measure :func:`separating_cues` of the raw and of the refined frames.
+    Returns {"acc_raw", "acc_refined", "self_reg_l1", "n_real", "n_synthetic"}, "acc_structure"
+    when ``floor``, and "cues_raw", "cues_refined" ({view: accuracy}) when ``cues``.
     """
     if floor and not floor_sigma_px >= 0:
         raise InputError(f"--floor-sigma must be at least 0 px, got {floor_sigma_px}")
@@ -206,4 +244,7 @@ def score(real: str | Path, refined: str | Path | nn.Module, synthetic: str | Pa
            "n_real": int(n_real), "n_synthetic": int(len(synth_idx))}
     if floor:
         out["acc_structure"] = round(structure_floor(raw_sq, syn_sq, steps, batch_size, seed, floor_sigma_px), 4)
+    if cues:
+        out["cues_raw"] = separating_cues(raw_sq, syn_sq, steps, batch_size, seed, floor_sigma_px)
+        out["cues_refined"] = separating_cues(ref_sq, syn_sq, steps, batch_size, seed, floor_sigma_px)
     return out

@@ -175,6 +175,8 @@ def main() -> None:
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="adapt config override (repeatable), e.g. --set refiner.width=32")
     ap.add_argument("--diagnose", action="store_true", help="score hand-made transforms instead of training")
+    ap.add_argument("--cues", action="store_true",
+                    help="also score the views that keep the layout and one more cue (adapt score --cues)")
     args = ap.parse_args()
     if not args.real.is_dir():
         sys.exit(f"adapt_quality: real frames not found: {args.real}")
@@ -207,7 +209,7 @@ def main() -> None:
     logging.info("trained %d adversarial steps in %.0f s; scoring", summary["steps"], train_s)
     t1 = time.monotonic()
     s = score(held_dir, run / "refiner.pt", synthetic, size_px=args.score_size, steps=args.score_steps,
-              seed=args.seed, floor=True)
+              seed=args.seed, floor=True, cues=args.cues)
     score_s = time.monotonic() - t1
     side_by_side(held_dir, run / "refiner.pt", work / "grid.png", 8, 2 * args.size)
     result = {"minutes": args.minutes, "size_px": args.size, "adversarial_steps": summary["steps"],
@@ -221,6 +223,9 @@ def main() -> None:
           f"acc_raw={s['acc_raw']:.3f} acc_refined={s['acc_refined']:.3f} acc_structure={s['acc_structure']:.3f} "
           f"self_reg_l1={s['self_reg_l1']:.4f} "
           f"delta_grey={result['delta_grey']} train_s={train_s:.0f} grid={work / 'grid.png'}")
+    for view in s.get("cues_raw", {}):
+        print(f"adapt_quality: cue view={view} acc_raw={s['cues_raw'][view]:.3f} "
+              f"acc_refined={s['cues_refined'][view]:.3f}")
 
 
 if __name__ == "__main__":

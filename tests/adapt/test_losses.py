@@ -79,3 +79,25 @@ def test_luma_self_reg_frees_colour_and_costs_highlights_less_than_features():
     spot = losses.self_regularization(highlight, x, mask, "luma", sigma_px=3.0).item()
     assert spot < 0.5 * losses.self_regularization(highlight, x, mask, "features", sigma_px=3.0).item()
     assert losses.self_regularization(x + ramp, x, mask, "luma", sigma_px=3.0).item() > 0.1
+
+
+def test_structure_self_reg_frees_brightness_and_contrast_but_keeps_the_layout():
+    g = torch.Generator().manual_seed(0)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, 48), torch.linspace(-1, 1, 48), indexing="ij")
+    shading = (0.5 * torch.exp(-((xx - 0.3) ** 2 + yy ** 2) / 0.2) - 0.2).expand(2, 3, 48, 48)  # a lit fold
+    x = shading + 0.02 * torch.randn(2, 3, 48, 48, generator=g)
+    mask = torch.ones(2, 1, 48, 48)
+    mask[..., :6, :] = 0.0                                              # a border: ignored
+    exposure = (0.5 * x - 0.3) * mask + (mask - 1.0)                    # darker, half the contrast
+    tinted = x * torch.tensor([1.3, 1.0, 0.7]).view(1, 3, 1, 1)         # colour (and grey) scaled
+    moved = torch.roll(x, 12, dims=-1)                                  # the fold moved
+    flat = torch.zeros_like(x)
+    sr = losses.self_regularization
+    assert sr(exposure, x, mask, "structure").item() < 0.03
+    assert sr(tinted, x, mask, "structure").item() < 0.03
+    assert sr(exposure, x, mask, "luma").item() > 0.15                  # luma keeps brightness
+    assert sr(moved, x, mask, "structure").item() > 0.1
+    assert sr(flat, x, mask, "structure").item() > 0.1                  # erasing the layout costs
+    # The flat frame stays flat: standardizing does not blow its noise up to full contrast.
+    assert losses.standardize(torch.full((1, 1, 8, 8), 0.3) + 1e-4 * torch.randn(1, 1, 8, 8), None).abs().max() < 0.01
+    assert losses.standardize(x.mean(1, keepdim=True), None).std().item() > 0.2      # a real layout: full scale

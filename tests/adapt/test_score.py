@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 import cli
-from adapt.score import _train_and_test, inscribed_square, score, structure_floor, structure_view
+from adapt.score import _train_and_test, inscribed_square, score, separating_cues, structure_floor, structure_view
 
 
 def test_inscribed_square_excludes_border():
@@ -83,3 +83,30 @@ def test_score_floor_cli(tmp_path, real_dir, synthetic_h5, capsys):
                    "--synthetic", str(synthetic_h5), "--floor-sigma", "-1"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "--floor-sigma" in err[0]
+
+
+def test_separating_cues_name_the_property_that_differs():
+    real = _blob_squares(32, 24, 1, (250, 140, 60), 1.0, 0.0, "disc")
+    dim = _blob_squares(32, 24, 2, (250, 140, 60), 0.55, 0.1, "disc")       # exposure only
+    # a fine texture (a 2-px checkerboard, random phase): the self-regularization's low-pass removes it
+    grain = _blob_squares(32, 24, 3, (250, 140, 60), 1.0, 0.0, "disc").astype(np.float32)
+    yy, xx = np.mgrid[:24, :24]
+    phase = np.random.default_rng(4).integers(0, 2, size=32)
+    grain += 30.0 * (((yy + xx)[None] + phase[:, None, None]) % 2 * 2 - 1)[..., None]
+    grain = np.clip(grain, 0, 255)
+    by_exposure = separating_cues(real, dim, 60, 16, 0)
+    by_grain = separating_cues(real, grain.astype(np.uint8), 60, 16, 0)
+    assert set(by_exposure) == {"layout", "+brightness", "+colour", "+texture", "everything"}
+    assert by_exposure["layout"] <= 0.7 and by_exposure["+texture"] <= 0.7
+    assert by_exposure["+brightness"] >= 0.9 and by_exposure["everything"] >= 0.9
+    assert by_grain["layout"] <= 0.7 and by_grain["+brightness"] <= 0.75
+    assert by_grain["+texture"] >= 0.9
+
+
+def test_score_cues_cli(tmp_path, real_dir, synthetic_h5, capsys):
+    rc = cli.main(["adapt", "score", "--real", str(real_dir), "--refined", str(real_dir),
+                   "--synthetic", str(synthetic_h5), "--size", "16", "--steps", "5", "--cues", "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["cues_raw"] == out["cues_refined"]          # an identity refinement: the same views
+    assert set(out["cues_raw"]) == {"layout", "+brightness", "+colour", "+texture", "everything"}
