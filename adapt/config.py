@@ -38,6 +38,9 @@ class DiscriminatorConfig:
         check_range("layers", self.layers, 1, 8)
 
 
+SELF_REG_SPACES = ("pixel", "lowpass", "features", "luma", "structure")
+
+
 @dataclass(frozen=True)
 class LossConfig:
     adv: Literal["lsgan", "nonsat"]  # least-squares (Mao et al. 2017) or non-saturating cross-entropy
@@ -55,7 +58,7 @@ class LossConfig:
         check_choice("adv", self.adv, ("lsgan", "nonsat"))
         check_range("adv_weight", self.adv_weight, 0)
         check_range("self_reg_weight", self.self_reg_weight, 0)
-        check_choice("self_reg_space", self.self_reg_space, ("pixel", "lowpass", "features", "luma", "structure"))
+        check_choice("self_reg_space", self.self_reg_space, SELF_REG_SPACES)
         check_range("lowpass_sigma_px", self.lowpass_sigma_px, 0.3, 32)
         check_range("identity_weight", self.identity_weight, 0)
 

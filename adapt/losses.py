@@ -12,6 +12,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .config import SELF_REG_SPACES
+
 
 def patch_weights(mask: torch.Tensor, logits_hw: tuple[int, int], receptive_field_px: int) -> torch.Tensor:
     """(N, 1, h, w) float: 1 for the patches whose receptive field lies inside ``mask``, else 0.
@@ -83,7 +85,6 @@ def structure_features(x: torch.Tensor, sigma_px: float) -> torch.Tensor:
     return torch.cat([grey, 2.0 * sigma_px * gx, 2.0 * sigma_px * gy], dim=1)
 
 
-SELF_REG_SPACES = ("pixel", "lowpass", "features", "luma", "structure")
 STRUCTURE_SCALE = 0.25  # a standardized grey level of 1 (one standard deviation) counts as 0.25
 
 

@@ -112,18 +112,23 @@ FLOOR_SIGMA_PX = 0.9
 FLOOR_SEEDS = 3
 
 
+def _standardized(x: np.ndarray) -> np.ndarray:
+    """(N, S, S, C) float32 shifted and scaled to mean 128 and standard deviation 40 per frame and
+    channel (a flat frame stays flat); uint8."""
+    m, sd = x.mean((1, 2), keepdims=True), x.std((1, 2), keepdims=True)
+    return np.clip((x - m) / (sd + 1.0) * 40.0 + 128.0, 0, 255).round().astype(np.uint8)
+
+
+def _blurred(x: np.ndarray, sigma_px: float) -> np.ndarray:
+    return np.stack([cv2.GaussianBlur(q, (0, 0), sigma_px) for q in x]).reshape(x.shape) if sigma_px > 0 else x
+
+
 def structure_view(squares: np.ndarray, sigma_px: float = FLOOR_SIGMA_PX) -> np.ndarray:
     """What structure-keeping leaves of (N, S, S, 3) uint8 squares: the grey level, low-passed by a
     Gaussian of ``sigma_px``, shifted and scaled to mean 128 and standard deviation 40 per frame
     (a flat frame stays flat); (N, S, S, 3) uint8 with three equal channels."""
-    out = np.empty_like(squares)
-    for k, sq in enumerate(squares):
-        g = sq.astype(np.float32).mean(-1)
-        if sigma_px > 0:
-            g = cv2.GaussianBlur(g, (0, 0), sigma_px)
-        g = (g - g.mean()) / (g.std() + 1.0) * 40.0 + 128.0
-        out[k] = np.clip(g, 0, 255).round().astype(np.uint8)[..., None]
-    return out
+    grey = _blurred(squares.astype(np.float32).mean(-1, keepdims=True), sigma_px)
+    return np.repeat(_standardized(grey), 3, -1)
 
 
 def structure_floor(real_sq: np.ndarray, synth_sq: np.ndarray, steps: int, batch_size: int, seed: int,
@@ -132,14 +137,6 @@ def structure_floor(real_sq: np.ndarray, synth_sq: np.ndarray, steps: int, batch
     averaged over seeds ``seed .. seed + FLOOR_SEEDS - 1``."""
     r, s = structure_view(real_sq, sigma_px), structure_view(synth_sq, sigma_px)
     return float(np.mean([_train_and_test(r, s, steps, batch_size, seed + k) for k in range(FLOOR_SEEDS)]))
-
-
-def _standardized(x: np.ndarray, per_channel: bool) -> np.ndarray:
-    """(N, S, S, C) float32 shifted and scaled to mean 128 and standard deviation 40 per frame (per
-    channel if ``per_channel``); uint8."""
-    axes = (1, 2) if per_channel else (1, 2, 3)
-    m, sd = x.mean(axes, keepdims=True), x.std(axes, keepdims=True)
-    return np.clip((x - m) / (sd + 1.0) * 40.0 + 128.0, 0, 255).round().astype(np.uint8)
 
 
 def cue_views(squares: np.ndarray, sigma_px: float = FLOOR_SIGMA_PX) -> dict[str, np.ndarray]:
@@ -151,13 +148,12 @@ def cue_views(squares: np.ndarray, sigma_px: float = FLOOR_SIGMA_PX) -> dict[str
     - ``+colour``: low-passed colour, each channel normalized (the colour's layout, not its level);
     - ``+texture``: grey, normalized, not low-passed (vessels, highlights, noise kept);
     - ``everything``: the squares themselves."""
-    x = squares.astype(np.float32)
-    blurred = np.stack([cv2.GaussianBlur(q, (0, 0), sigma_px) for q in x]) if sigma_px > 0 else x
+    blurred = _blurred(squares.astype(np.float32), sigma_px)
     grey = blurred.mean(-1, keepdims=True)
     return {"layout": structure_view(squares, sigma_px),
             "+brightness": np.repeat(np.clip(grey, 0, 255).round().astype(np.uint8), 3, -1),
-            "+colour": _standardized(blurred, per_channel=True),
-            "+texture": np.repeat(_standardized(x.mean(-1, keepdims=True), per_channel=False), 3, -1),
+            "+colour": _standardized(blurred),
+            "+texture": structure_view(squares, 0.0),
             "everything": squares}
 
 

@@ -119,7 +119,7 @@ def _have_x11() -> bool:
 
 
 def import_pyrender():
-    """``import pyrender``, after :func:`select_platform`, on machines with and without X11.
+    """:func:`select_platform`, then ``import pyrender``, on machines with and without X11.
 
     pyrender imports its viewer and with it pyglet's window module, which loads the X11 client
     libraries (libX11, libXrender) although nothing is ever shown; a headless GPU server often has
@@ -128,8 +128,8 @@ def import_pyrender():
     libEGL: the EGL platform is then required. Rendering itself never goes through pyglet."""
     import sys
 
+    platform = select_platform()
     if "pyrender" not in sys.modules and (os.environ.get("COLONSIM_PYGLET_HEADLESS") == "1" or not _have_x11()):
-        platform = select_platform()
         if platform != "egl":
             raise RenderBackendError("pyrender needs the X11 client libraries (libX11, libXrender) with "
                                      f"{platform}: apt-get install libx11-6 libxrender1, or use COLONSIM_GL=egl")
@@ -422,7 +422,7 @@ class GLRenderer:
         occlusion: skip the draw ranges whose chunk is hidden behind the first ones: (key of boxes
         added with ``renderer.add_boxes``, chunk index of each range, whether each range may be
         tested, how many ranges are drawn before the test); the pixels are the same as without it."""
-        pyrender = import_pyrender()
+        import pyrender  # imported by __init__ (import_pyrender)
         r = self.renderer
         r.viewport_width, r.viewport_height = int(width), int(height)
         r.uniforms = uniforms

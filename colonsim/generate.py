@@ -107,8 +107,7 @@ def _init_worker(job: Job, counter, lp_threads: int | None, parent_pid: int) -> 
     # builds the meshes, rather than after the first task arrives. Nothing here creates a GL
     # context. A failure is left to the first task, which reports it as one clean error.
     try:
-        from .backend import import_pyrender, select_platform
-        select_platform()
+        from .backend import import_pyrender
         import_pyrender()
         import trimesh  # noqa: F401
 

@@ -193,9 +193,8 @@ def prepare(cfg, colons: Sequence) -> list[MeshParts]:
 def _mesh_for(parts: MeshParts, mesh_id: int):
     """A pyrender Mesh of one colon's :class:`MeshParts` (positions and normals in mm, fold factor
     in COLOR_0, tissue texture)."""
-    from .backend import import_pyrender, select_platform
+    from .backend import import_pyrender
 
-    select_platform()
     pyrender = import_pyrender()
     from pyrender.constants import GLTF
 
@@ -231,10 +230,9 @@ class FrameRenderer:
     accepts_prepared = True
 
     def __init__(self, cfg, colons: Sequence, prepared: "Sequence[MeshParts] | None" = None):
-        from .backend import get_renderer, import_pyrender, select_platform
+        from .backend import get_renderer, import_pyrender
 
-        select_platform()  # sets PYOPENGL_PLATFORM before pyrender (and PyOpenGL) is first imported
-        pyrender = import_pyrender()
+        pyrender = import_pyrender()  # sets PYOPENGL_PLATFORM before pyrender (and PyOpenGL) is first imported
 
         if not colons:
             raise InputError("FrameRenderer needs at least one colon mesh; got none")
