@@ -41,6 +41,8 @@ def add_parsers(subparsers) -> None:
     s.add_argument("--size", type=int, default=64, metavar="PX", help="classifier input side")
     s.add_argument("--steps", type=int, default=300, metavar="N", help="classifier training steps")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--repeats", type=int, default=1, metavar="N",
+                   help="train the classifier with N seeds (seed, seed+1, ...) and report the mean accuracies")
     s.add_argument("--floor", action="store_true",
                    help="also report acc_structure: the accuracy on the frames' structure alone (grey, low-passed, "
                    "normalized), below which a structure-keeping refiner cannot bring acc_refined")
@@ -80,9 +82,11 @@ def _score(args: argparse.Namespace):
 
     sigma = FLOOR_SIGMA_PX if args.floor_sigma is None else args.floor_sigma
     r = score(args.real, args.refined, args.synthetic, size_px=args.size, steps=args.steps, seed=args.seed,
-              floor=args.floor or args.floor_sigma is not None, floor_sigma_px=sigma, cues=args.cues)
+              floor=args.floor or args.floor_sigma is not None, floor_sigma_px=sigma, cues=args.cues,
+              repeats=args.repeats)
     line = (f"classifier accuracy raw {r['acc_raw']:.3f}, refined {r['acc_refined']:.3f} "
-            f"(0.5 = indistinguishable); self-reg L1 {r['self_reg_l1']:.4f}")
+            f"(0.5 = indistinguishable{f'; mean of {args.repeats} seeds' if args.repeats > 1 else ''}); "
+            f"self-reg L1 {r['self_reg_l1']:.4f}")
     if "acc_structure" in r:
         line += f"; structure floor {r['acc_structure']:.3f}"
     if "cues_raw" in r:

@@ -32,10 +32,13 @@ class DiscriminatorConfig:
     width: int  # feature maps of the first conv; doubled at each stride-2 conv (capped at 8x)
     layers: int  # stride-2 3x3 convs; one realism logit per patch of (2^layers) px stride
     spectral_norm: bool  # spectral normalization on every conv (Miyato et al. 2018)
+    scales: int = 1  # discriminators of this shape; the k-th sees the frame average-pooled by 2^k
+    # (k = 0 .. scales-1); losses and the logged accuracies are means over the scales
 
     def __post_init__(self):
         check_range("width", self.width, 1, 1024)
         check_range("layers", self.layers, 1, 8)
+        check_range("scales", self.scales, 1, 4)
 
 
 SELF_REG_SPACES = ("pixel", "lowpass", "features", "luma", "structure")

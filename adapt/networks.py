@@ -6,6 +6,7 @@ the input's resolution, the discriminator gives one realism logit per patch.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -77,6 +78,28 @@ class PatchDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+class CoarseDiscriminators(nn.Module):
+    """The discriminators of the coarser scales of ``discriminator.scales`` (Wang et al. 2018,
+    pix2pixHD's multi-scale discriminator): :class:`PatchDiscriminator` number k (1 .. scales-1)
+    judges the frame average-pooled by 2^k, so that its patches span 2^k times as much of the frame
+    as the full-resolution discriminator's. SimGAN's local loss alone never sees how colour and
+    shading relate across the frame, which is what a classifier of whole frames sees."""
+
+    def __init__(self, width: int = 32, layers: int = 3, spectral_norm: bool = True, scales: int = 1):
+        super().__init__()
+        self.nets = nn.ModuleList(PatchDiscriminator(width, layers, spectral_norm) for _ in range(scales - 1))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, int]]:
+        """[(logits, mask, receptive field px) per coarse scale]: the pooled frame's logits, and the
+        pooled mask (1 only where the whole pooled pixel lies inside the image circle)."""
+        out = []
+        for k, net in enumerate(self.nets, start=1):
+            f = 2 ** k
+            m = 1.0 - F.max_pool2d(1.0 - mask, kernel_size=f, stride=f)
+            out.append((net(F.avg_pool2d(x, kernel_size=f, stride=f)), m, net.receptive_field_px))
+        return out
 
 
 def count_parameters(model: nn.Module) -> int:

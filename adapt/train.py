@@ -39,7 +39,7 @@ from .config import AdaptConfig
 from .data import CropSampler, open_frames, to_uint8
 from .history import HistoryBuffer
 from .logbook import Logbook
-from .networks import PatchDiscriminator, Refiner
+from .networks import CoarseDiscriminators, PatchDiscriminator, Refiner
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +76,18 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):  # seeded init without touching global state
             torch.manual_seed(cfg.seed)
             self.refiner = Refiner(**to_dict(cfg.refiner)).to(self.device)
-            self.disc = PatchDiscriminator(**to_dict(cfg.discriminator)).to(self.device)
+            d = cfg.discriminator
+            self.disc = PatchDiscriminator(d.width, d.layers, d.spectral_norm).to(self.device)
+            # the coarser scales' discriminators (none by default): their own parameters and state
+            self.disc_coarse = CoarseDiscriminators(d.width, d.layers, d.spectral_norm, d.scales).to(self.device)
         if cfg.compute.channels_last:
             self.refiner.to(memory_format=torch.channels_last)
             self.disc.to(memory_format=torch.channels_last)
+            self.disc_coarse.to(memory_format=torch.channels_last)
         o = cfg.optim
         self.opt_r = torch.optim.Adam(self.refiner.parameters(), lr=o.lr_refiner, betas=(o.beta1, o.beta2))
-        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=o.lr_disc, betas=(o.beta1, o.beta2))
+        self.opt_d = torch.optim.Adam([*self.disc.parameters(), *self.disc_coarse.parameters()],
+                                      lr=o.lr_disc, betas=(o.beta1, o.beta2))
         self.step = 0  # schedule steps done, pre-training included
         self.records: list[dict] = []  # one dict of mean scalars per log interval
 
@@ -103,11 +108,20 @@ class Trainer:
             y = self.refiner(x)
         return y.float() * m + (m - 1.0)
 
+    def judge(self, x: torch.Tensor, m: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """[(logits, patch weights)] of every discriminator scale, the full resolution first."""
+        with self._autocast():
+            logits = self.disc(x)
+            coarse = self.disc_coarse(x, m)
+        out = [(logits, losses.patch_weights(m, logits.shape[-2:], self.disc.receptive_field_px))]
+        return out + [(lg, losses.patch_weights(mk, lg.shape[-2:], rf)) for lg, mk, rf in coarse]
+
     def refiner_step(self, adversarial: bool) -> dict:
         """One refiner update: self-regularization, plus the adversarial and identity terms."""
         cfg = self.cfg.losses
         x, m = (self._to(t) for t in self.source.next_batch())
         self.disc.requires_grad_(False)
+        self.disc_coarse.requires_grad_(False)
         y = self.refine(x, m)
         share_m = self._share(m)
         reg = losses.self_regularization(y, x, m, cfg.self_reg_space, cfg.lowpass_sigma_px) * share_m
@@ -115,10 +129,8 @@ class Trainer:
         out = {"refiner/self_reg": float(reg.detach()),
                "refiner/delta_grey": 127.5 * float(losses.masked_l1(y.detach(), x, m)) * share_m}
         if adversarial:
-            with self._autocast():
-                logits = self.disc(y)
-            w = losses.patch_weights(m, logits.shape[-2:], self.disc.receptive_field_px)
-            adv = losses.adversarial(logits, True, cfg.adv, w) * self._share(w)
+            judged = self.judge(y, m)   # the mean over the scales
+            adv = sum(losses.adversarial(lg, True, cfg.adv, w) * self._share(w) for lg, w in judged) / len(judged)
             loss = loss + cfg.adv_weight * adv
             out["refiner/adv"] = float(adv.detach())
         if cfg.identity_weight > 0:
@@ -131,6 +143,7 @@ class Trainer:
         distributed.average_gradients(self.refiner, self.dist)
         self.opt_r.step()
         self.disc.requires_grad_(True)
+        self.disc_coarse.requires_grad_(True)
         return out
 
     def disc_step(self) -> dict:
@@ -144,18 +157,20 @@ class Trainer:
         fake = self.history.mix(distributed.gather_batch(torch.cat([y, m], dim=1), self.dist))
         fake = fake[self.dist.rank * len(y):(self.dist.rank + 1) * len(y)]
         y, m = self._to(fake[:, :3]), self._to(fake[:, 3:])
-        with self._autocast():
-            lt, lf = self.disc(t), self.disc(y)
-        rf = self.disc.receptive_field_px
-        wt, wf = losses.patch_weights(tm, lt.shape[-2:], rf), losses.patch_weights(m, lf.shape[-2:], rf)
-        st, sf = self._share(wt), self._share(wf)
-        loss = 0.5 * (losses.adversarial(lt, True, kind, wt) * st + losses.adversarial(lf, False, kind, wf) * sf)
+        loss, acc_t, acc_f = 0.0, 0.0, 0.0
+        scales = list(zip(self.judge(t, tm), self.judge(y, m)))
+        for (lt, wt), (lf, wf) in scales:   # each scale's loss and accuracies; their means over the scales
+            st, sf = self._share(wt), self._share(wf)
+            loss = loss + 0.5 * (losses.adversarial(lt, True, kind, wt) * st
+                                 + losses.adversarial(lf, False, kind, wf) * sf) / len(scales)
+            acc_t += losses.accuracy(lt, True, kind, wt) * st / len(scales)
+            acc_f += losses.accuracy(lf, False, kind, wf) * sf / len(scales)
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
         distributed.average_gradients(self.disc, self.dist)
+        distributed.average_gradients(self.disc_coarse, self.dist)
         self.opt_d.step()
-        return {"disc/loss": float(loss.detach()), "disc/acc_target": losses.accuracy(lt, True, kind, wt) * st,
-                "disc/acc_refined": losses.accuracy(lf, False, kind, wf) * sf}
+        return {"disc/loss": float(loss.detach()), "disc/acc_target": acc_t, "disc/acc_refined": acc_f}
 
     def _share(self, weights: torch.Tensor) -> float:
         """1 for one process; with K, this rank's share of a weighted mean over the global batch
@@ -190,18 +205,21 @@ class Trainer:
 
     def state_dict(self) -> dict:
         return {"kind": TRAIN_STATE_KIND, "step": self.step, "refiner": self.refiner.state_dict(),
-                "disc": self.disc.state_dict(), "opt_r": self.opt_r.state_dict(),
+                "disc": self.disc.state_dict(), "disc_coarse": self.disc_coarse.state_dict(), "opt_r": self.opt_r.state_dict(),
                 "opt_d": self.opt_d.state_dict(), "history": self.history.state_dict(),
                 "rng_source": _rng_state(self.source.rng), "rng_target": _rng_state(self.target.rng),
                 "records": self.records, "config": to_dict(self.cfg), "software_version": __version__}
 
     def load_state_dict(self, state: dict) -> None:
+        before = {"discriminator": {"scales": 1}}   # fields that checkpoints of older versions lack
         for key in ("refiner", "discriminator"):
-            if state["config"][key] != to_dict(getattr(self.cfg, key)):
-                raise CheckpointError(f"last.pt was trained with {key} {state['config'][key]}; the config "
+            was = {**before.get(key, {}), **state["config"][key]}
+            if was != to_dict(getattr(self.cfg, key)):
+                raise CheckpointError(f"last.pt was trained with {key} {was}; the config "
                                       f"now says {to_dict(getattr(self.cfg, key))}: resume with the same {key}")
         self.refiner.load_state_dict(state["refiner"])
         self.disc.load_state_dict(state["disc"])
+        self.disc_coarse.load_state_dict(state.get("disc_coarse", {}))
         self.opt_r.load_state_dict(state["opt_r"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.history.load_state_dict(state["history"])

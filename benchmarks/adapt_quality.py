@@ -8,7 +8,7 @@ must still be where they were.
 
     python benchmarks/adapt_quality.py --synthetic clean.h5               # ~20 min of training
     python benchmarks/adapt_quality.py --minutes 1 --size 64 --set refiner.width=16   # a smoke run
-    python benchmarks/adapt_quality.py                                    # renders its clean data first
+    python benchmarks/adapt_quality.py        # renders its target first (configs/adapt_target.yaml)
 
 Prints one comparable line (``adapt_quality: key=value ...``) and writes results.json, grid.png and
 the run folder (run/) in the work folder.
@@ -40,12 +40,17 @@ sys.path.insert(0, str(ROOT))
 REAL = ROOT.parent / "shared" / "data" / "real" / "cvc-colondb"
 
 
+TARGET = ROOT / "benchmarks" / "configs" / "adapt_target.yaml"
+
+
 def render_clean(out: Path, frames: int, size: int, seed: int) -> Path:
-    """A clean-style dataset through `colonsim render` (skipped if the file exists)."""
+    """The clean-style target through `colonsim render --style clean --config` :data:`TARGET`
+    (skipped if the file exists)."""
     if out.is_file():
         return out
     cmd = [sys.executable, str(ROOT / "cli.py"), "render", "--out", str(out), "--frames", str(frames),
-           "--size", str(size), "--seed", str(seed), "--style", "clean", "--workers", "1"]
+           "--size", str(size), "--seed", str(seed), "--style", "clean", "--config", str(TARGET),
+           "--workers", "2"]
     print("rendering:", " ".join(cmd[1:]), file=sys.stderr)
     subprocess.run(cmd, check=True)
     return out
@@ -170,6 +175,8 @@ def main() -> None:
     ap.add_argument("--synth-size", type=int, default=256, help="their size, px")
     ap.add_argument("--score-size", type=int, default=64, help="classifier input side, px")
     ap.add_argument("--score-steps", type=int, default=300, help="classifier training steps")
+    ap.add_argument("--score-repeats", type=int, default=3,
+                    help="classifier seeds; acc_raw and acc_refined are their mean (one varies by about +-0.05)")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -209,7 +216,7 @@ def main() -> None:
     logging.info("trained %d adversarial steps in %.0f s; scoring", summary["steps"], train_s)
     t1 = time.monotonic()
     s = score(held_dir, run / "refiner.pt", synthetic, size_px=args.score_size, steps=args.score_steps,
-              seed=args.seed, floor=True, cues=args.cues)
+              seed=args.seed, floor=True, cues=args.cues, repeats=args.score_repeats)
     score_s = time.monotonic() - t1
     side_by_side(held_dir, run / "refiner.pt", work / "grid.png", 8, 2 * args.size)
     result = {"minutes": args.minutes, "size_px": args.size, "adversarial_steps": summary["steps"],
@@ -221,7 +228,7 @@ def main() -> None:
     (work / "results.json").write_text(json.dumps(result, indent=2))
     print(f"adapt_quality: minutes={args.minutes:g} size={args.size} adv_steps={summary['steps']} "
           f"acc_raw={s['acc_raw']:.3f} acc_refined={s['acc_refined']:.3f} acc_structure={s['acc_structure']:.3f} "
-          f"self_reg_l1={s['self_reg_l1']:.4f} "
+          f"self_reg_l1={s['self_reg_l1']:.4f} acc_refined_seeds={s.get('acc_refined_seeds', [s['acc_refined']])} "
           f"delta_grey={result['delta_grey']} train_s={train_s:.0f} grid={work / 'grid.png'}")
     for view in s.get("cues_raw", {}):
         print(f"adapt_quality: cue view={view} acc_raw={s['cues_raw'][view]:.3f} "

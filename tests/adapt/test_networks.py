@@ -35,3 +35,24 @@ def test_discriminator_is_local():
     far = d.receptive_field_px // d.stride + 2
     assert torch.equal(a[..., far:, far:], b[..., far:, far:])
     assert not torch.equal(a[..., :1, :1], b[..., :1, :1])
+
+
+def test_coarse_discriminators_see_pooled_frames_and_strictly_pooled_masks():
+    from adapt.networks import CoarseDiscriminators
+
+    assert len(CoarseDiscriminators(width=4, layers=2, spectral_norm=False, scales=1).nets) == 0
+    d = CoarseDiscriminators(width=4, layers=2, spectral_norm=False, scales=3)
+    x = torch.rand(2, 3, 64, 48) * 2 - 1
+    mask = torch.ones(2, 1, 64, 48)
+    mask[..., 0, 0] = 0.0   # one pixel outside the image circle
+    out = d(x, mask)
+    assert [lg.shape for lg, _, _ in out] == [(2, 1, 8, 6), (2, 1, 4, 3)]   # 64/2/4, 64/4/4
+    assert [m.shape for _, m, _ in out] == [(2, 1, 32, 24), (2, 1, 16, 12)]
+    for _, m, _ in out:   # a pooled pixel with any part outside counts as outside
+        assert m[..., 0, 0].eq(0).all() and m.sum() == m[0, 0].numel() * 2 - 2
+    # scale 2 judges the 4x average-pooled frame with its own net: frames equal after pooling
+    # look the same to it, whatever their fine detail
+    noise = torch.rand(2, 3, 64, 48) - 0.5
+    flat = torch.nn.functional.avg_pool2d(noise, 4).repeat_interleave(4, -1).repeat_interleave(4, -2)
+    assert torch.allclose(d(x, mask)[1][0], d(x + (noise - flat) * 0.5, mask)[1][0], atol=1e-5)
+    assert not torch.allclose(d(x, mask)[0][0], d(x + (noise - flat) * 0.5, mask)[0][0], atol=1e-5)

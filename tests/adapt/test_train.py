@@ -8,7 +8,7 @@ import cli
 from adapt.apply import load_refiner
 from adapt.checkpoint import TRAIN_STATE_KIND, load_checkpoint
 from adapt.train import train_refiner
-from colonsim.errors import InputError
+from colonsim.errors import CheckpointError, InputError
 
 
 def test_train_writes_run_folder_and_refiner_round_trips(tmp_path, real_dir, synthetic_h5, tiny_cfg):
@@ -69,3 +69,33 @@ def test_identity_failure_is_visible_in_the_logs(tmp_path, real_dir, synthetic_h
         r = train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "ident", steps=2)
     assert r["losses"]["refiner/delta_grey"] < 0.5
     assert "nearly identical to their inputs" in caplog.text
+
+
+def test_coarse_scales_train_and_resume_exactly(tmp_path, real_dir, synthetic_h5, tiny_cfg):
+    """With discriminator.scales=2 the coarse discriminator trains, is saved, and --resume restores
+    it: 3 adversarial steps in one go equal 1 then 2 more, bit for bit. A checkpoint of a version
+    without scales (no "disc_coarse", no "scales" in its config) still resumes with scales=1."""
+    cfg = dataclasses.replace(tiny_cfg, discriminator=dataclasses.replace(tiny_cfg.discriminator, scales=2))
+    train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "once", steps=3)
+    train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "twice", steps=1)
+    train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "twice", steps=3, resume=True)
+    a = load_checkpoint(tmp_path / "once" / "last.pt", TRAIN_STATE_KIND)
+    b = load_checkpoint(tmp_path / "twice" / "last.pt", TRAIN_STATE_KIND)
+    assert a["disc_coarse"] and set(a["disc_coarse"]) == set(b["disc_coarse"])
+    for part in ("refiner", "disc", "disc_coarse"):
+        for k in a[part]:
+            assert torch.equal(a[part][k], b[part][k]), (part, k)
+    assert a["config"]["discriminator"]["scales"] == 2
+    # an older checkpoint: resume it with the default single scale
+    train_refiner(tiny_cfg, real_dir, synthetic_h5, tmp_path / "old", steps=1)
+    old = load_checkpoint(tmp_path / "old" / "last.pt", TRAIN_STATE_KIND)
+    del old["disc_coarse"], old["config"]["discriminator"]["scales"]
+    torch.save(old, tmp_path / "old" / "last.pt")
+    r = train_refiner(tiny_cfg, real_dir, synthetic_h5, tmp_path / "old", steps=2, resume=True)
+    assert r["steps"] == 2
+    # but not with another number of scales
+    try:
+        train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "old", steps=3, resume=True)
+        raise AssertionError("resuming with another discriminator must be refused")
+    except CheckpointError as e:
+        assert "scales" in str(e)
