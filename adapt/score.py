@@ -204,6 +204,12 @@ class _ListFrames:
         return self.frames[i], self.masks[i]
 
 
+def check_repeats(repeats: int, option: str = "--repeats") -> None:
+    """InputError, naming ``option``, unless ``repeats`` (classifier seeds) is an integer from 1 to 100."""
+    if not (isinstance(repeats, int) and 1 <= repeats <= 100):
+        raise InputError(f"{option} must be an integer from 1 to 100, got {repeats}")
+
+
 def score(real: str | Path, refined: str | Path | nn.Module, synthetic: str | Path, *, size_px: int = 64,
           steps: int = 300, batch_size: int = 32, max_frames: int = 400, seed: int = 0,
           floor: bool = False, floor_sigma_px: float = FLOOR_SIGMA_PX, cues: bool = False,
@@ -224,8 +230,7 @@ def score(real: str | Path, refined: str | Path | nn.Module, synthetic: str | Pa
     when ``floor``, "cues_raw", "cues_refined" ({view: accuracy}) when ``cues``, and
     "acc_raw_seeds", "acc_refined_seeds" (one accuracy per classifier seed) when ``repeats > 1``.
     """
-    if not (isinstance(repeats, int) and 1 <= repeats <= 100):
-        raise InputError(f"--repeats must be an integer from 1 to 100, got {repeats}")
+    check_repeats(repeats)
     if floor and not floor_sigma_px >= 0:
         raise InputError(f"--floor-sigma must be at least 0 px, got {floor_sigma_px}")
     real_frames = open_frames(real)

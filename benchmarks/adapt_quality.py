@@ -187,6 +187,14 @@ def main() -> None:
     args = ap.parse_args()
     if not args.real.is_dir():
         sys.exit(f"adapt_quality: real frames not found: {args.real}")
+    from adapt.score import check_repeats
+    from colonsim.errors import InputError
+
+    try:   # before the training, not 20 minutes later at the scoring
+        check_repeats(args.score_repeats, "--score-repeats")
+    except InputError as e:
+        print(f"adapt_quality: {e}", file=sys.stderr)
+        sys.exit(2)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     import torch
 
