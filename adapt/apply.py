@@ -106,7 +106,7 @@ def apply(model_path: str | Path, input: str | Path, out: str | Path, *, batch_s
     if dst.resolve() == src.resolve():
         raise InputError(f"--out {dst} is the input itself; choose another path")
     h5_input = is_hdf5(src)
-    _check_out(src, dst, h5_input, overwrite)
+    check_out(src, dst, h5_input, overwrite)
     if overwrite and dst.is_dir():
         for path in (src, Path(model_path)):
             if path.resolve().is_relative_to(dst.resolve()):
@@ -115,14 +115,15 @@ def apply(model_path: str | Path, input: str | Path, out: str | Path, *, batch_s
     model, meta = load_refiner(model_path)
     t0 = time.monotonic()
     if h5_input:
-        n = _apply_h5(model, meta, Path(model_path), src, dst, batch_size)
+        by = {"refiner": str(model_path), "direction": meta.get("direction"), "steps": meta.get("steps")}
+        n = write_h5(lambda idx, rgb, mask: refine_images(model, rgb, mask, batch_size), by, src, dst, batch_size)
     else:
-        n = _apply_frames(model, src, dst)
+        n = write_frames(lambda name, rgb: refine_images(model, rgb[None])[0], src, dst)
     return {"frames": n, "input": str(src), "out": str(dst), "direction": meta.get("direction"),
             "seconds": round(time.monotonic() - t0, 1)}
 
 
-def _check_out(src: Path, dst: Path, h5_input: bool, overwrite: bool) -> None:
+def check_out(src: Path, dst: Path, h5_input: bool, overwrite: bool) -> None:
     """InputError if ``dst`` is the wrong kind of path for the input, or exists without ``overwrite``."""
     if h5_input:
         if dst.is_dir():
@@ -145,10 +146,9 @@ def _tmp_path(dst: Path) -> Path:
     return dst.with_name(f"{dst.name}.tmp-{os.getpid()}")
 
 
-def _apply_frames(model: nn.Module, src: Path, dst: Path) -> int:
-    """Each frame of a folder or video -> dst/NAME (same name, size; JPEG quality 95).
-
-    Frames go into a temporary folder that replaces ``dst`` once all are written.
+def write_frames(transform, src: Path, dst: Path, desc: str = "adapt apply") -> int:
+    """Each frame of a folder or video -> dst/NAME, as ``transform(name, rgb)`` (same name and size;
+    JPEG quality 95). Frames go into a temporary folder that replaces ``dst`` once all are written.
     """
     from tqdm import tqdm
 
@@ -161,10 +161,10 @@ def _apply_frames(model: nn.Module, src: Path, dst: Path) -> int:
     try:
         n = 0
         # disable=None: no bar when stderr is not a terminal, so that an error stays one line there
-        for name, rgb in tqdm(_chain(first, frames), desc="adapt apply", unit="frame", disable=None):
-            refined = refine_images(model, rgb[None])[0]
+        for name, rgb in tqdm(_chain(first, frames), desc=desc, unit="frame", disable=None):
+            out = transform(name, rgb)
             params = [cv2.IMWRITE_JPEG_QUALITY, 95] if Path(name).suffix.lower() in (".jpg", ".jpeg") else []
-            if not cv2.imwrite(str(tmp / name), refined[..., ::-1], params):
+            if not cv2.imwrite(str(tmp / name), out[..., ::-1], params):
                 raise InputError(f"cannot write {dst / name}")
             n += 1
         _replace_dir(tmp, dst)
@@ -190,15 +190,16 @@ def _chain(first, rest):
     yield from rest
 
 
-def _apply_h5(model: nn.Module, meta: dict, model_path: Path, src: Path, dst: Path, batch_size: int) -> int:
-    """Copy src to a temporary file next to dst, refine the rgb of every complete frame there, then
-    rename it to dst."""
+def write_h5(transform, by: dict, src: Path, dst: Path, batch_size: int, desc: str = "adapt apply") -> int:
+    """Copy src to a temporary file next to dst, replace the rgb of every complete frame there by
+    ``transform(indices, rgb, mask)`` (mask None, (H, W) or (N, H, W)), record ``by`` as the root
+    attribute ``refined_by``, then rename it to dst."""
     _open_checked(src).close()  # DatasetError for a corrupt or foreign file
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_path(dst)
     try:
         shutil.copyfile(src, tmp)
-        n = _refine_h5_in_place(model, meta, model_path, tmp, batch_size)
+        n = _transform_h5_in_place(transform, by, tmp, batch_size, desc)
         os.replace(tmp, dst)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -206,7 +207,7 @@ def _apply_h5(model: nn.Module, meta: dict, model_path: Path, src: Path, dst: Pa
     return n
 
 
-def _refine_h5_in_place(model: nn.Module, meta: dict, model_path: Path, path: Path, batch_size: int) -> int:
+def _transform_h5_in_place(transform, by: dict, path: Path, batch_size: int, desc: str) -> int:
     """Rewrite the rgb of every complete frame of the ColonSim HDF5 ``path``; returns their count."""
     from tqdm import tqdm
 
@@ -217,7 +218,7 @@ def _refine_h5_in_place(model: nn.Module, meta: dict, model_path: Path, path: Pa
         h, w = rgb_ds.shape[1:3]
         step = max(1, min(batch_size, MAX_BATCH_PIXELS // (h * w)))
         todo = np.flatnonzero(done)
-        for i in tqdm(range(0, todo.size, step), desc="adapt apply", unit="batch", disable=None):
+        for i in tqdm(range(0, todo.size, step), desc=desc, unit="batch", disable=None):
             idx = todo[i:i + step]
             rgb = rgb_ds[idx]
             if mask_ds is None:
@@ -226,7 +227,6 @@ def _refine_h5_in_place(model: nn.Module, meta: dict, model_path: Path, path: Pa
                 mask = mask_ds[()]
             else:
                 mask = mask_ds[idx]
-            rgb_ds[idx] = refine_images(model, rgb, mask, batch_size)
-        f.attrs[ATTR_REFINED_BY] = json.dumps({"refiner": str(model_path), "direction": meta.get("direction"),
-                                               "steps": meta.get("steps")})
+            rgb_ds[idx] = transform(idx, rgb, mask)
+        f.attrs[ATTR_REFINED_BY] = json.dumps(by)
     return int(todo.size)

@@ -1,4 +1,4 @@
-"""``colonsim adapt train | apply | score``: argument parsing and one library call each."""
+"""``colonsim adapt train | apply | match | score``: argument parsing and one library call each."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +9,7 @@ from colonsim.cliutil import add_config_args, add_json_arg
 def add_parsers(subparsers) -> None:
     p = subparsers.add_parser("adapt", help="reverse domain adaptation: refine real frames to look synthetic")
     sub = p.add_subparsers(dest="adapt_command", metavar="ACTION", parser_class=type(p))
-    p.set_defaults(func=lambda args: p.error("choose an action: train, apply or score"))
+    p.set_defaults(func=lambda args: p.error("choose an action: train, apply, match or score"))
 
     t = sub.add_parser("train", help="train a refiner adversarially (SimGAN schedule)")
     t.add_argument("--real", required=True, metavar="DIR|VIDEO|DATA.h5", help="real frames")
@@ -32,6 +32,20 @@ def add_parsers(subparsers) -> None:
     a.add_argument("--overwrite", action="store_true", help="replace an existing OUT.h5 or non-empty DIR/")
     add_json_arg(a)
     a.set_defaults(func=_apply)
+
+    m = sub.add_parser("match", help="training-free reference: give frames a synthetic set's defocus, "
+                       "tone distribution and colour")
+    m.add_argument("--synthetic", required=True, metavar="DATA.h5", help="synthetic ColonSim HDF5 to match")
+    m.add_argument("--input", required=True, metavar="DIR|VIDEO|DATA.h5")
+    m.add_argument("--out", required=True, metavar="DIR/|OUT.h5")
+    m.add_argument("--frames", type=int, default=400, metavar="N", help="synthetic frames to fit (evenly spaced)")
+    m.add_argument("--blur-frac", type=float, default=None, metavar="F",
+                   help="defocus sigma as a fraction of the image circle's height (default: the renders' "
+                   "sensor.defocus_sigma_px over their height)")
+    m.add_argument("--seed", type=int, default=0, help="seed of each frame's draw of a synthetic tone distribution")
+    m.add_argument("--overwrite", action="store_true", help="replace an existing OUT.h5 or non-empty DIR/")
+    add_json_arg(m)
+    m.set_defaults(func=_match)
 
     s = sub.add_parser("score", help="real-vs-synthetic classifier accuracy on raw and refined frames")
     s.add_argument("--real", required=True, metavar="DIR|VIDEO|DATA.h5", help="held-out real frames")
@@ -75,6 +89,15 @@ def _apply(args: argparse.Namespace):
 
     r = apply(args.model, args.input, args.out, batch_size=args.batch_size, overwrite=args.overwrite)
     return f"refined {r['frames']} frames into {r['out']} ({r['seconds']} s)", r
+
+
+def _match(args: argparse.Namespace):
+    from .match import match
+
+    r = match(args.synthetic, args.input, args.out, frames=args.frames, blur_frac=args.blur_frac, seed=args.seed,
+              overwrite=args.overwrite)
+    return (f"matched {r['frames']} frames to {r['synthetic']} ({r['frames_fitted']} frames fitted, "
+            f"defocus {r['blur_frac']:.4f} of the circle's height) into {r['out']} ({r['seconds']} s)"), r
 
 
 def _score(args: argparse.Namespace):

@@ -76,8 +76,10 @@ def split_real(real: Path, work: Path, holdout: float, block: int) -> tuple[Path
     return train, held, len(files) - n_held, n_held
 
 
-def side_by_side(held: Path, refiner: Path, out: Path, n: int, short_side_px: int) -> None:
-    """grid.png: pairs of (held-out real frame, refined) at ``short_side_px``, two pairs per row."""
+def side_by_side(held: Path, refiner: Path, out: Path, n: int, short_side_px: int,
+                 matched: Path | None = None) -> None:
+    """grid.png: (held-out real frame, refined) at ``short_side_px``, two per row; with ``matched``
+    (a folder of the frames after `adapt match`) three columns: real, matched, matched and refined."""
     import cv2
     import numpy as np
 
@@ -87,13 +89,19 @@ def side_by_side(held: Path, refiner: Path, out: Path, n: int, short_side_px: in
     model, _ = load_refiner(refiner)
     files = list_images(held)
     pick = [files[int(i)] for i in np.linspace(0, len(files) - 1, n).round()]
+    gap = lambda h: np.full((h, 4, 3), 255, np.uint8)  # noqa: E731
     tiles = []
     for p in pick:
         rgb = read_image(p)
         s = short_side_px / min(rgb.shape[:2])
-        rgb = cv2.resize(rgb, (round(rgb.shape[1] * s), round(rgb.shape[0] * s)), interpolation=cv2.INTER_AREA)
-        ref = refine_images(model, rgb[None], detect_border_mask(rgb))[0]
-        tiles.append(np.concatenate([rgb, np.full((rgb.shape[0], 4, 3), 255, np.uint8), ref], axis=1))
+        size = (round(rgb.shape[1] * s), round(rgb.shape[0] * s))
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        mask = detect_border_mask(rgb)
+        cols = [rgb]
+        if matched is not None:
+            cols.append(cv2.resize(read_image(matched / p.name), size, interpolation=cv2.INTER_AREA) * mask[..., None])
+        cols.append(refine_images(model, cols[-1][None], mask)[0])
+        tiles.append(np.concatenate([c for col in cols for c in (col, gap(rgb.shape[0]))][:-1], axis=1))
     h = max(t.shape[0] for t in tiles)
     w = max(t.shape[1] for t in tiles)
     tiles = [np.pad(t, ((0, h - t.shape[0] + 8), (0, w - t.shape[1] + 8), (0, 0))) for t in tiles]
@@ -182,6 +190,9 @@ def main() -> None:
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="adapt config override (repeatable), e.g. --set refiner.width=32")
     ap.add_argument("--diagnose", action="store_true", help="score hand-made transforms instead of training")
+    ap.add_argument("--match", action="store_true",
+                    help="match the real frames to the synthetic set (colonsim adapt match) before the refiner: "
+                    "train on the matched frames, refine the matched held-out frames")
     ap.add_argument("--cues", action="store_true",
                     help="also score the views that keep the layout and one more cue (adapt score --cues)")
     args = ap.parse_args()
@@ -212,6 +223,19 @@ def main() -> None:
         result = diagnose(held_dir, synthetic, work, args.score_size, args.score_steps, args.seed)
         (work / "diagnose.json").write_text(json.dumps(result, indent=2))
         return
+    from adapt.match import match
+
+    # The training-free reference (adapt match) of every run: the held-out frames given the synthetic
+    # set's defocus, tone distribution and colour, scored by the same classifier.
+    matched_held = work / "matched_heldout"
+    match(synthetic, held_dir, matched_held, seed=args.seed, overwrite=True)
+    m = score(held_dir, matched_held, synthetic, size_px=args.score_size, steps=args.score_steps,
+              seed=args.seed, repeats=args.score_repeats)
+    print(f"adapt_quality: training-free match acc_refined={m['acc_refined']:.3f} "
+          f"seeds={m.get('acc_refined_seeds', [m['acc_refined']])} self_reg_l1={m['self_reg_l1']:.4f}", flush=True)
+    if args.match:
+        train_dir = work / "matched_train"
+        match(synthetic, work / "real_train", train_dir, seed=args.seed, overwrite=True)
     # Defaults sized for a CPU budget: width 32 (SimGAN uses 64), 4 blocks; anything can be --set.
     cfg = load_adapt_config(overrides=[
         "direction=reverse", f"seed={args.seed}", f"data.size_px={args.size}", "refiner.width=32",
@@ -223,19 +247,29 @@ def main() -> None:
     train_s = time.monotonic() - t0
     logging.info("trained %d adversarial steps in %.0f s; scoring", summary["steps"], train_s)
     t1 = time.monotonic()
-    s = score(held_dir, run / "refiner.pt", synthetic, size_px=args.score_size, steps=args.score_steps,
+    refined = run / "refiner.pt"
+    if args.match:   # the refiner's input is the matched frame; the score compares with the raw one
+        from adapt.apply import apply
+
+        refined = work / "refined_heldout"
+        apply(run / "refiner.pt", matched_held, refined, overwrite=True)
+    s = score(held_dir, refined, synthetic, size_px=args.score_size, steps=args.score_steps,
               seed=args.seed, floor=True, cues=args.cues, repeats=args.score_repeats)
     score_s = time.monotonic() - t1
-    side_by_side(held_dir, run / "refiner.pt", work / "grid.png", 8, 2 * args.size)
+    side_by_side(held_dir, run / "refiner.pt", work / "grid.png", 8, 2 * args.size,
+                 matched_held if args.match else None)
     result = {"minutes": args.minutes, "size_px": args.size, "adversarial_steps": summary["steps"],
               "schedule_steps": summary["schedule_steps"], "train_s": round(train_s, 1),
               "score_s": round(score_s, 1), "n_real_train": n_train, "n_real_heldout": n_held,
               "delta_grey": summary["losses"].get("refiner/delta_grey"),
-              "disc_acc": summary["disc_accuracy"], "config_overrides": args.overrides,
-              "synthetic": str(synthetic), "torch_threads": args.threads, **s}
+              "disc_acc": summary["disc_accuracy"], "config_overrides": args.overrides, "match": args.match,
+              "synthetic": str(synthetic), "torch_threads": args.threads, **s,
+              "acc_matched": m["acc_refined"], "acc_matched_seeds": m.get("acc_refined_seeds", [m["acc_refined"]]),
+              "self_reg_l1_matched": m["self_reg_l1"]}
     (work / "results.json").write_text(json.dumps(result, indent=2))
     print(f"adapt_quality: minutes={args.minutes:g} size={args.size} adv_steps={summary['steps']} "
-          f"acc_raw={s['acc_raw']:.3f} acc_refined={s['acc_refined']:.3f} acc_structure={s['acc_structure']:.3f} "
+          f"match={args.match} acc_raw={s['acc_raw']:.3f} acc_refined={s['acc_refined']:.3f} "
+          f"acc_matched={m['acc_refined']:.3f} acc_structure={s['acc_structure']:.3f} "
           f"self_reg_l1={s['self_reg_l1']:.4f} acc_refined_seeds={s.get('acc_refined_seeds', [s['acc_refined']])} "
           f"delta_grey={result['delta_grey']} train_s={train_s:.0f} grid={work / 'grid.png'}")
     for view in s.get("cues_raw", {}):

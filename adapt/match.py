@@ -1,0 +1,198 @@
+"""Training-free reverse adaptation: give real frames the image statistics of a synthetic set.
+
+A reference for the learned refiner, and a measure of what the refiner has to learn. Three fixed
+steps, each fitted to the synthetic ColonSim HDF5 and none of which moves the layout of light and
+dark (lumen, folds, polyps) in a frame:
+
+1. **defocus**: the frame's grey level is low-passed by a Gaussian as wide, relative to the image
+   circle, as the renders' sensor defocus (``sensor.defocus_sigma_px`` of the file's config);
+2. **tone**: its grey levels inside the image circle are mapped, by rank, onto the grey-level
+   distribution of one synthetic frame drawn at random (histogram matching: monotone, so the
+   order of light and dark stays);
+3. **colour**: each grey level takes the synthetic set's mean colour at that grey level (in a
+   ``clean`` render colour is, up to a few levels, a function of the grey level: one albedo).
+
+Outside the image circle stays black. The draw of step 2 is seeded by ``seed`` and the frame's
+name (folders, videos) or index (HDF5), so a frame's output does not depend on which other
+frames are processed with it.
+"""
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+
+from colonsim import realdata
+from colonsim.errors import DatasetError, InputError
+
+from .apply import check_out, write_frames, write_h5
+from .data import H5Frames, is_hdf5
+
+#: Points of each synthetic frame's grey-level quantile function.
+QUANTILES = 257
+#: Pixels a grey level needs for its own colour in the lookup table; rarer levels are interpolated.
+LUT_MIN_PIXELS = 20
+
+
+@dataclass(frozen=True)
+class MatchTarget:
+    """The synthetic set's statistics that :func:`match_frame` imposes.
+
+    lut: (256, 3) float32, the mean RGB of the synthetic pixels at each grey level (mean of R, G, B).
+    quantiles: (K, QUANTILES) float32, each fitted synthetic frame's grey-level quantile function.
+    blur_frac: the defocus Gaussian's sigma as a fraction of the image circle's height.
+    """
+    lut: np.ndarray
+    quantiles: np.ndarray
+    blur_frac: float
+    source: str = ""
+
+    def summary(self) -> dict:
+        return {"synthetic": self.source, "frames_fitted": int(len(self.quantiles)),
+                "blur_frac": round(float(self.blur_frac), 5),
+                "median_grey": round(float(np.median(self.quantiles[:, QUANTILES // 2])), 1)}
+
+
+def circle_height(mask: np.ndarray) -> int:
+    """Rows of the frame that hold some of the image circle (the circle's height, px)."""
+    return int(np.count_nonzero((mask > 0).any(axis=1)))
+
+
+def _config_defocus_px(path: Path) -> float | None:
+    """The mean of ``sensor.defocus_sigma_px`` in the file's stored config, or None."""
+    with h5py.File(path, "r") as f:
+        raw = f.attrs.get("config")
+    try:
+        value = json.loads(raw)["sensor"]["defocus_sigma_px"]
+        return float(np.mean(np.asarray(value, dtype=float)))
+    except (TypeError, KeyError, ValueError, json.JSONDecodeError):
+        return None
+
+
+def fit_target(synthetic: str | Path, frames: int = 400, blur_frac: float | None = None) -> MatchTarget:
+    """Fit :class:`MatchTarget` to up to ``frames`` evenly spaced frames of a ColonSim HDF5.
+
+    ``blur_frac`` None takes the renders' defocus from the file's config (0 when it has none).
+    """
+    path = Path(synthetic)
+    if not path.exists():
+        raise InputError(f"synthetic set not found: {path}; expected a ColonSim .h5")
+    if not path.is_file() or not h5py.is_hdf5(path):
+        raise InputError(f"--synthetic {path} is not a readable HDF5 file; matching needs a ColonSim .h5 to fit to")
+    if frames < 1:
+        raise InputError(f"--frames must be at least 1, got {frames}")
+    if blur_frac is not None and not 0.0 <= blur_frac <= 0.2:
+        raise InputError(f"--blur-frac must lie in [0, 0.2] (a fraction of the image circle's height), got {blur_frac}")
+    src = H5Frames(path)
+    if len(src) == 0:
+        raise DatasetError(f"{path} holds no complete frames to fit to")
+    idx = np.unique(np.linspace(0, len(src) - 1, min(frames, len(src))).round().astype(int))
+    sums, counts = np.zeros((256, 3)), np.zeros(256)
+    quantiles, heights = [], []
+    levels = np.linspace(0.0, 1.0, QUANTILES)
+    for i in idx:
+        rgb, mask = src.get(int(i))
+        inside = rgb[mask > 0].astype(np.float64)
+        if len(inside) == 0:
+            continue
+        grey = inside.mean(axis=1)
+        g = np.clip(grey.round(), 0, 255).astype(int)
+        counts += np.bincount(g, minlength=256)
+        for c in range(3):
+            sums[:, c] += np.bincount(g, weights=inside[:, c], minlength=256)
+        quantiles.append(np.quantile(grey, levels))
+        heights.append(circle_height(mask))
+    if not quantiles:
+        raise DatasetError(f"{path}: no frame has pixels inside its mask")
+    ok = counts >= LUT_MIN_PIXELS
+    if not ok.any():
+        ok = counts > 0
+    lut = np.empty((256, 3))
+    for c in range(3):
+        lut[:, c] = np.interp(np.arange(256), np.flatnonzero(ok), sums[ok, c] / counts[ok])
+    if blur_frac is None:
+        defocus = _config_defocus_px(path)
+        blur_frac = 0.0 if defocus is None else defocus / float(np.median(heights))
+    return MatchTarget(lut.astype(np.float32), np.asarray(quantiles, np.float32), float(blur_frac), str(path))
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """Each value's rank in [0, 1]; equal values share their mean rank (a flat area stays flat)."""
+    if len(values) < 2:
+        return np.full(len(values), 0.5)
+    uniq, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    mid = np.cumsum(counts) - 0.5 * (counts + 1)      # mean 0-based position of each distinct value
+    return mid[inverse] / (len(values) - 1)
+
+
+def _masked_blur(grey: np.ndarray, inside: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian low-pass of the pixels inside the circle only (normalized convolution)."""
+    if sigma <= 0:
+        return grey
+    m = inside.astype(np.float32)
+    num = cv2.GaussianBlur(grey * m, (0, 0), sigma)
+    den = cv2.GaussianBlur(m, (0, 0), sigma)
+    return num / np.maximum(den, 1e-6)
+
+
+def frame_key(name: str | int) -> int:
+    """The per-frame part of the draw's seed: a frame's index, or a stable hash of its name."""
+    return int(name) if isinstance(name, (int, np.integer)) else zlib.crc32(str(name).encode())
+
+
+def match_frame(rgb: np.ndarray, mask: np.ndarray | None, target: MatchTarget, key: int,
+                seed: int = 0) -> np.ndarray:
+    """One frame (H, W, 3) uint8 -> the matched frame, same size; black outside the mask.
+
+    mask: (H, W), nonzero inside the image circle; None detects the black border.
+    """
+    if rgb.ndim != 3 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
+        raise InputError(f"matching needs (H, W, 3) uint8 frames, got {rgb.shape} {rgb.dtype}")
+    inside = (realdata.detect_border_mask(rgb) if mask is None else np.asarray(mask)) > 0
+    out = np.zeros_like(rgb)
+    if not inside.any():
+        return out
+    grey = _masked_blur(rgb.astype(np.float32).mean(axis=2), inside, target.blur_frac * circle_height(inside))
+    pick = int(np.random.default_rng([seed, key]).integers(len(target.quantiles)))
+    new = np.interp(_ranks(grey[inside]), np.linspace(0.0, 1.0, QUANTILES), target.quantiles[pick])
+    colour = np.stack([np.interp(new, np.arange(256), target.lut[:, c]) for c in range(3)], axis=1)
+    out[inside] = np.clip(colour.round(), 0, 255).astype(np.uint8)
+    return out
+
+
+def match(synthetic: str | Path, input: str | Path, out: str | Path, *, frames: int = 400,
+          blur_frac: float | None = None, seed: int = 0, overwrite: bool = False) -> dict:
+    """Match a folder, video or ColonSim HDF5 to a synthetic set; written as :func:`adapt.apply.apply`
+    writes refined frames (same names and sizes; an HDF5 copy with only ``rgb`` changed; atomic)."""
+    src, dst = Path(input), Path(out)
+    if not src.exists():
+        raise InputError(f"input not found: {src}; expected a folder of images, a video, or a ColonSim .h5")
+    if dst.resolve() == src.resolve():
+        raise InputError(f"--out {dst} is the input itself; choose another path")
+    h5_input = is_hdf5(src)
+    check_out(src, dst, h5_input, overwrite)
+    if overwrite and dst.is_dir():
+        for path in (src, Path(synthetic)):
+            if path.resolve().is_relative_to(dst.resolve()):
+                raise InputError(f"--overwrite would delete {path}, which is inside --out {dst}; "
+                                 "choose another --out")
+    target = fit_target(synthetic, frames, blur_frac)
+    t0 = time.monotonic()
+    if h5_input:
+        def batch(idx, rgb, mask):
+            masks = [None if mask is None else (mask if mask.ndim == 2 else mask[j]) for j in range(len(rgb))]
+            return np.stack([match_frame(rgb[j], masks[j], target, frame_key(int(idx[j])), seed)
+                             for j in range(len(rgb))])
+        by = {"matched_to": str(synthetic), "seed": seed, "blur_frac": target.blur_frac}
+        n = write_h5(batch, by, src, dst, 16, desc="adapt match")
+    else:
+        n = write_frames(lambda name, rgb: match_frame(rgb, None, target, frame_key(name), seed), src, dst,
+                         desc="adapt match")
+    return {"frames": n, "input": str(src), "out": str(dst), "seed": seed,
+            "seconds": round(time.monotonic() - t0, 1), **target.summary()}
