@@ -43,6 +43,8 @@ def add_parsers(subparsers) -> None:
                    help="defocus sigma as a fraction of the image circle's height (default: the renders' "
                    "sensor.defocus_sigma_px over their height)")
     m.add_argument("--seed", type=int, default=0, help="seed of each frame's draw of a synthetic tone distribution")
+    m.add_argument("--steps", default="defocus,tones,colour", metavar="LIST",
+                   help="which steps to apply, comma-separated (default all: defocus,tones,colour)")
     m.add_argument("--overwrite", action="store_true", help="replace an existing OUT.h5 or non-empty DIR/")
     add_json_arg(m)
     m.set_defaults(func=_match)
@@ -58,8 +60,8 @@ def add_parsers(subparsers) -> None:
     s.add_argument("--repeats", type=int, default=1, metavar="N",
                    help="train the classifier with N seeds (seed, seed+1, ...) and report the mean accuracies")
     s.add_argument("--floor", action="store_true",
-                   help="also report acc_structure: the accuracy on the frames' structure alone (grey, low-passed, "
-                   "normalized), below which a structure-keeping refiner cannot bring acc_refined")
+                   help="also report acc_structure: the accuracy on the frames' layout alone (grey, low-passed, "
+                   "normalized per frame), about as low as a structure-keeping refiner can bring acc_refined")
     s.add_argument("--floor-sigma", type=float, default=None, metavar="PX",
                    help="the structure's low-pass sigma at the classifier's size (default 0.9: the self-regularization's)")
     s.add_argument("--cues", action="store_true",
@@ -95,8 +97,8 @@ def _match(args: argparse.Namespace):
     from .match import match
 
     r = match(args.synthetic, args.input, args.out, frames=args.frames, blur_frac=args.blur_frac, seed=args.seed,
-              overwrite=args.overwrite)
-    return (f"matched {r['frames']} frames to {r['synthetic']} ({r['frames_fitted']} frames fitted, "
+              steps=args.steps, overwrite=args.overwrite)
+    return (f"matched {r['frames']} frames ({','.join(r['steps'])}) to {r['synthetic']} ({r['frames_fitted']} frames fitted, "
             f"defocus {r['blur_frac']:.4f} of the circle's height) into {r['out']} ({r['seconds']} s)"), r
 
 

@@ -12,7 +12,9 @@ dark (lumen, folds, polyps) in a frame:
 3. **colour**: each grey level takes the synthetic set's mean colour at that grey level (in a
    ``clean`` render colour is, up to a few levels, a function of the grey level: one albedo).
 
-Outside the image circle stays black. The draw of step 2 is seeded by ``seed`` and the frame's
+``steps`` chooses which of the three to apply (all by default; ``--steps`` on the command line), to
+measure what each contributes. Without ``colour`` a pixel keeps its own chromaticity, scaled to
+its new grey level. Outside the image circle stays black. The draw of step 2 is seeded by ``seed`` and the frame's
 name (folders, videos) or index (HDF5), so a frame's output does not depend on which other
 frames are processed with it.
 """
@@ -36,6 +38,8 @@ from .data import H5Frames, is_hdf5
 
 #: Points of each synthetic frame's grey-level quantile function.
 QUANTILES = 257
+#: The steps of :func:`match_frame`, in the order they are applied.
+STEPS = ("defocus", "tones", "colour")
 #: Pixels a grey level needs for its own colour in the lookup table; rarer levels are interpolated.
 LUT_MIN_PIXELS = 20
 
@@ -44,7 +48,8 @@ LUT_MIN_PIXELS = 20
 class MatchTarget:
     """The synthetic set's statistics that :func:`match_frame` imposes.
 
-    lut: (256, 3) float32, the mean RGB of the synthetic pixels at each grey level (mean of R, G, B).
+    lut: (256, 3) float32, the mean RGB of the synthetic pixels at each grey level (mean of R, G, B);
+        outside the synthetic range, the nearest end's hue scaled to the grey level (may exceed 255).
     quantiles: (K, QUANTILES) float32, each fitted synthetic frame's grey-level quantile function.
     blur_frac: the defocus Gaussian's sigma as a fraction of the image circle's height.
     """
@@ -114,8 +119,14 @@ def fit_target(synthetic: str | Path, frames: int = 400, blur_frac: float | None
     if not ok.any():
         ok = counts > 0
     lut = np.empty((256, 3))
+    levels_ok = np.flatnonzero(ok)
     for c in range(3):
-        lut[:, c] = np.interp(np.arange(256), np.flatnonzero(ok), sums[ok, c] / counts[ok])
+        lut[:, c] = np.interp(np.arange(256), levels_ok, sums[ok, c] / counts[ok])
+    # Beyond the synthetic range, the nearest end's hue at the pixel's own grey level.
+    lo, hi = levels_ok[0], levels_ok[-1]
+    if lo > 0:
+        lut[:lo] = lut[lo] * (np.arange(lo) / lo)[:, None]
+    lut[hi + 1:] = lut[hi] * (np.arange(hi + 1, 256) / max(hi, 1))[:, None]
     if blur_frac is None:
         defocus = _config_defocus_px(path)
         blur_frac = 0.0 if defocus is None else defocus / float(np.median(heights))
@@ -146,28 +157,53 @@ def frame_key(name: str | int) -> int:
     return int(name) if isinstance(name, (int, np.integer)) else zlib.crc32(str(name).encode())
 
 
+def check_steps(steps) -> tuple[str, ...]:
+    """``steps`` as a tuple of known step names (a comma-separated string is split); InputError otherwise."""
+    if isinstance(steps, str):
+        steps = [x.strip() for x in steps.split(",") if x.strip()]
+    steps = tuple(steps)
+    bad = [x for x in steps if x not in STEPS]
+    if bad or not steps:
+        raise InputError(f"--steps must be one or more of {','.join(STEPS)} (comma-separated), got "
+                         f"{','.join(steps) or 'nothing'}")
+    return tuple(x for x in STEPS if x in steps)
+
+
 def match_frame(rgb: np.ndarray, mask: np.ndarray | None, target: MatchTarget, key: int,
-                seed: int = 0) -> np.ndarray:
+                seed: int = 0, steps=STEPS) -> np.ndarray:
     """One frame (H, W, 3) uint8 -> the matched frame, same size; black outside the mask.
 
     mask: (H, W), nonzero inside the image circle; None detects the black border.
+    steps: which of :data:`STEPS` to apply.
     """
     if rgb.ndim != 3 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
         raise InputError(f"matching needs (H, W, 3) uint8 frames, got {rgb.shape} {rgb.dtype}")
+    steps = check_steps(steps)
     inside = (realdata.detect_border_mask(rgb) if mask is None else np.asarray(mask)) > 0
     out = np.zeros_like(rgb)
     if not inside.any():
         return out
-    grey = _masked_blur(rgb.astype(np.float32).mean(axis=2), inside, target.blur_frac * circle_height(inside))
-    pick = int(np.random.default_rng([seed, key]).integers(len(target.quantiles)))
-    new = np.interp(_ranks(grey[inside]), np.linspace(0.0, 1.0, QUANTILES), target.quantiles[pick])
-    colour = np.stack([np.interp(new, np.arange(256), target.lut[:, c]) for c in range(3)], axis=1)
+    src = rgb.astype(np.float32)
+    grey = src.mean(axis=2)
+    if "defocus" in steps:
+        sigma = target.blur_frac * circle_height(inside)
+        grey = _masked_blur(grey, inside, sigma)
+        if "colour" not in steps:
+            src = np.stack([_masked_blur(src[..., c], inside, sigma) for c in range(3)], axis=2)
+    new = grey[inside].astype(np.float64)
+    if "tones" in steps:
+        pick = int(np.random.default_rng([seed, key]).integers(len(target.quantiles)))
+        new = np.interp(_ranks(new), np.linspace(0.0, 1.0, QUANTILES), target.quantiles[pick])
+    if "colour" in steps:
+        colour = np.stack([np.interp(new, np.arange(256), target.lut[:, c]) for c in range(3)], axis=1)
+    else:   # the pixel's own chromaticity at its new grey level
+        colour = src[inside] * (new / np.maximum(grey[inside], 1e-3))[:, None]
     out[inside] = np.clip(colour.round(), 0, 255).astype(np.uint8)
     return out
 
 
 def match(synthetic: str | Path, input: str | Path, out: str | Path, *, frames: int = 400,
-          blur_frac: float | None = None, seed: int = 0, overwrite: bool = False) -> dict:
+          blur_frac: float | None = None, seed: int = 0, steps=STEPS, overwrite: bool = False) -> dict:
     """Match a folder, video or ColonSim HDF5 to a synthetic set; written as :func:`adapt.apply.apply`
     writes refined frames (same names and sizes; an HDF5 copy with only ``rgb`` changed; atomic)."""
     src, dst = Path(input), Path(out)
@@ -175,6 +211,7 @@ def match(synthetic: str | Path, input: str | Path, out: str | Path, *, frames: 
         raise InputError(f"input not found: {src}; expected a folder of images, a video, or a ColonSim .h5")
     if dst.resolve() == src.resolve():
         raise InputError(f"--out {dst} is the input itself; choose another path")
+    steps = check_steps(steps)
     h5_input = is_hdf5(src)
     check_out(src, dst, h5_input, overwrite)
     if overwrite and dst.is_dir():
@@ -187,12 +224,12 @@ def match(synthetic: str | Path, input: str | Path, out: str | Path, *, frames: 
     if h5_input:
         def batch(idx, rgb, mask):
             masks = [None if mask is None else (mask if mask.ndim == 2 else mask[j]) for j in range(len(rgb))]
-            return np.stack([match_frame(rgb[j], masks[j], target, frame_key(int(idx[j])), seed)
+            return np.stack([match_frame(rgb[j], masks[j], target, frame_key(int(idx[j])), seed, steps)
                              for j in range(len(rgb))])
-        by = {"matched_to": str(synthetic), "seed": seed, "blur_frac": target.blur_frac}
+        by = {"matched_to": str(synthetic), "seed": seed, "blur_frac": target.blur_frac, "steps": list(steps)}
         n = write_h5(batch, by, src, dst, 16, desc="adapt match")
     else:
-        n = write_frames(lambda name, rgb: match_frame(rgb, None, target, frame_key(name), seed), src, dst,
+        n = write_frames(lambda name, rgb: match_frame(rgb, None, target, frame_key(name), seed, steps), src, dst,
                          desc="adapt match")
-    return {"frames": n, "input": str(src), "out": str(dst), "seed": seed,
+    return {"frames": n, "input": str(src), "out": str(dst), "seed": seed, "steps": list(steps),
             "seconds": round(time.monotonic() - t0, 1), **target.summary()}

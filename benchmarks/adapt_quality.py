@@ -19,10 +19,14 @@ inpainted, blurred, or a flat synthetic colour) with the same classifier, to sho
 refiner would have to remove.
 
 Both modes also report ``acc_structure``, the structure floor of ``colonsim adapt score --floor``:
-the same classifier on the frames' structure alone (grey, low-passed, brightness and contrast
-normalized per frame), which a refiner with self-regularization keeps. By this classifier,
-``acc_refined`` cannot go much below it; where it is high, the real and synthetic frames differ in
-what they show, and only other frames can close the gap.
+the same classifier on the frames' layout alone (grey, low-passed, brightness and contrast
+normalized per frame), about as low as a refiner that keeps the layout can bring acc_refined
+(see adapt/score.py).
+
+Every training run also scores ``acc_matched``: the held-out frames after ``colonsim adapt match``
+(the synthetic set's defocus, tone distribution and colour, no training), the reference a learned
+refiner has to beat. ``--match`` trains the refiner on matched frames and refines the matched
+held-out frames; the score still compares with the raw ones.
 """
 from __future__ import annotations
 

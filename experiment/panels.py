@@ -111,6 +111,14 @@ def _verdict(results: dict) -> str:
     return f"<p class='{cls}'>{html.escape(msg)}</p>"
 
 
+def _matched_ratio(t: dict) -> str:
+    if "matched_over_raw_abs_rel" not in t:
+        return ""
+    r = t["matched_over_raw_abs_rel"]
+    return (f"<p>matched (adapt match, no training) / raw abs_rel = {r[0]:.3f} (paired bootstrap 95% interval "
+            f"[{r[1]:.3f}, {r[2]:.3f}]).</p>")
+
+
 def write_report(run: Path, cfg: ExperimentConfig, results: dict, paths: dict, per_image: dict) -> Path:
     """Write ``run/report.html`` (self-contained) from the run folder's models and results."""
     sections = [("Result", _verdict(results))]
@@ -124,7 +132,8 @@ def write_report(run: Path, cfg: ExperimentConfig, results: dict, paths: dict, p
         sections.append((f"Metrics on {tname} (align={cfg.eval.align}, cap {cfg.eval.max_depth_mm:g} mm)",
                          report.metrics_table(rows, TABLE_KEYS) +
                          f"<p>adapted / raw abs_rel = {ratio[0]:.3f} (paired bootstrap 95% interval "
-                         f"[{ratio[1]:.3f}, {ratio[2]:.3f}]). Intervals in brackets: 95% bootstrap over images.</p>"))
+                         f"[{ratio[1]:.3f}, {ratio[2]:.3f}]). Intervals in brackets: 95% bootstrap over images.</p>"
+                         + _matched_ratio(t)))
     grid = frame_grid(paths["test_real"], run / "depth_clean" / "model.pt", run / "adapt_reverse" / "refiner.pt",
                       cfg.eval.panel_frames, cfg.eval.max_depth_mm)
     (run / "grid.png").write_bytes(grid)

@@ -74,6 +74,30 @@ def test_match_frame_imposes_the_target_statistics_and_keeps_the_order(synthetic
     np.testing.assert_array_equal(match_frame(raw, mask, t, key=11, seed=0), out)
 
 
+def test_match_steps_apply_one_property_each(synthetic_h5):
+    t = fit_target(synthetic_h5, blur_frac=0.0)
+    raw = real_frames(1, 48, 56, seed=7)[0]
+    mask = realdata.detect_border_mask(raw)
+    inside = mask > 0
+    # colour alone: grey levels unchanged, every pixel on the synthetic colour curve
+    c = match_frame(raw, mask, t, key=3, steps=("colour",))
+    assert np.abs(_grey(c)[inside] - _grey(raw)[inside]).max() <= 1.0 + 1e-9
+    lut_at = np.stack([np.interp(_grey(c)[inside], np.arange(256), t.lut[:, k]) for k in range(3)], 1)
+    assert np.abs(c[inside] - lut_at).max() <= 1.5
+    # tones alone: the synthetic frame's distribution, the frame's own chromaticity (orange, not pink)
+    g = match_frame(raw, mask, t, key=3, steps="tones")
+    full = match_frame(raw, mask, t, key=3)
+    unclipped = inside & (g.max(-1) < 255)     # scaling the chromaticity up may clip a channel
+    assert unclipped.sum() > 0.25 * inside.sum()
+    assert np.abs(_grey(g)[unclipped] - _grey(full)[unclipped]).max() <= 2.0   # the same new grey levels
+    bright = inside & (_grey(raw) > 60)
+    ratio = lambda x: (x[bright][:, 2] + 1.0) / (x[bright][:, 0] + 1.0)  # noqa: E731  blue over red
+    assert abs(np.median(ratio(g)) - np.median(ratio(raw))) < 0.05
+    assert abs(np.median(ratio(full)) - 140 / 230) < 0.05
+    with pytest.raises(Exception, match="--steps"):
+        match_frame(raw, mask, t, key=3, steps="tones,sharpen")
+
+
 def test_match_frame_defocus_removes_fine_texture(synthetic_h5):
     raw = real_frames(1, 64, 64, seed=6)[0]          # noisy texture, sigma 25 grey levels
     mask = realdata.detect_border_mask(raw)
@@ -140,6 +164,7 @@ def test_match_bad_inputs_are_one_line_and_exit_2(tmp_path, capsys, real_dir, sy
         (["--synthetic", str(synthetic_h5), "--input", str(empty)], "no images"),
         (["--synthetic", str(synthetic_h5), "--input", str(real_dir), "--blur-frac", "0.5"], "--blur-frac"),
         (["--synthetic", str(synthetic_h5), "--input", str(real_dir), "--frames", "0"], "--frames"),
+        (["--synthetic", str(synthetic_h5), "--input", str(real_dir), "--steps", "colour,sharpen"], "--steps"),
     ]
     for i, (args, words) in enumerate(cases):
         rc, err = _run(capsys, ["adapt", "match", *args, "--out", str(tmp_path / f"o{i}")])

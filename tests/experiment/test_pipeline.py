@@ -40,19 +40,23 @@ def test_toy_experiment_runs_caches_and_reports(tmp_path):
         assert on_disk[row]["n"] == 6
         lo, hi = on_disk[row]["abs_rel_ci"]
         assert lo <= on_disk[row]["abs_rel"] <= hi
-    assert set(on_disk["baselines"]) == {"upper_bound_trained_on_realistic", "forward_simgan_trained_on_refined_clean"}
+    assert set(on_disk["baselines"]) == {"upper_bound_trained_on_realistic", "forward_simgan_trained_on_refined_clean",
+                                         "matched_training_free"}
+    assert on_disk["baselines"]["matched_training_free"]["n"] == 6
+    ratio = on_disk["tests"]["test_real"]["matched_over_raw_abs_rel"]
+    assert ratio[1] <= ratio[0] <= ratio[2]
     for b in on_disk["baselines"].values():
         assert set(METRIC_KEYS) <= set(b)
     assert on_disk["headline"]["ratio"] == pytest.approx(res["adapted"]["abs_rel"] / res["raw"]["abs_rel"])
 
     html = (run / "report.html").read_text()
     assert "<img src='data:image/png;base64," in html and "http://" not in html and "https://" not in html
-    assert "abs_rel" in html and "upper bound trained on realistic" in html
+    assert "abs_rel" in html and "upper bound trained on realistic" in html and "matched training free" in html
 
     stages = sorted(p.name for p in (run / "stages").glob("*.json"))
     assert stages == sorted(f"{n}.json" for n in (
         "render_train_clean", "render_train_realistic", "render_real_like", "render_test_real", "depth_clean",
-        "adapt_reverse", "depth_realistic", "adapt_forward", "apply_forward", "depth_forward"))
+        "adapt_reverse", "depth_realistic", "adapt_forward", "apply_forward", "depth_forward", "match_test_real"))
     stamps = {p: p.stat().st_mtime_ns for p in (run / "stages").glob("*.json")}
     model_stamp = (run / "depth_clean" / "model.pt").stat().st_mtime_ns
 
