@@ -66,6 +66,15 @@ def test_toy_experiment_runs_caches_and_reports(tmp_path):
     assert (run / "depth_clean" / "model.pt").stat().st_mtime_ns == model_stamp
     assert res2["raw"]["abs_rel"] == res["raw"]["abs_rel"]
 
+    # A moved run folder keeps its cache: nothing is retrained or rewritten.
+    moved = tmp_path / "moved"
+    run.rename(moved)
+    res_moved = run_experiment(cfg, moved)
+    assert {p.name: p.stat().st_mtime_ns for p in (moved / "stages").glob("*.json")} == \
+        {p.name: t for p, t in stamps.items()}
+    assert res_moved["adapted"]["abs_rel"] == res["adapted"]["abs_rel"]
+    moved.rename(run)
+
     # A changed training input redoes that stage (and only the stages that depend on it).
     cfg3 = load_experiment_config(cfg_file, ["depth.steps=3"])
     run_experiment(cfg3, run)
