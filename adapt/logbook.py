@@ -36,7 +36,9 @@ class Logbook:
         self.out_dir = out_dir
         self.records = records
         self.writer = SummaryWriter(log_dir=str(out_dir / "tensorboard"), purge_step=start_step or None)
-        self.bar = tqdm(total=total, initial=start_step, desc="adapt train", unit="step", dynamic_ncols=True)
+        # disable=None: no bar when stderr is not a terminal (a log file gets the warnings, not a bar per step)
+        self.bar = tqdm(total=total, initial=start_step, desc="adapt train", unit="step", dynamic_ncols=True,
+                        disable=None)
         self.pending: dict[str, list[float]] = defaultdict(list)
         self.n_flushes = 0
         self.warned_at: dict[str, int] = {}
