@@ -67,7 +67,14 @@ def test_ctrl_c_during_render_is_one_line_exit_2_and_resume_finishes(tmp_path):
     out = tmp_path / "x.h5"
     args = [sys.executable, str(REPO / "cli.py"), "render", "--out", str(out), "--frames", "400", "--size", "32",
             "--workers", "1", "--set", "anatomy.max_length_mm=150", "--set", "output.shard_frames=4"]
-    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    def default_sigint():
+        # A child inherits a blocked or ignored SIGINT from this process, which other tests' libraries
+        # may have left so (then the render never sees the interrupt): give it the default handling.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                         preexec_fn=default_sigint)
     parts = out.with_name(out.name + ".parts")
     deadline = time.time() + 120
     while time.time() < deadline and not any(parts.glob("shard_*.h5")):
