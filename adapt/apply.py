@@ -101,17 +101,7 @@ def apply(model_path: str | Path, input: str | Path, out: str | Path, *, batch_s
     InputError. The output appears (by rename) only once every frame is written.
     """
     src, dst = Path(input), Path(out)
-    if not src.exists():
-        raise InputError(f"input not found: {src}; expected a folder of images, a video, or a ColonSim .h5")
-    if dst.resolve() == src.resolve():
-        raise InputError(f"--out {dst} is the input itself; choose another path")
-    h5_input = is_hdf5(src)
-    check_out(src, dst, h5_input, overwrite)
-    if overwrite and dst.is_dir():
-        for path in (src, Path(model_path)):
-            if path.resolve().is_relative_to(dst.resolve()):
-                raise InputError(f"--overwrite would delete {path}, which is inside --out {dst}; "
-                                 "choose another --out")
+    h5_input = check_paths(src, dst, overwrite, keep=[Path(model_path)])
     model, meta = load_refiner(model_path)
     t0 = time.monotonic()
     if h5_input:
@@ -123,7 +113,28 @@ def apply(model_path: str | Path, input: str | Path, out: str | Path, *, batch_s
             "seconds": round(time.monotonic() - t0, 1)}
 
 
-def check_out(src: Path, dst: Path, h5_input: bool, overwrite: bool) -> None:
+def check_paths(src: Path, dst: Path, overwrite: bool, keep: list[Path]) -> bool:
+    """Check an input and its output path before any work; returns whether the input is HDF5.
+
+    InputError for a missing input, an output that is the input, the wrong kind of output path, an
+    existing output without ``overwrite``, or an ``overwrite`` that would delete the input or one of
+    ``keep`` (other files the run reads).
+    """
+    if not src.exists():
+        raise InputError(f"input not found: {src}; expected a folder of images, a video, or a ColonSim .h5")
+    if dst.resolve() == src.resolve():
+        raise InputError(f"--out {dst} is the input itself; choose another path")
+    h5_input = is_hdf5(src)
+    _check_out(src, dst, h5_input, overwrite)
+    if overwrite and dst.is_dir():
+        for path in (src, *keep):
+            if path.resolve().is_relative_to(dst.resolve()):
+                raise InputError(f"--overwrite would delete {path}, which is inside --out {dst}; "
+                                 "choose another --out")
+    return h5_input
+
+
+def _check_out(src: Path, dst: Path, h5_input: bool, overwrite: bool) -> None:
     """InputError if ``dst`` is the wrong kind of path for the input, or exists without ``overwrite``."""
     if h5_input:
         if dst.is_dir():

@@ -33,7 +33,7 @@ import numpy as np
 from colonsim import realdata
 from colonsim.errors import DatasetError, InputError
 
-from .apply import check_out, write_frames, write_h5
+from .apply import check_paths, write_frames, write_h5
 from .data import H5Frames, is_hdf5
 
 #: Points of each synthetic frame's grey-level quantile function.
@@ -137,7 +137,7 @@ def _ranks(values: np.ndarray) -> np.ndarray:
     """Each value's rank in [0, 1]; equal values share their mean rank (a flat area stays flat)."""
     if len(values) < 2:
         return np.full(len(values), 0.5)
-    uniq, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
     mid = np.cumsum(counts) - 0.5 * (counts + 1)      # mean 0-based position of each distinct value
     return mid[inverse] / (len(values) - 1)
 
@@ -207,18 +207,8 @@ def match(synthetic: str | Path, input: str | Path, out: str | Path, *, frames: 
     """Match a folder, video or ColonSim HDF5 to a synthetic set; written as :func:`adapt.apply.apply`
     writes refined frames (same names and sizes; an HDF5 copy with only ``rgb`` changed; atomic)."""
     src, dst = Path(input), Path(out)
-    if not src.exists():
-        raise InputError(f"input not found: {src}; expected a folder of images, a video, or a ColonSim .h5")
-    if dst.resolve() == src.resolve():
-        raise InputError(f"--out {dst} is the input itself; choose another path")
+    h5_input = check_paths(src, dst, overwrite, keep=[Path(synthetic)])
     steps = check_steps(steps)
-    h5_input = is_hdf5(src)
-    check_out(src, dst, h5_input, overwrite)
-    if overwrite and dst.is_dir():
-        for path in (src, Path(synthetic)):
-            if path.resolve().is_relative_to(dst.resolve()):
-                raise InputError(f"--overwrite would delete {path}, which is inside --out {dst}; "
-                                 "choose another --out")
     target = fit_target(synthetic, frames, blur_frac)
     t0 = time.monotonic()
     if h5_input:

@@ -42,23 +42,34 @@ def load_experiment_config(path: str | Path | None = None, overrides=(), preset:
     return cfgmod.load(ExperimentConfig, defaults, path, overrides)
 
 
-def _key(inputs: dict) -> str:
-    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
+def _key(inputs: dict, path=str) -> str:
+    """The hash of a stage's inputs; ``path`` writes each Path in them."""
+    def default(o):
+        return path(o) if isinstance(o, Path) else str(o)
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=default).encode()).hexdigest()
 
 
 class Stages:
-    """Runs named stages once; a stage is redone only when its inputs (a JSON-able dict) change."""
+    """Runs named stages once; a stage is redone only when its inputs (a JSON-able dict) change.
+
+    A Path among the inputs that lies inside the run folder counts by its place in the folder, so a
+    moved run folder keeps its cache; records of earlier versions, keyed by the path as given, still
+    count.
+    """
 
     def __init__(self, run: Path):
+        self.root = run
         self.dir = run / "stages"
         self.dir.mkdir(parents=True, exist_ok=True)
 
-    def run(self, name: str, inputs: dict, fn: Callable[[bool], Any], also: dict | None = None) -> Any:
-        """``also``: inputs under which an earlier version recorded the same stage (accepted as cached)."""
-        key = _key(inputs)
+    def _in_run(self, p: Path) -> str:
+        return p.relative_to(self.root).as_posix() if p.is_relative_to(self.root) else str(p)
+
+    def run(self, name: str, inputs: dict, fn: Callable[[bool], Any]) -> Any:
+        key = _key(inputs, self._in_run)
         rec = self.dir / f"{name}.json"
         started = self.dir / f"{name}.started"
-        if rec.exists() and json.loads(rec.read_text()).get("key") in {key, _key(also) if also else None}:
+        if rec.exists() and json.loads(rec.read_text()).get("key") in (key, _key(inputs)):
             log.info("stage %s: cached", name)
             return json.loads(rec.read_text()).get("result")
         # An interrupted stage with the same inputs resumes; anything else starts afresh.
@@ -157,16 +168,10 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path) -> dict:
     st.run("depth_clean", {"train": c["train"], "depth": c["depth"], "size": cfg.size_px},
            lambda redo: _train_depth(cfg, [paths["train_clean"]], depth_clean, redo))
     real_domain = Path(cfg.real_folder) if cfg.real_folder else paths["real_like"]
-    # The rendered real-like set is named relative to the run folder, so that a moved run folder keeps
-    # its cached stages; records keyed by its path as given (earlier versions) count as cached too.
-    real_key = str(real_domain) if cfg.real_folder else "real_like.h5"
-
-    def real(inputs: dict) -> tuple[dict, dict | None]:
-        return {"real": real_key, **inputs}, (None if cfg.real_folder else {"real": str(real_domain), **inputs})
     rev = run / "adapt_reverse"
-    inputs, legacy = real({"real_like": c["real_like"], "train": c["train"], "adapt": c["adapt"], "size": cfg.size_px})
-    st.run("adapt_reverse", inputs,
-           lambda redo: _train_refiner(cfg, "reverse", real_domain, paths["train_clean"], rev, redo), also=legacy)
+    st.run("adapt_reverse", {"real": real_domain, "real_like": c["real_like"], "train": c["train"],
+                             "adapt": c["adapt"], "size": cfg.size_px},
+           lambda redo: _train_refiner(cfg, "reverse", real_domain, paths["train_clean"], rev, redo))
 
     rng = np.random.default_rng(0)
     results: dict[str, Any] = {"config": c, "tests": {}}
@@ -193,20 +198,18 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path) -> dict:
         results["baselines"]["upper_bound_trained_on_realistic"] = stats.summarize(
             ub["per_image"], METRIC_KEYS, rng, n_boot=cfg.eval.bootstrap)
         fwd = run / "adapt_forward"
-        inputs, legacy = real({"real_like": c["real_like"], "train": c["train"], "adapt": c["adapt"],
-                               "size": cfg.size_px})
-        st.run("adapt_forward", inputs,
-               lambda redo: _train_refiner(cfg, "forward", real_domain, paths["train_clean"], fwd, redo), also=legacy)
+        st.run("adapt_forward", {"real": real_domain, "real_like": c["real_like"], "train": c["train"],
+                                 "adapt": c["adapt"],
+                                 "size": cfg.size_px},
+               lambda redo: _train_refiner(cfg, "forward", real_domain, paths["train_clean"], fwd, redo))
         paths["train_forward"] = run / "train_forward.h5"
-        inputs, legacy = real({"real_like": c["real_like"], "adapt": c["adapt"], "train": c["train"],
-                               "size": cfg.size_px})
-        st.run("apply_forward", inputs,
-               lambda redo: _apply(fwd / "refiner.pt", paths["train_clean"], paths["train_forward"]), also=legacy)
+        st.run("apply_forward", {"real": real_domain, "real_like": c["real_like"], "adapt": c["adapt"],
+                                 "train": c["train"], "size": cfg.size_px},
+               lambda redo: _apply(fwd / "refiner.pt", paths["train_clean"], paths["train_forward"]))
         depth_fwd = run / "depth_forward"
-        inputs, legacy = real({"real_like": c["real_like"], "train": c["train"], "adapt": c["adapt"],
-                               "depth": c["depth"], "size": cfg.size_px})
-        st.run("depth_forward", inputs,
-               lambda redo: _train_depth(cfg, [paths["train_forward"]], depth_fwd, redo), also=legacy)
+        st.run("depth_forward", {"real": real_domain, "real_like": c["real_like"], "train": c["train"],
+                                 "adapt": c["adapt"], "depth": c["depth"], "size": cfg.size_px},
+               lambda redo: _train_depth(cfg, [paths["train_forward"]], depth_fwd, redo))
         fw = _evaluate(depth_fwd / "model.pt", paths["test_real"], None, cfg)
         results["baselines"]["forward_simgan_trained_on_refined_clean"] = stats.summarize(
             fw["per_image"], METRIC_KEYS, rng, n_boot=cfg.eval.bootstrap)
