@@ -101,8 +101,9 @@ class AnatomyConfig:
     bend_jitter: float              # random change of each centreline bend, fraction of its angle
     triangles: int                  # triangle budget, 20,000 .. 500,000
     polyps_per_m: float = 0.0       # sessile polyps per metre of colon (Poisson; 0 = none)
-    polyp_radius_mm: Range = (3.0, 8.0)     # radius of a polyp's sphere, mm, drawn per polyp
+    polyp_radius_mm: Range = (3.0, 8.0)     # radius of a polyp (its base, or its sphere), mm, per polyp
     polyp_height_frac: Range = (0.6, 1.2)   # how far it stands into the lumen, fraction of its radius
+    polyp_shape: str = "dome"       # dome (rises from the wall) or sphere (an icosphere set into it)
 
     def __post_init__(self):
         if not self.segments:
@@ -126,6 +127,7 @@ class AnatomyConfig:
         check_range("polyps_per_m", self.polyps_per_m, 0.0, 100.0)
         check_range("polyp_radius_mm", self.polyp_radius_mm, 0.5, 30.0)
         check_range("polyp_height_frac", self.polyp_height_frac, 0.1, 2.0)
+        check_choice("polyp_shape", self.polyp_shape, POLYP_SHAPES)
         for n in SEGMENT_NAMES:
             check_range(f"triangularity.{n}", getattr(self.triangularity, n), 0.0, 1.0)
             check_range(f"fold_scale.{n}", getattr(self.fold_scale, n), 0.0, 2.0)
@@ -135,6 +137,9 @@ class AnatomyConfig:
         if self.start_mm >= total:
             raise ConfigError("start_mm", f"{self.start_mm:g} mm is beyond the end of the listed "
                               f"segments ({total:g} mm long)")
+
+
+POLYP_SHAPES = ("dome", "sphere")
 
 
 @dataclass
@@ -184,12 +189,20 @@ def generate_colon(cfg: AnatomyConfig, seed: int) -> Colon:
 
 
 def add_polyps(cfg: AnatomyConfig, mesh, uv: np.ndarray, rng: np.random.Generator):
-    """Sessile polyps on the wall of a procedural colon: spheres (icospheres of 1280 triangles)
-    whose centres lie ``radius - height`` behind the wall along its normal at a random wall vertex
-    (at least 40 mm from either end), so that each stands ``height`` into the lumen; the part behind
-    the wall is hidden by it. Their count is Poisson with mean ``polyps_per_m`` x length. Each
-    polyp vertex takes the (arc, angle) of its wall vertex. Returns (mesh, uv, polyps) as in
-    :class:`Colon`.
+    """Sessile polyps on the wall of a procedural colon, at random wall vertices at least 40 mm from
+    either end. Their count is Poisson with mean ``polyps_per_m`` x length; each draws a radius ``r``
+    from ``polyp_radius_mm`` and stands ``h = polyp_height_frac x r`` into the lumen.
+
+    ``polyp_shape``:
+
+    - ``dome``: the wall itself rises into a dome of base radius ``r`` (:func:`polyp_dome`): its
+      foot meets the wall tangentially, so shading and texture run on from the wall without a seam;
+    - ``sphere``: an icosphere of radius ``r`` (1,280 triangles) whose centre lies ``r - h`` behind the
+      wall along its normal; the part behind the wall is hidden by it, and a crease shows where
+      sphere and wall meet.
+
+    Each polyp vertex takes the (arc, angle) of its wall point. Returns (mesh, uv, polyps) as in
+    :class:`Colon`; the wall's own vertices and faces come first, unchanged.
     """
     import trimesh
 
@@ -201,6 +214,7 @@ def add_polyps(cfg: AnatomyConfig, mesh, uv: np.ndarray, rng: np.random.Generato
         return mesh, uv, np.zeros((0, 7))
     ball = trimesh.creation.icosphere(subdivisions=3)
     normals = np.asarray(mesh.vertex_normals)   # into the lumen: the tube is wound inward
+    grid = WallGrid(mesh.vertices, normals, uv) if cfg.polyp_shape == "dome" else None
     vertices, faces, uvs, polyps = [mesh.vertices], [mesh.faces], [uv], []
     offset = len(mesh.vertices)
     for _ in range(n):
@@ -208,11 +222,101 @@ def add_polyps(cfg: AnatomyConfig, mesh, uv: np.ndarray, rng: np.random.Generato
         r = sample(rng, cfg.polyp_radius_mm)
         h = sample(rng, cfg.polyp_height_frac) * r
         normal = normals[k] / max(float(np.linalg.norm(normals[k])), 1e-12)
-        centre = mesh.vertices[k] + normal * (h - r)
-        vertices.append(centre + r * ball.vertices)
-        faces.append(ball.faces + offset)
-        uvs.append(np.repeat(uv[k][None], len(ball.vertices), axis=0))
-        polyps.append(np.concatenate([centre + r * normal, normal, [r]]))
-        offset += len(ball.vertices)
+        if grid is not None:
+            v, f, v_uv = polyp_dome(grid, k, r, h)
+        else:
+            centre = mesh.vertices[k] + normal * (h - r)
+            v, f, v_uv = centre + r * ball.vertices, ball.faces, np.repeat(uv[k][None], len(ball.vertices), 0)
+        vertices.append(v)
+        faces.append(f + offset)
+        uvs.append(v_uv)
+        polyps.append(np.concatenate([mesh.vertices[k] + h * normal, normal, [r]]))
+        offset += len(v)
     out = trimesh.Trimesh(np.concatenate(vertices), np.concatenate(faces), process=False)
     return out, np.concatenate(uvs).astype(np.float32), np.array(polyps)
+
+
+DOME_SINK_MM = 0.1    # the dome's foot lies this far behind the wall, so that the wall hides its rim
+DOME_RINGS = 16       # rings of the dome's polar grid
+DOME_AROUND = 48      # vertices per ring
+
+
+class WallGrid:
+    """The tube wall of :func:`~colonsim.tube.build_tube` as a surface over (arc, angle): the
+    vertices are ``rings x around`` in ring order (then the two end-cap apexes), so the wall point at
+    any (arc, angle) lies on the triangle of the grid cell around it."""
+
+    def __init__(self, vertices: np.ndarray, normals: np.ndarray, uv: np.ndarray):
+        self.around = int(np.flatnonzero(uv[:, 0] != uv[0, 0])[0])
+        self.rings = (len(vertices) - 2) // self.around
+        m = self.rings * self.around
+        self.points = np.asarray(vertices[:m], np.float64).reshape(self.rings, self.around, 3)
+        self.normals = np.asarray(normals[:m], np.float64).reshape(self.rings, self.around, 3)
+        self.s = np.asarray(uv[:m:self.around, 0], np.float64)
+        self.ds = float(self.s[1] - self.s[0])
+        self.dtheta = 2.0 * np.pi / self.around
+
+    def at(self, s: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Wall points (..., 3) at arc ``s`` (mm) and angle ``theta`` (rad), and unit normals (..., 3)
+        blended bilinearly from the four vertex normals of the cell."""
+        x = np.clip((s - self.s[0]) / self.ds, 0.0, self.rings - 1 - 1e-9)
+        y = np.mod(theta, 2.0 * np.pi) / self.dtheta
+        i, j = np.floor(x).astype(int), np.floor(y).astype(int) % self.around
+        fx, fy = (x - i)[..., None], (y - np.floor(y))[..., None]
+        j1 = (j + 1) % self.around
+        p = self.points
+        # The cell's two triangles share the diagonal (i, j)-(i+1, j+1), as build_tube winds them.
+        point = np.where(fy >= fx,
+                         p[i, j] + fy * (p[i, j1] - p[i, j]) + fx * (p[i + 1, j1] - p[i, j1]),
+                         p[i, j] + fx * (p[i + 1, j] - p[i, j]) + fy * (p[i + 1, j1] - p[i + 1, j]))
+        q = self.normals
+        n = ((1 - fx) * ((1 - fy) * q[i, j] + fy * q[i, j1]) + fx * ((1 - fy) * q[i + 1, j] + fy * q[i + 1, j1]))
+        return point, n / np.linalg.norm(n, axis=-1, keepdims=True)
+
+
+def dome_profile(t: np.ndarray) -> np.ndarray:
+    """Height of the dome over its base, as a fraction of its apex height, at ``t`` = distance from
+    the axis / base radius: (1 - t^2.5)^1.5, round on top and meeting the wall tangentially at t = 1."""
+    return (1.0 - np.clip(t, 0.0, 1.0) ** 2.5) ** 1.5
+
+
+def polyp_dome(grid: WallGrid, k: int, r: float, h: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A sessile polyp as a raised patch of the wall around grid vertex ``k``: a polar grid of
+    base radius ``r`` mm laid on the wall, each point lifted along the wall normal by
+    ``(h + sink) * dome_profile(t) - sink`` along the wall normal at ``k``, so the apex stands ``h`` mm into the lumen and the foot
+    ``DOME_SINK_MM`` behind the wall. Returns (vertices, faces wound toward the lumen, uv)."""
+    i, j = divmod(k, grid.around)
+    i = int(np.clip(i, 0, grid.rings - 2))
+    s0, th0 = grid.s[i], j * grid.dtheta
+    # Wall mm per arc mm and per radian, as chords across the base (a fold under it lengthens them).
+    p0 = grid.points[i, j]
+    step = np.array([-r, r])
+    ends = grid.at(s0 + step, np.full(2, th0))[0]
+    mm_per_s = max(np.linalg.norm(ends[1] - ends[0]) / (2 * r), 0.2)
+    radius = max(float(np.linalg.norm(grid.at(np.full(2, s0), th0 + np.array([-0.05, 0.05]))[0][1] - p0)) / 0.05, 1.0)
+    ends = grid.at(np.full(2, s0), th0 + step / radius)[0]
+    mm_per_rad = max(np.linalg.norm(ends[1] - ends[0]) * radius / (2 * r), 0.2 * radius)
+    t = (np.arange(1, DOME_RINGS + 1) / DOME_RINGS) ** 0.8                  # denser towards the foot
+    phi = np.arange(DOME_AROUND) * (2.0 * np.pi / DOME_AROUND)
+    rho = r * t[:, None]
+    s = s0 + rho * np.cos(phi)[None, :] / mm_per_s
+    theta = th0 + rho * np.sin(phi)[None, :] / mm_per_rad
+    base, normal = grid.at(np.concatenate([[s0], s.ravel()]), np.concatenate([[th0], theta.ravel()]))
+    lift = (h + DOME_SINK_MM) * dome_profile(np.concatenate([[0.0], np.repeat(t, DOME_AROUND)])) - DOME_SINK_MM
+    # Lifted along the wall's normal at the apex, one direction for all: lifting along the local
+    # normals would fold the dome over itself where it spans a valley between folds.
+    vertices = base + lift[:, None] * normal[0]
+    a = np.arange(DOME_AROUND)
+    b = (a + 1) % DOME_AROUND
+    faces = [np.stack([np.zeros(DOME_AROUND, int), 1 + a, 1 + b], 1)]
+    for q in range(DOME_RINGS - 1):
+        inner, outer = 1 + q * DOME_AROUND, 1 + (q + 1) * DOME_AROUND
+        faces += [np.stack([inner + a, outer + a, outer + b], 1), np.stack([inner + a, outer + b, inner + b], 1)]
+    faces = np.concatenate(faces)
+    tri = vertices[faces]
+    facing = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]) @ normal[0]
+    if np.sum(facing) < 0:                     # wind the dome like the wall: normals into the lumen
+        faces = faces[:, ::-1]
+    s_all = np.concatenate([[s0], s.ravel()])
+    th_all = np.mod(np.concatenate([[th0], theta.ravel()]), 2.0 * np.pi)
+    return vertices, faces, np.stack([s_all, th_all], 1)

@@ -34,6 +34,7 @@ class LightConfig:
     ref_distance_mm: float        # reference distance of ``intensity``, mm
     mu: Range                     # angular emission exp(-mu (1 - cos theta)); 0 = isotropic
     ambient: Range                # ambient radiance added to every surface (stray light), linear
+    ambient_falloff_mm: float = 0.0   # stray light / (1 + (d / this)^2) at distance d from the tip; 0 = uniform
 
     def __post_init__(self):
         check_range("n_guides", self.n_guides, 1, MAX_GUIDES)
@@ -43,6 +44,7 @@ class LightConfig:
         check_range("ref_distance_mm", self.ref_distance_mm, 0.0, 1e4, lo_open=True)
         check_range("mu", self.mu, 0.0, 50.0)
         check_range("ambient", self.ambient, 0.0, 10.0)
+        check_range("ambient_falloff_mm", self.ambient_falloff_mm, 0.0, 1e4)
 
 
 def sample_params(cfg: LightConfig, rng: np.random.Generator) -> dict[str, float]:
@@ -67,6 +69,17 @@ def guide_positions(cfg: LightConfig, params: dict[str, float]) -> np.ndarray:
 def per_guide_scale(cfg: LightConfig, params: dict[str, float]) -> float:
     """Radiance scale of one guide: intensity * ref^2 / n (so that L = albedo * scale * g / d^2)."""
     return params["light_intensity"] * cfg.ref_distance_mm ** 2 / cfg.n_guides
+
+
+def ambient(distance_mm: np.ndarray, cfg: LightConfig, params: dict[str, float]) -> np.ndarray:
+    """Stray-light radiance of white tissue at ``distance_mm`` from the scope tip (the shader's
+    ambient term). Uniform when ``ambient_falloff_mm`` is 0. Otherwise it falls off as
+    ``1 / (1 + (d / ambient_falloff_mm)^2)``: light scattered by the lit wall near the tip reaches
+    the far lumen little, so the lumen goes dark as in real colonoscopy."""
+    d = np.asarray(distance_mm, np.float64)
+    if cfg.ambient_falloff_mm <= 0:
+        return np.full(d.shape, params["light_ambient"])
+    return params["light_ambient"] / (1.0 + (d / cfg.ambient_falloff_mm) ** 2)
 
 
 def irradiance(points_cam: np.ndarray, normals_cam: np.ndarray, cfg: LightConfig,

@@ -27,6 +27,7 @@ uniform int u_n_lights;
 uniform float u_light_scale;   // per-guide radiance scale (intensity * ref^2 / n)
 uniform float u_mu;            // angular emission exponent
 uniform float u_ambient;       // ambient radiance
+uniform float u_ambient_falloff;  // mm; > 0: ambient / (1 + (d / this)^2) at distance d from the tip
 uniform vec3 u_albedo;         // mucosa base albedo, linear
 uniform float u_mottling;
 uniform float u_vessel;
@@ -56,6 +57,7 @@ void main()
     vec3 n = normalize(frag_normal);
     vec3 v = cam_pos - frag_position;
     float z = dot(-v, u_cam_fwd);
+    float dist = length(v);
     v = normalize(v);
     if (dot(n, v) < 0.0) n = -n;   // two-sided: shade the side that faces the camera
 
@@ -72,7 +74,9 @@ void main()
 
     float a2 = u_roughness * u_roughness;
     a2 *= a2;
-    vec3 radiance = u_ambient * albedo;
+    float amb = u_ambient;
+    if (u_ambient_falloff > 0.0) amb /= 1.0 + (dist / u_ambient_falloff) * (dist / u_ambient_falloff);
+    vec3 radiance = amb * albedo;
     for (int g = 0; g < u_n_lights; ++g) {
         vec3 l = u_light_pos[g] - frag_position;
         float d2 = dot(l, l);

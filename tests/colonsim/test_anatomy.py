@@ -1,6 +1,7 @@
 """Procedural colon: determinism, inward normals, centreline inside the lumen, radius, segments."""
 import numpy as np
 import pytest
+import trimesh
 
 from colonsim.anatomy import SEGMENT_NAMES, generate_colon, load_anatomy_config
 from colonsim.errors import ConfigError
@@ -123,6 +124,7 @@ def test_rounded_triangle_cross_section_where_triangularity_is_high():
     ("anatomy.polyps_per_m=-1", "anatomy.polyps_per_m"),
     ("anatomy.polyp_radius_mm=[0.1, 5]", "anatomy.polyp_radius_mm"),
     ("anatomy.polyp_height_frac=[0.5, 3]", "anatomy.polyp_height_frac"),
+    ("anatomy.polyp_shape=cube", "anatomy.polyp_shape"),
 ])
 def test_bad_config_values_raise_config_error_naming_the_key(override, key):
     with pytest.raises(ConfigError) as e:
@@ -153,9 +155,11 @@ def _ray_hit(tri: np.ndarray, origin: np.ndarray, direction: np.ndarray) -> floa
     return float(t[hit].min()) if hit.any() else np.inf
 
 
-def test_polyps_stand_into_the_lumen_by_their_drawn_height_and_leave_the_wall_unchanged():
+@pytest.mark.parametrize("shape", ["dome", "sphere"])
+def test_polyps_stand_into_the_lumen_by_their_drawn_height_and_leave_the_wall_unchanged(shape):
     overrides = [*PIECE, "anatomy.max_length_mm=300", "anatomy.polyps_per_m=30",
-                 "anatomy.polyp_radius_mm=[3, 8]", "anatomy.polyp_height_frac=0.6"]
+                 "anatomy.polyp_radius_mm=[3, 8]", "anatomy.polyp_height_frac=0.6",
+                 f"anatomy.polyp_shape={shape}"]
     plain = generate_colon(load_anatomy_config(overrides=[*overrides, "anatomy.polyps_per_m=0"]), 3)
     colon = generate_colon(load_anatomy_config(overrides=overrides), 3)
     assert plain.polyps is None
@@ -175,3 +179,45 @@ def test_polyps_stand_into_the_lumen_by_their_drawn_height_and_leave_the_wall_un
     axis = _nearest_axis_point(colon, apex)
     assert np.all(np.linalg.norm(apex - axis, axis=1) <
                   np.linalg.norm(apex - height[:, None] * normal - axis, axis=1))
+
+
+def test_a_dome_polyp_rises_from_the_wall_its_foot_just_behind_it_and_faces_the_lumen():
+    from colonsim.anatomy import DOME_AROUND, DOME_RINGS, DOME_SINK_MM
+
+    overrides = [*PIECE, "anatomy.max_length_mm=300", "anatomy.polyps_per_m=15",
+                 "anatomy.polyp_radius_mm=[4, 8]", "anatomy.polyp_height_frac=[0.6, 1.2]"]
+    plain = generate_colon(load_anatomy_config(overrides=[*overrides, "anatomy.polyps_per_m=0"]), 5)
+    colon = generate_colon(load_anatomy_config(overrides=overrides), 5)
+    n_wall, f_wall = len(plain.mesh.vertices), len(plain.mesh.faces)
+    per_v, per_f = 1 + DOME_RINGS * DOME_AROUND, DOME_AROUND * (2 * DOME_RINGS - 1)
+    assert len(colon.mesh.vertices) == n_wall + per_v * len(colon.polyps) >= n_wall + 2 * per_v
+    # Each dome vertex carries the (arc, angle) of its wall point: near the apex's wall vertex.
+    near = np.abs(colon.uv[n_wall:, 0] - np.repeat(_arc_of(plain, colon.polyps[:, :3]), per_v))
+    assert np.all(near <= 2.0 * 8.0) and np.all((colon.uv[n_wall:, 1] >= 0) & (colon.uv[n_wall:, 1] < 2 * np.pi))
+    for q, (apex, normal, r) in enumerate(zip(colon.polyps[:, :3], colon.polyps[:, 3:6], colon.polyps[:, 6])):
+        v = colon.mesh.vertices[n_wall + q * per_v: n_wall + (q + 1) * per_v]
+        f = colon.mesh.faces[f_wall + q * per_f: f_wall + (q + 1) * per_f] - (n_wall + q * per_v)
+        assert np.allclose(v[0], apex)                            # the dome's top is the listed apex
+        # Wound consistently (a disc: each inner edge run both ways), and its top faces the lumen.
+        dome = trimesh.Trimesh(v, f, process=False)
+        assert dome.is_winding_consistent and len(dome.faces) == per_f
+        tri = v[f]
+        face_n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+        assert np.all(face_n[:DOME_AROUND] @ normal > 0)          # the top faces the lumen
+        # The foot ring lies just behind the wall (hidden, no gap), within its base radius.
+        foot = v[-DOME_AROUND:]
+        behind = np.array([_ray_hit(plain.mesh.triangles, p, normal) for p in foot])
+        assert np.all((behind > 0.2 * DOME_SINK_MM) & (behind < 3 * DOME_SINK_MM))
+        lateral = foot - apex - ((foot - apex) @ normal)[:, None] * normal
+        assert np.allclose(np.linalg.norm(lateral, axis=1), r, rtol=0.25)   # folds bend the wall under it
+        # Halfway out, the dome stands well clear of the wall.
+        mid = v[1 + (DOME_RINGS // 2) * DOME_AROUND: 1 + (DOME_RINGS // 2 + 1) * DOME_AROUND]
+        height = np.array([_ray_hit(plain.mesh.triangles, p, -normal) for p in mid])
+        h = _ray_hit(plain.mesh.triangles, apex, -normal)
+        assert np.all((height > 0.3 * h) & (height < h))
+
+
+def _arc_of(colon, points: np.ndarray) -> np.ndarray:
+    """Arc length of the nearest wall vertex of ``colon`` to each point."""
+    d = np.linalg.norm(colon.mesh.vertices[None, :, :] - points[:, None, :], axis=2)
+    return colon.uv[np.argmin(d, axis=1), 0]

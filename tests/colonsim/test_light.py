@@ -80,6 +80,36 @@ def test_angular_profile_matches_the_configured_one(renderer, mu):
     assert img[0, 0] / img[SIZE // 2, SIZE // 2] == pytest.approx(cos**3 * np.exp(-mu * (1 - cos)), rel=0.03)
 
 
+@pytest.mark.parametrize("falloff", [0.0, 40.0])
+def test_stray_light_is_uniform_or_falls_off_with_distance_from_the_tip(falloff):
+    cfg = load_sim_config(overrides=MATTE + ["lens.model=pinhole", "lens.fov_deg=90", f"output.size_px={SIZE}",
+                                             "light.n_guides=1", f"light.ambient_falloff_mm={falloff}"])
+    r = FrameRenderer(cfg, [_plane_colon()])
+    try:
+        tissue = {k: 0.0 for k in ("tissue_mottling", "tissue_vessel_contrast", "tissue_grain",
+                                   "tissue_specular", "tissue_fold_contrast", "tissue_bump")}
+        tissue.update(tissue_albedo_r=1.0, tissue_albedo_g=1.0, tissue_albedo_b=1.0,
+                      tissue_period_mm=20.0, tissue_roughness=0.2)
+        light = {"light_offset_mm": 0.0, "light_angle0_deg": 0.0, "light_intensity": 0.0,
+                 "light_mu": 0.0, "light_ambient": 0.2}                     # stray light only
+        got = {}
+        for d in (20.0, 80.0):
+            pose = np.eye(4)
+            pose[2, 3] = d
+            rgb, depth = r.render_linear(0, pose, tissue, light)
+            rays, _ = r.lens.pixel_to_ray(r.lens.pixel_grid())
+            dist = (depth.ravel() / -rays[:, 2]) * np.linalg.norm(rays, axis=1)     # to the tip, mm
+            want = lightmod.ambient(dist, cfg.light, light).reshape(depth.shape)
+            np.testing.assert_allclose(rgb[..., 1], want, rtol=0.01)
+            got[d] = rgb[SIZE // 2, SIZE // 2, 1]
+    finally:
+        r.close()
+    if falloff == 0:
+        assert got[20.0] == pytest.approx(0.2, rel=0.01) and got[80.0] == pytest.approx(0.2, rel=0.01)
+    else:   # 1 / (1 + (d / 40)^2): 0.8 of the stray light at 20 mm, 0.2 at 80 mm
+        assert got[20.0] == pytest.approx(0.2 * 0.8, rel=0.01) and got[80.0] == pytest.approx(0.2 * 0.2, rel=0.01)
+
+
 def test_guides_sit_on_a_ring_at_the_configured_offset():
     cfg = load_sim_config(overrides=["light.n_guides=3", "light.offset_mm=3.5"]).light
     rng = np.random.default_rng(0)
@@ -101,7 +131,8 @@ def test_offset_guides_shade_like_the_reference_model(renderer):
 
 
 @pytest.mark.parametrize("override,key", [("light.n_guides=4", "light.n_guides"),
-                                          ("light.mu=-1", "light.mu")])
+                                          ("light.mu=-1", "light.mu"),
+                                          ("light.ambient_falloff_mm=-5", "light.ambient_falloff_mm")])
 def test_bad_light_values_name_the_key(override, key):
     with pytest.raises(ConfigError) as e:
         load_sim_config(overrides=[override])
