@@ -33,8 +33,8 @@ def add_parsers(subparsers) -> None:
     add_json_arg(a)
     a.set_defaults(func=_apply)
 
-    m = sub.add_parser("match", help="training-free reference: give frames a synthetic set's defocus, "
-                       "tone distribution and colour")
+    m = sub.add_parser("match", help="training-free reference: inpaint highlights, then give frames a "
+                       "synthetic set's defocus, tone distribution and colour")
     m.add_argument("--synthetic", required=True, metavar="DATA.h5", help="synthetic ColonSim HDF5 to match")
     m.add_argument("--input", required=True, metavar="DIR|VIDEO|DATA.h5")
     m.add_argument("--out", required=True, metavar="DIR/|OUT.h5")
@@ -43,8 +43,10 @@ def add_parsers(subparsers) -> None:
                    help="defocus sigma as a fraction of the image circle's height (default: the renders' "
                    "sensor.defocus_sigma_px over their height)")
     m.add_argument("--seed", type=int, default=0, help="seed of each frame's draw of a synthetic tone distribution")
-    m.add_argument("--steps", default="defocus,tones,colour", metavar="LIST",
-                   help="which steps to apply, comma-separated (default all: defocus,tones,colour)")
+    m.add_argument("--steps", default="highlights,defocus,tones,colour", metavar="LIST",
+                   help="which steps to apply, comma-separated (default all: highlights,defocus,tones,colour)")
+    m.add_argument("--highlight-level", type=int, default=170, metavar="L",
+                   help="8-bit level that all three channels of a specular highlight reach (default 170)")
     m.add_argument("--overwrite", action="store_true", help="replace an existing OUT.h5 or non-empty DIR/")
     add_json_arg(m)
     m.set_defaults(func=_match)
@@ -97,7 +99,7 @@ def _match(args: argparse.Namespace):
     from .match import match
 
     r = match(args.synthetic, args.input, args.out, frames=args.frames, blur_frac=args.blur_frac, seed=args.seed,
-              steps=args.steps, overwrite=args.overwrite)
+              steps=args.steps, highlight_level=args.highlight_level, overwrite=args.overwrite)
     return (f"matched {r['frames']} frames ({','.join(r['steps'])}) to {r['synthetic']} ({r['frames_fitted']} frames fitted, "
             f"defocus {r['blur_frac']:.4f} of the circle's height) into {r['out']} ({r['seconds']} s)"), r
 

@@ -1,9 +1,15 @@
 """Training-free reverse adaptation: give real frames the image statistics of a synthetic set.
 
-A reference for the learned refiner, and a measure of what the refiner has to learn. Three fixed
-steps, each fitted to the synthetic ColonSim HDF5 and none of which moves the layout of light and
-dark (lumen, folds, polyps) in a frame:
+A reference for the learned refiner, and a measure of what the refiner has to learn. Four fixed
+steps; the last three are fitted to the synthetic ColonSim HDF5, and none moves the layout of light
+and dark (lumen, folds, polyps) in a frame:
 
+0. **highlights**: specular highlights of the wet mucosa (pixels whose every channel is at least
+   ``highlight_level``, grown by a pixel or two) are inpainted from the mucosa around them
+   (Telea 2004, as ``cv2.inpaint``), since the ``clean`` renders have none. This is the detect-and-
+   inpaint approach of Arnold, Ghosh, Ameling, Lacey (2010, "Automatic segmentation and inpainting of
+   specular highlights for endoscopic imaging", EURASIP J. Image Video Process.), simplified to a
+   fixed threshold. Mucosa is red to yellow, so its blue channel stays well under a highlight's;
 1. **defocus**: the frame's grey level is low-passed by a Gaussian as wide, relative to the image
    circle, as the renders' sensor defocus (``sensor.defocus_sigma_px`` of the file's config);
 2. **tone**: its grey levels inside the image circle are mapped, by rank, onto the grey-level
@@ -12,7 +18,7 @@ dark (lumen, folds, polyps) in a frame:
 3. **colour**: each grey level takes the synthetic set's mean colour at that grey level (in a
    ``clean`` render colour is, up to a few levels, a function of the grey level: one albedo).
 
-``steps`` chooses which of the three to apply (all by default; ``--steps`` on the command line), to
+``steps`` chooses which of the four to apply (all by default; ``--steps`` on the command line), to
 measure what each contributes. Without ``colour`` a pixel keeps its own chromaticity, scaled to
 its new grey level. Outside the image circle stays black. The draw of step 2 is seeded by ``seed`` and the frame's
 name (folders, videos) or index (HDF5), so a frame's output does not depend on which other
@@ -39,7 +45,9 @@ from .data import H5Frames, is_hdf5
 #: Points of each synthetic frame's grey-level quantile function.
 QUANTILES = 257
 #: The steps of :func:`match_frame`, in the order they are applied.
-STEPS = ("defocus", "tones", "colour")
+STEPS = ("highlights", "defocus", "tones", "colour")
+#: Default of ``highlight_level``: 8-bit level that all three channels of a highlight reach.
+HIGHLIGHT_LEVEL = 170
 #: Pixels a grey level needs for its own colour in the lookup table; rarer levels are interpolated.
 LUT_MIN_PIXELS = 20
 
@@ -169,12 +177,42 @@ def check_steps(steps) -> tuple[str, ...]:
     return tuple(x for x in STEPS if x in steps)
 
 
+def remove_highlights(rgb: np.ndarray, inside: np.ndarray, level: int = HIGHLIGHT_LEVEL
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Inpaint the specular highlights of a frame: (frame, highlight mask (H, W) bool).
+
+    A highlight pixel has all three channels >= ``level`` inside the image circle; the mask is
+    grown by ``circle height / 200`` px (at least 1) to take in the highlights' soft rims, and
+    filled by Telea's method with a radius of ``circle height / 100`` px (at least 3). The border
+    is first filled outward from the circle's edge, so that highlights at the edge are not filled
+    with black. Pixels outside the mask are returned unchanged.
+    """
+    hl = (rgb.min(axis=2) >= level) & inside
+    if not hl.any():
+        return rgb, hl
+    height = circle_height(inside)
+    grow = max(1, round(height / 200))
+    hl = cv2.dilate(hl.astype(np.uint8), cv2.getStructuringElement(
+        cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))).astype(bool) & inside
+    src = rgb
+    if not inside.all():   # the circle's colours (not the highlights') carried outward, a few pixels deep
+        w = (inside & ~hl).astype(np.float32)
+        sigma = max(2.0, height / 50)
+        num = cv2.GaussianBlur(rgb.astype(np.float32) * w[..., None], (0, 0), sigma)
+        den = cv2.GaussianBlur(w, (0, 0), sigma)[..., None]
+        fill = np.clip(num / np.maximum(den, 1e-6), 0, 255).astype(np.uint8)
+        src = np.where(inside[..., None], rgb, fill)
+    out = cv2.inpaint(np.ascontiguousarray(src), hl.astype(np.uint8), max(3, round(height / 100)),
+                      cv2.INPAINT_TELEA)
+    return np.where(hl[..., None], out, rgb), hl
+
+
 def match_frame(rgb: np.ndarray, mask: np.ndarray | None, target: MatchTarget, key: int,
-                seed: int = 0, steps=STEPS) -> np.ndarray:
+                seed: int = 0, steps=STEPS, highlight_level: int = HIGHLIGHT_LEVEL) -> np.ndarray:
     """One frame (H, W, 3) uint8 -> the matched frame, same size; black outside the mask.
 
     mask: (H, W), nonzero inside the image circle; None detects the black border.
-    steps: which of :data:`STEPS` to apply.
+    steps: which of :data:`STEPS` to apply. highlight_level: see :func:`remove_highlights`.
     """
     if rgb.ndim != 3 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
         raise InputError(f"matching needs (H, W, 3) uint8 frames, got {rgb.shape} {rgb.dtype}")
@@ -183,6 +221,8 @@ def match_frame(rgb: np.ndarray, mask: np.ndarray | None, target: MatchTarget, k
     out = np.zeros_like(rgb)
     if not inside.any():
         return out
+    if "highlights" in steps:
+        rgb = remove_highlights(rgb, inside, highlight_level)[0]
     src = rgb.astype(np.float32)
     grey = src.mean(axis=2)
     if "defocus" in steps:
@@ -203,23 +243,29 @@ def match_frame(rgb: np.ndarray, mask: np.ndarray | None, target: MatchTarget, k
 
 
 def match(synthetic: str | Path, input: str | Path, out: str | Path, *, frames: int = 400,
-          blur_frac: float | None = None, seed: int = 0, steps=STEPS, overwrite: bool = False) -> dict:
+          blur_frac: float | None = None, seed: int = 0, steps=STEPS, highlight_level: int = HIGHLIGHT_LEVEL,
+          overwrite: bool = False) -> dict:
     """Match a folder, video or ColonSim HDF5 to a synthetic set; written as :func:`adapt.apply.apply`
     writes refined frames (same names and sizes; an HDF5 copy with only ``rgb`` changed; atomic)."""
     src, dst = Path(input), Path(out)
     h5_input = check_paths(src, dst, overwrite, keep=[Path(synthetic)])
     steps = check_steps(steps)
+    if not 1 <= int(highlight_level) <= 255 or int(highlight_level) != highlight_level:
+        raise InputError(f"--highlight-level must be an 8-bit level from 1 to 255, got {highlight_level}")
+    level = int(highlight_level)
     target = fit_target(synthetic, frames, blur_frac)
     t0 = time.monotonic()
     if h5_input:
         def batch(idx, rgb, mask):
             masks = [None if mask is None else (mask if mask.ndim == 2 else mask[j]) for j in range(len(rgb))]
-            return np.stack([match_frame(rgb[j], masks[j], target, frame_key(int(idx[j])), seed, steps)
+            return np.stack([match_frame(rgb[j], masks[j], target, frame_key(int(idx[j])), seed, steps, level)
                              for j in range(len(rgb))])
-        by = {"matched_to": str(synthetic), "seed": seed, "blur_frac": target.blur_frac, "steps": list(steps)}
+        by = {"matched_to": str(synthetic), "seed": seed, "blur_frac": target.blur_frac, "steps": list(steps),
+              "highlight_level": level}
         n = write_h5(batch, by, src, dst, 16, desc="adapt match")
     else:
-        n = write_frames(lambda name, rgb: match_frame(rgb, None, target, frame_key(name), seed, steps), src, dst,
-                         desc="adapt match")
+        n = write_frames(lambda name, rgb: match_frame(rgb, None, target, frame_key(name), seed, steps, level),
+                         src, dst, desc="adapt match")
     return {"frames": n, "input": str(src), "out": str(dst), "seed": seed, "steps": list(steps),
+            "highlight_level": level,
             "seconds": round(time.monotonic() - t0, 1), **target.summary()}

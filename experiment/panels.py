@@ -115,8 +115,13 @@ def _matched_ratio(t: dict) -> str:
     if "matched_over_raw_abs_rel" not in t:
         return ""
     r = t["matched_over_raw_abs_rel"]
-    return (f"<p>matched (adapt match, no training) / raw abs_rel = {r[0]:.3f} (paired bootstrap 95% interval "
-            f"[{r[1]:.3f}, {r[2]:.3f}]).</p>")
+    out = (f"<p>matched (adapt match, no training) / raw abs_rel = {r[0]:.3f} (paired bootstrap 95% interval "
+           f"[{r[1]:.3f}, {r[2]:.3f}]).</p>")
+    if "inpainted_over_raw_abs_rel" in t:
+        r = t["inpainted_over_raw_abs_rel"]
+        out += (f"<p>highlights inpainted (adapt match --steps highlights, no training) / raw abs_rel = "
+                f"{r[0]:.3f} (paired bootstrap 95% interval [{r[1]:.3f}, {r[2]:.3f}]).</p>")
+    return out
 
 
 def write_report(run: Path, cfg: ExperimentConfig, results: dict, paths: dict, per_image: dict) -> Path:

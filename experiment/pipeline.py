@@ -12,7 +12,8 @@ inputs; a stage whose record matches is skipped, one whose inputs changed is red
 4. evaluate depth on the test set, raw and adapted, with bootstrap confidence intervals;
 5. baselines: depth trained on realistic-style data (upper bound), the forward direction
    (clean refined to look realistic, then depth trained on it), and the training-free reference
-   (the test frames through ``adapt match`` to the clean set, ``test_matched.h5``);
+   (the test frames through ``adapt match`` to the clean set, ``test_matched.h5``, and through its
+   highlight inpainting alone, ``test_inpainted.h5``);
 6. a qualitative panel on real frames without depth, and ``report.html`` + ``results.json``.
 """
 from __future__ import annotations
@@ -213,16 +214,31 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path) -> dict:
         fw = _evaluate(depth_fwd / "model.pt", paths["test_real"], None, cfg)
         results["baselines"]["forward_simgan_trained_on_refined_clean"] = stats.summarize(
             fw["per_image"], METRIC_KEYS, rng, n_boot=cfg.eval.bootstrap)
-        # The training-free reference (adapt match): the test frames given the clean set's defocus,
-        # tone distribution and colour, read by the same depth network as raw and adapted.
+        # The training-free reference (adapt match): the test frames with their highlights inpainted
+        # and the clean set's defocus, tone distribution and colour, read by the same depth network
+        # as raw and adapted. The stage reruns when the match's steps change.
         paths["test_matched"] = run / "test_matched.h5"
-        st.run("match_test_real", {"train": c["train"], "test": c["test"], "size": cfg.size_px},
+        from adapt.match import HIGHLIGHT_LEVEL, STEPS as MATCH_STEPS
+        st.run("match_test_real", {"train": c["train"], "test": c["test"], "size": cfg.size_px,
+                                   "steps": list(MATCH_STEPS), "highlight_level": HIGHLIGHT_LEVEL},
                lambda redo: _match(paths["train_clean"], paths["test_real"], paths["test_matched"]))
         mt = _evaluate(depth_clean / "model.pt", paths["test_matched"], None, cfg)
         results["baselines"]["matched_training_free"] = stats.summarize(
             mt["per_image"], METRIC_KEYS, rng, n_boot=cfg.eval.bootstrap)
         results["tests"]["test_real"]["matched_over_raw_abs_rel"] = stats.paired_bootstrap_ratio(
             [m["abs_rel"] for m in per_image["test_real"]["raw"]], [m["abs_rel"] for m in mt["per_image"]], rng,
+            n_boot=cfg.eval.bootstrap)
+        # Its first step alone: the test frames with their specular highlights inpainted, nothing else.
+        paths["test_inpainted"] = run / "test_inpainted.h5"
+        st.run("inpaint_test_real", {"train": c["train"], "test": c["test"], "size": cfg.size_px,
+                                     "steps": ["highlights"], "highlight_level": HIGHLIGHT_LEVEL},
+               lambda redo: _match(paths["train_clean"], paths["test_real"], paths["test_inpainted"],
+                                   steps=("highlights",)))
+        ip = _evaluate(depth_clean / "model.pt", paths["test_inpainted"], None, cfg)
+        results["baselines"]["highlights_inpainted_training_free"] = stats.summarize(
+            ip["per_image"], METRIC_KEYS, rng, n_boot=cfg.eval.bootstrap)
+        results["tests"]["test_real"]["inpainted_over_raw_abs_rel"] = stats.paired_bootstrap_ratio(
+            [m["abs_rel"] for m in per_image["test_real"]["raw"]], [m["abs_rel"] for m in ip["per_image"]], rng,
             n_boot=cfg.eval.bootstrap)
 
     results["wall_s"] = time.perf_counter() - t0
@@ -249,11 +265,11 @@ def _apply(model: Path, src: Path, dst: Path) -> dict:
     return apply(model, src, dst)
 
 
-def _match(synthetic: Path, src: Path, dst: Path) -> dict:
-    from adapt.match import match
+def _match(synthetic: Path, src: Path, dst: Path, steps=None) -> dict:
+    from adapt.match import STEPS, match
 
     dst.unlink(missing_ok=True)
-    return match(synthetic, src, dst)
+    return match(synthetic, src, dst, steps=steps or STEPS)
 
 
 def _headline(results: dict) -> dict:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import cli
-from adapt.match import QUANTILES, fit_target, frame_key, match, match_frame
+from adapt.match import QUANTILES, fit_target, frame_key, match, match_frame, remove_highlights
 from colonsim import realdata, schema
 
 from .conftest import octagon_mask, real_frames, synthetic_frames, write_h5
@@ -165,6 +165,7 @@ def test_match_bad_inputs_are_one_line_and_exit_2(tmp_path, capsys, real_dir, sy
         (["--synthetic", str(synthetic_h5), "--input", str(real_dir), "--blur-frac", "0.5"], "--blur-frac"),
         (["--synthetic", str(synthetic_h5), "--input", str(real_dir), "--frames", "0"], "--frames"),
         (["--synthetic", str(synthetic_h5), "--input", str(real_dir), "--steps", "colour,sharpen"], "--steps"),
+        (["--synthetic", str(synthetic_h5), "--input", str(real_dir), "--highlight-level", "0"], "--highlight-level"),
     ]
     for i, (args, words) in enumerate(cases):
         rc, err = _run(capsys, ["adapt", "match", *args, "--out", str(tmp_path / f"o{i}")])
@@ -183,3 +184,46 @@ def test_match_keeps_an_existing_output_unless_overwrite(tmp_path, capsys, real_
     rc, _ = _run(capsys, ["adapt", "match", "--synthetic", str(synthetic_h5), "--input", str(real_dir),
                           "--out", str(out), "--overwrite", "--json"])
     assert rc == 0 and len(realdata.list_images(out)) == 6 and not (out / "keep.txt").exists()
+
+
+def _wet_frame(size=200):
+    """A round image circle of smooth red-orange mucosa with white specular spots, one at the edge."""
+    yy, xx = np.mgrid[:size, :size].astype(np.float64)
+    inside = np.hypot(yy - size / 2, xx - size / 2) < size * 0.45
+    shade = 0.55 + 0.4 * xx / size
+    mucosa = np.stack([220 * shade, 120 * shade, 80 * shade], -1)
+    rgb = np.where(inside[..., None], mucosa, 0).round().astype(np.uint8)
+    spots = [(60, 80, 4), (120, 130, 6), (100, 60, 3), (size // 2, int(size * 0.94), 4)]   # last: at the edge
+    for y, x, r in spots:
+        disc = (np.hypot(yy - y, xx - x) <= r) & inside
+        rgb[disc] = 250
+        ring = (np.hypot(yy - y, xx - x) <= r + 1) & ~disc & inside          # a soft rim
+        rgb[ring] = np.maximum(rgb[ring], 185)
+    return rgb, inside, mucosa, spots
+
+
+def test_remove_highlights_fills_them_from_the_mucosa_around_and_leaves_the_rest():
+    rgb, inside, mucosa, spots = _wet_frame()
+    out, hl = remove_highlights(rgb, inside, 170)
+    assert out.shape == rgb.shape and out.dtype == np.uint8
+    assert not (out.min(axis=2)[inside] >= 170).any()                         # no highlight is left
+    assert np.array_equal(out[~hl], rgb[~hl])                                # nothing else moves
+    assert np.array_equal(out[~inside], rgb[~inside]) and not hl[~inside].any()
+    yy, xx = np.mgrid[:rgb.shape[0], :rgb.shape[1]]
+    for y, x, r in spots:   # each spot, the one at the circle's edge included, takes the mucosa's colour
+        disc = (np.hypot(yy - y, xx - x) <= r) & inside
+        assert hl[disc].all()
+        np.testing.assert_allclose(out[disc].mean(0), mucosa[disc].mean(0), atol=12)
+    # a frame with no highlights comes back as it was
+    dry = np.where(inside[..., None], mucosa, 0).round().astype(np.uint8)
+    same, none = remove_highlights(dry, inside, 170)
+    assert np.array_equal(same, dry) and not none.any()
+
+
+def test_the_highlights_step_alone_is_remove_highlights_inside_the_circle(synthetic_h5):
+    rgb, inside, _, _ = _wet_frame()
+    target = fit_target(synthetic_h5)
+    got = match_frame(rgb, inside.astype(np.uint8), target, key=0, steps=("highlights",))
+    want = remove_highlights(rgb, inside, 170)[0]
+    assert np.abs(got[inside].astype(int) - want[inside]).max() <= 1
+    assert not got[~inside].any()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import h5py
+import hdf5plugin  # noqa: F401  (the compressed datasets)
+import numpy as np
 import pytest
 
 from experiment.pipeline import METRIC_KEYS, load_experiment_config, run_experiment
@@ -41,10 +44,18 @@ def test_toy_experiment_runs_caches_and_reports(tmp_path):
         lo, hi = on_disk[row]["abs_rel_ci"]
         assert lo <= on_disk[row]["abs_rel"] <= hi
     assert set(on_disk["baselines"]) == {"upper_bound_trained_on_realistic", "forward_simgan_trained_on_refined_clean",
-                                         "matched_training_free"}
+                                         "matched_training_free", "highlights_inpainted_training_free"}
     assert on_disk["baselines"]["matched_training_free"]["n"] == 6
-    ratio = on_disk["tests"]["test_real"]["matched_over_raw_abs_rel"]
-    assert ratio[1] <= ratio[0] <= ratio[2]
+    assert on_disk["baselines"]["highlights_inpainted_training_free"]["n"] == 6
+    for key in ("matched_over_raw_abs_rel", "inpainted_over_raw_abs_rel"):
+        ratio = on_disk["tests"]["test_real"][key]
+        assert ratio[1] <= ratio[0] <= ratio[2]
+    # The inpainted test set is the test set with no highlight left and the same depth.
+    with h5py.File(run / "test_real.h5") as a, h5py.File(run / "test_inpainted.h5") as b:
+        assert np.array_equal(a["depth"][:], b["depth"][:])
+        assert not (b["rgb"][:].min(axis=-1) >= 170).any()
+        changed = (a["rgb"][:] != b["rgb"][:]).any(axis=-1)
+        assert changed.mean() < 0.2                     # only the highlights and their rims moved
     for b in on_disk["baselines"].values():
         assert set(METRIC_KEYS) <= set(b)
     assert on_disk["headline"]["ratio"] == pytest.approx(res["adapted"]["abs_rel"] / res["raw"]["abs_rel"])
@@ -52,11 +63,13 @@ def test_toy_experiment_runs_caches_and_reports(tmp_path):
     html = (run / "report.html").read_text()
     assert "<img src='data:image/png;base64," in html and "http://" not in html and "https://" not in html
     assert "abs_rel" in html and "upper bound trained on realistic" in html and "matched training free" in html
+    assert "highlights inpainted training free" in html
 
     stages = sorted(p.name for p in (run / "stages").glob("*.json"))
     assert stages == sorted(f"{n}.json" for n in (
         "render_train_clean", "render_train_realistic", "render_real_like", "render_test_real", "depth_clean",
-        "adapt_reverse", "depth_realistic", "adapt_forward", "apply_forward", "depth_forward", "match_test_real"))
+        "adapt_reverse", "depth_realistic", "adapt_forward", "apply_forward", "depth_forward", "match_test_real",
+        "inpaint_test_real"))
     stamps = {p: p.stat().st_mtime_ns for p in (run / "stages").glob("*.json")}
     model_stamp = (run / "depth_clean" / "model.pt").stat().st_mtime_ns
 
