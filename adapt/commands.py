@@ -47,6 +47,9 @@ def add_parsers(subparsers) -> None:
                    help="which steps to apply, comma-separated (default all: highlights,defocus,tones,colour)")
     m.add_argument("--highlight-level", type=int, default=170, metavar="L",
                    help="8-bit level that all three channels of a specular highlight reach (default 170)")
+    m.add_argument("--highlight-max-frac", type=float, default=0.01, metavar="F",
+                   help="largest highlight, as a fraction of the image circle; larger bright patches are "
+                   "taken for overexposed wall and kept (default 0.01; 1 inpaints every bright patch)")
     m.add_argument("--overwrite", action="store_true", help="replace an existing OUT.h5 or non-empty DIR/")
     add_json_arg(m)
     m.set_defaults(func=_match)
@@ -99,7 +102,8 @@ def _match(args: argparse.Namespace):
     from .match import match
 
     r = match(args.synthetic, args.input, args.out, frames=args.frames, blur_frac=args.blur_frac, seed=args.seed,
-              steps=args.steps, highlight_level=args.highlight_level, overwrite=args.overwrite)
+              steps=args.steps, highlight_level=args.highlight_level,
+              highlight_max_frac=args.highlight_max_frac, overwrite=args.overwrite)
     return (f"matched {r['frames']} frames ({','.join(r['steps'])}) to {r['synthetic']} ({r['frames_fitted']} frames fitted, "
             f"defocus {r['blur_frac']:.4f} of the circle's height) into {r['out']} ({r['seconds']} s)"), r
 

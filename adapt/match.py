@@ -4,8 +4,8 @@ A reference for the learned refiner, and a measure of what the refiner has to le
 steps; the last three are fitted to the synthetic ColonSim HDF5, and none moves the layout of light
 and dark (lumen, folds, polyps) in a frame:
 
-0. **highlights**: specular highlights of the wet mucosa (pixels whose every channel is at least
-   ``highlight_level``, grown by a pixel or two) are inpainted from the mucosa around them
+0. **highlights**: specular highlights of the wet mucosa (small patches of pixels whose every
+   channel is at least ``highlight_level``, grown by a pixel or two) are inpainted from the mucosa around them
    (Telea 2004, as ``cv2.inpaint``), since the ``clean`` renders have none. This is the detect-and-
    inpaint approach of Arnold, Ghosh, Ameling, Lacey (2010, "Automatic segmentation and inpainting of
    specular highlights for endoscopic imaging", EURASIP J. Image Video Process.), simplified to a
@@ -48,6 +48,8 @@ QUANTILES = 257
 STEPS = ("highlights", "defocus", "tones", "colour")
 #: Default of ``highlight_level``: 8-bit level that all three channels of a highlight reach.
 HIGHLIGHT_LEVEL = 170
+#: A bright patch larger than this fraction of the image circle is overexposed wall, not a highlight.
+HIGHLIGHT_MAX_FRAC = 0.01
 #: Pixels a grey level needs for its own colour in the lookup table; rarer levels are interpolated.
 LUT_MIN_PIXELS = 20
 
@@ -177,17 +179,24 @@ def check_steps(steps) -> tuple[str, ...]:
     return tuple(x for x in STEPS if x in steps)
 
 
-def remove_highlights(rgb: np.ndarray, inside: np.ndarray, level: int = HIGHLIGHT_LEVEL
-                      ) -> tuple[np.ndarray, np.ndarray]:
+def remove_highlights(rgb: np.ndarray, inside: np.ndarray, level: int = HIGHLIGHT_LEVEL,
+                      max_frac: float = HIGHLIGHT_MAX_FRAC) -> tuple[np.ndarray, np.ndarray]:
     """Inpaint the specular highlights of a frame: (frame, highlight mask (H, W) bool).
 
-    A highlight pixel has all three channels >= ``level`` inside the image circle; the mask is
-    grown by ``circle height / 200`` px (at least 1) to take in the highlights' soft rims, and
+    A highlight pixel has all three channels >= ``level`` inside the image circle, in a connected
+    patch of at most ``max_frac`` of the circle (larger bright patches are overexposed
+    wall, which inpainting from the rim would smear); the mask is grown by ``circle height / 200`` px (at least 1) to take in the highlights' soft rims, and
     filled by Telea's method with a radius of ``circle height / 100`` px (at least 3). The border
     is first filled outward from the circle's edge, so that highlights at the edge are not filled
     with black. Pixels outside the mask are returned unchanged.
     """
     hl = (rgb.min(axis=2) >= level) & inside
+    if not hl.any():
+        return rgb, hl
+    # Specular highlights are small; a large bright patch is overexposed wall, and stays.
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(hl.astype(np.uint8), connectivity=8)
+    small = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] <= max_frac * inside.sum())
+    hl = np.isin(labels, small[small > 0])
     if not hl.any():
         return rgb, hl
     height = circle_height(inside)
@@ -200,7 +209,9 @@ def remove_highlights(rgb: np.ndarray, inside: np.ndarray, level: int = HIGHLIGH
         sigma = max(2.0, height / 50)
         num = cv2.GaussianBlur(rgb.astype(np.float32) * w[..., None], (0, 0), sigma)
         den = cv2.GaussianBlur(w, (0, 0), sigma)[..., None]
-        fill = np.clip(num / np.maximum(den, 1e-6), 0, 255).astype(np.uint8)
+        mean = rgb[inside & ~hl].mean(axis=0) if (inside & ~hl).any() else np.zeros(3)
+        fill = np.where(den > 1e-3, num / np.maximum(den, 1e-3), mean)   # far out: the circle's mean
+        fill = np.clip(fill, 0, 255).astype(np.uint8)
         src = np.where(inside[..., None], rgb, fill)
     out = cv2.inpaint(np.ascontiguousarray(src), hl.astype(np.uint8), max(3, round(height / 100)),
                       cv2.INPAINT_TELEA)
@@ -208,11 +219,13 @@ def remove_highlights(rgb: np.ndarray, inside: np.ndarray, level: int = HIGHLIGH
 
 
 def match_frame(rgb: np.ndarray, mask: np.ndarray | None, target: MatchTarget, key: int,
-                seed: int = 0, steps=STEPS, highlight_level: int = HIGHLIGHT_LEVEL) -> np.ndarray:
+                seed: int = 0, steps=STEPS, highlight_level: int = HIGHLIGHT_LEVEL,
+                highlight_max_frac: float = HIGHLIGHT_MAX_FRAC) -> np.ndarray:
     """One frame (H, W, 3) uint8 -> the matched frame, same size; black outside the mask.
 
     mask: (H, W), nonzero inside the image circle; None detects the black border.
-    steps: which of :data:`STEPS` to apply. highlight_level: see :func:`remove_highlights`.
+    steps: which of :data:`STEPS` to apply. highlight_level, highlight_max_frac: ``level`` and
+    ``max_frac`` of :func:`remove_highlights`.
     """
     if rgb.ndim != 3 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
         raise InputError(f"matching needs (H, W, 3) uint8 frames, got {rgb.shape} {rgb.dtype}")
@@ -222,7 +235,7 @@ def match_frame(rgb: np.ndarray, mask: np.ndarray | None, target: MatchTarget, k
     if not inside.any():
         return out
     if "highlights" in steps:
-        rgb = remove_highlights(rgb, inside, highlight_level)[0]
+        rgb = remove_highlights(rgb, inside, highlight_level, highlight_max_frac)[0]
     src = rgb.astype(np.float32)
     grey = src.mean(axis=2)
     if "defocus" in steps:
@@ -244,7 +257,7 @@ def match_frame(rgb: np.ndarray, mask: np.ndarray | None, target: MatchTarget, k
 
 def match(synthetic: str | Path, input: str | Path, out: str | Path, *, frames: int = 400,
           blur_frac: float | None = None, seed: int = 0, steps=STEPS, highlight_level: int = HIGHLIGHT_LEVEL,
-          overwrite: bool = False) -> dict:
+          highlight_max_frac: float = HIGHLIGHT_MAX_FRAC, overwrite: bool = False) -> dict:
     """Match a folder, video or ColonSim HDF5 to a synthetic set; written as :func:`adapt.apply.apply`
     writes refined frames (same names and sizes; an HDF5 copy with only ``rgb`` changed; atomic)."""
     src, dst = Path(input), Path(out)
@@ -253,19 +266,24 @@ def match(synthetic: str | Path, input: str | Path, out: str | Path, *, frames: 
     if not 1 <= int(highlight_level) <= 255 or int(highlight_level) != highlight_level:
         raise InputError(f"--highlight-level must be an 8-bit level from 1 to 255, got {highlight_level}")
     level = int(highlight_level)
+    if not 0.0 < highlight_max_frac <= 1.0:
+        raise InputError(f"--highlight-max-frac must be in (0, 1], got {highlight_max_frac}")
+    max_frac = float(highlight_max_frac)
     target = fit_target(synthetic, frames, blur_frac)
     t0 = time.monotonic()
     if h5_input:
         def batch(idx, rgb, mask):
             masks = [None if mask is None else (mask if mask.ndim == 2 else mask[j]) for j in range(len(rgb))]
-            return np.stack([match_frame(rgb[j], masks[j], target, frame_key(int(idx[j])), seed, steps, level)
+            return np.stack([match_frame(rgb[j], masks[j], target, frame_key(int(idx[j])), seed, steps, level,
+                                         max_frac)
                              for j in range(len(rgb))])
         by = {"matched_to": str(synthetic), "seed": seed, "blur_frac": target.blur_frac, "steps": list(steps),
-              "highlight_level": level}
+              "highlight_level": level, "highlight_max_frac": max_frac}
         n = write_h5(batch, by, src, dst, 16, desc="adapt match")
     else:
-        n = write_frames(lambda name, rgb: match_frame(rgb, None, target, frame_key(name), seed, steps, level),
+        n = write_frames(lambda name, rgb: match_frame(rgb, None, target, frame_key(name), seed, steps, level,
+                                                       max_frac),
                          src, dst, desc="adapt match")
     return {"frames": n, "input": str(src), "out": str(dst), "seed": seed, "steps": list(steps),
-            "highlight_level": level,
+            "highlight_level": level, "highlight_max_frac": max_frac,
             "seconds": round(time.monotonic() - t0, 1), **target.summary()}

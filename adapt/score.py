@@ -17,8 +17,8 @@ that layout, so by this classifier its ``acc_refined`` is not expected much belo
 ``acc_structure``: where the floor is high, the two sets differ in what the frames show, and only
 other synthetic (or real) frames can close that gap. ``adapt match`` (no training), which keeps
 the layout and imposes the synthetic defocus, tones and colour, comes down to the floor: 0.73
-against 0.75 for CVC-ColonDB, ten classifier seeds (benchmarks/RESULTS.md). The floor is the mean
-over three seeds.
+against 0.75 for CVC-ColonDB, ten classifier seeds; with its highlight inpainting as well, 0.66-0.67,
+a little below it (benchmarks/RESULTS.md). The floor is the mean over three seeds.
 """
 from __future__ import annotations
 

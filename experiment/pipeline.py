@@ -218,9 +218,10 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path) -> dict:
         # and the clean set's defocus, tone distribution and colour, read by the same depth network
         # as raw and adapted. The stage reruns when the match's steps change.
         paths["test_matched"] = run / "test_matched.h5"
-        from adapt.match import HIGHLIGHT_LEVEL, STEPS as MATCH_STEPS
+        from adapt.match import HIGHLIGHT_LEVEL, HIGHLIGHT_MAX_FRAC, STEPS as MATCH_STEPS
         st.run("match_test_real", {"train": c["train"], "test": c["test"], "size": cfg.size_px,
-                                   "steps": list(MATCH_STEPS), "highlight_level": HIGHLIGHT_LEVEL},
+                                   "steps": list(MATCH_STEPS), "highlight_level": HIGHLIGHT_LEVEL,
+                                   "highlight_max_frac": HIGHLIGHT_MAX_FRAC},
                lambda redo: _match(paths["train_clean"], paths["test_real"], paths["test_matched"]))
         mt = _evaluate(depth_clean / "model.pt", paths["test_matched"], None, cfg)
         results["baselines"]["matched_training_free"] = stats.summarize(
@@ -231,7 +232,8 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path) -> dict:
         # Its first step alone: the test frames with their specular highlights inpainted, nothing else.
         paths["test_inpainted"] = run / "test_inpainted.h5"
         st.run("inpaint_test_real", {"train": c["train"], "test": c["test"], "size": cfg.size_px,
-                                     "steps": ["highlights"], "highlight_level": HIGHLIGHT_LEVEL},
+                                     "steps": ["highlights"], "highlight_level": HIGHLIGHT_LEVEL,
+                                     "highlight_max_frac": HIGHLIGHT_MAX_FRAC},
                lambda redo: _match(paths["train_clean"], paths["test_real"], paths["test_inpainted"],
                                    steps=("highlights",)))
         ip = _evaluate(depth_clean / "model.pt", paths["test_inpainted"], None, cfg)

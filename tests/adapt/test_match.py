@@ -166,6 +166,8 @@ def test_match_bad_inputs_are_one_line_and_exit_2(tmp_path, capsys, real_dir, sy
         (["--synthetic", str(synthetic_h5), "--input", str(real_dir), "--frames", "0"], "--frames"),
         (["--synthetic", str(synthetic_h5), "--input", str(real_dir), "--steps", "colour,sharpen"], "--steps"),
         (["--synthetic", str(synthetic_h5), "--input", str(real_dir), "--highlight-level", "0"], "--highlight-level"),
+        (["--synthetic", str(synthetic_h5), "--input", str(real_dir), "--highlight-max-frac", "0"],
+         "--highlight-max-frac"),
     ]
     for i, (args, words) in enumerate(cases):
         rc, err = _run(capsys, ["adapt", "match", *args, "--out", str(tmp_path / f"o{i}")])
@@ -214,6 +216,16 @@ def test_remove_highlights_fills_them_from_the_mucosa_around_and_leaves_the_rest
         disc = (np.hypot(yy - y, xx - x) <= r) & inside
         assert hl[disc].all()
         np.testing.assert_allclose(out[disc].mean(0), mucosa[disc].mean(0), atol=12)
+    # a large bright patch (overexposed wall, 2% of the circle) is not a highlight: it stays as it was
+    glare = rgb.copy()
+    patch = (np.hypot(yy - 150, xx - 70) <= 15.5) & inside                   # away from the spots
+    assert patch.sum() > 0.01 * inside.sum()
+    glare[patch] = 240
+    out2, hl2 = remove_highlights(glare, inside, 170)
+    assert not hl2[patch].any() and np.array_equal(out2[patch], glare[patch])
+    assert hl2.sum() == hl.sum()                                              # the spots still go
+    out3, hl3 = remove_highlights(glare, inside, 170, max_frac=1.0)          # unless every patch is to go
+    assert hl3[patch].all() and not (out3.min(axis=2)[inside] >= 170).any()
     # a frame with no highlights comes back as it was
     dry = np.where(inside[..., None], mucosa, 0).round().astype(np.uint8)
     same, none = remove_highlights(dry, inside, 170)
