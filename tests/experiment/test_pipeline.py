@@ -50,12 +50,16 @@ def test_toy_experiment_runs_caches_and_reports(tmp_path):
     for key in ("matched_over_raw_abs_rel", "inpainted_over_raw_abs_rel"):
         ratio = on_disk["tests"]["test_real"][key]
         assert ratio[1] <= ratio[0] <= ratio[2]
-    # The inpainted test set is the test set with no highlight left and the same depth.
+    # The inpainted test set is the test set with its small highlights filled and the same depth:
+    # what stays bright is a large patch (over 1% of the circle), kept as it was.
     with h5py.File(run / "test_real.h5") as a, h5py.File(run / "test_inpainted.h5") as b:
         assert np.array_equal(a["depth"][:], b["depth"][:])
-        assert not (b["rgb"][:].min(axis=-1) >= 170).any()
-        changed = (a["rgb"][:] != b["rgb"][:]).any(axis=-1)
-        assert changed.mean() < 0.2                     # only the highlights and their rims moved
+        before, after = a["rgb"][:], b["rgb"][:]
+        bright = after.min(axis=-1) >= 170
+        assert np.array_equal(after[bright], before[bright])
+        changed = (before != after).any(axis=-1)
+        assert changed.any() and changed.mean() < 0.2   # only the highlights and their rims moved
+        assert (before[changed].min(axis=-1) >= 170).mean() > 0.3   # most of what moved was a highlight
     for b in on_disk["baselines"].values():
         assert set(METRIC_KEYS) <= set(b)
     assert on_disk["headline"]["ratio"] == pytest.approx(res["adapted"]["abs_rel"] / res["raw"]["abs_rel"])
