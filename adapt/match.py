@@ -184,9 +184,9 @@ def remove_highlights(rgb: np.ndarray, inside: np.ndarray, level: int = HIGHLIGH
     """Inpaint the specular highlights of a frame: (frame, highlight mask (H, W) bool).
 
     A highlight pixel has all three channels >= ``level`` inside the image circle, in a connected
-    patch of at most ``max_frac`` of the circle (larger bright patches are overexposed
-    wall, which inpainting from the rim would smear); the mask is grown by ``circle height / 200`` px (at least 1) to take in the highlights' soft rims, and
-    filled by Telea's method with a radius of ``circle height / 100`` px (at least 3). The border
+    patch of at most ``max_frac`` of the circle (larger bright patches are overexposed wall, which
+    inpainting from the rim would smear); the mask is grown by ``circle height / 200`` px (at least
+    1) to take in the highlights' soft rims, and filled by Telea's method with a radius of ``circle height / 100`` px (at least 3). The border
     is first filled outward from the circle's edge, so that highlights at the edge are not filled
     with black. Pixels outside the mask are returned unchanged.
     """
@@ -194,7 +194,7 @@ def remove_highlights(rgb: np.ndarray, inside: np.ndarray, level: int = HIGHLIGH
     if not hl.any():
         return rgb, hl
     # Specular highlights are small; a large bright patch is overexposed wall, and stays.
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(hl.astype(np.uint8), connectivity=8)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(hl.astype(np.uint8), connectivity=8)
     small = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] <= max_frac * inside.sum())
     hl = np.isin(labels, small[small > 0])
     if not hl.any():
@@ -205,11 +205,12 @@ def remove_highlights(rgb: np.ndarray, inside: np.ndarray, level: int = HIGHLIGH
         cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))).astype(bool) & inside
     src = rgb
     if not inside.all():   # the circle's colours (not the highlights') carried outward, a few pixels deep
-        w = (inside & ~hl).astype(np.float32)
+        mucosa = inside & ~hl
+        w = mucosa.astype(np.float32)
         sigma = max(2.0, height / 50)
         num = cv2.GaussianBlur(rgb.astype(np.float32) * w[..., None], (0, 0), sigma)
         den = cv2.GaussianBlur(w, (0, 0), sigma)[..., None]
-        mean = rgb[inside & ~hl].mean(axis=0) if (inside & ~hl).any() else np.zeros(3)
+        mean = rgb[mucosa].mean(axis=0) if mucosa.any() else np.zeros(3)
         fill = np.where(den > 1e-3, num / np.maximum(den, 1e-3), mean)   # far out: the circle's mean
         fill = np.clip(fill, 0, 255).astype(np.uint8)
         src = np.where(inside[..., None], rgb, fill)

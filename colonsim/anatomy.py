@@ -214,7 +214,7 @@ def add_polyps(cfg: AnatomyConfig, mesh, uv: np.ndarray, rng: np.random.Generato
         return mesh, uv, np.zeros((0, 7))
     ball = trimesh.creation.icosphere(subdivisions=3)
     normals = np.asarray(mesh.vertex_normals)   # into the lumen: the tube is wound inward
-    grid = WallGrid(mesh.vertices, normals, uv) if cfg.polyp_shape == "dome" else None
+    grid = WallGrid(mesh.vertices, uv) if cfg.polyp_shape == "dome" else None
     vertices, faces, uvs, polyps = [mesh.vertices], [mesh.faces], [uv], []
     offset = len(mesh.vertices)
     for _ in range(n):
@@ -223,7 +223,7 @@ def add_polyps(cfg: AnatomyConfig, mesh, uv: np.ndarray, rng: np.random.Generato
         h = sample(rng, cfg.polyp_height_frac) * r
         normal = normals[k] / max(float(np.linalg.norm(normals[k])), 1e-12)
         if grid is not None:
-            v, f, v_uv = polyp_dome(grid, k, r, h)
+            v, f, v_uv = polyp_dome(grid, k, normal, r, h)
         else:
             centre = mesh.vertices[k] + normal * (h - r)
             v, f, v_uv = centre + r * ball.vertices, ball.faces, np.repeat(uv[k][None], len(ball.vertices), 0)
@@ -246,19 +246,17 @@ class WallGrid:
     vertices are ``rings x around`` in ring order (then the two end-cap apexes), so the wall point at
     any (arc, angle) lies on the triangle of the grid cell around it."""
 
-    def __init__(self, vertices: np.ndarray, normals: np.ndarray, uv: np.ndarray):
+    def __init__(self, vertices: np.ndarray, uv: np.ndarray):
         self.around = int(np.flatnonzero(uv[:, 0] != uv[0, 0])[0])
         self.rings = (len(vertices) - 2) // self.around
         m = self.rings * self.around
         self.points = np.asarray(vertices[:m], np.float64).reshape(self.rings, self.around, 3)
-        self.normals = np.asarray(normals[:m], np.float64).reshape(self.rings, self.around, 3)
         self.s = np.asarray(uv[:m:self.around, 0], np.float64)
         self.ds = float(self.s[1] - self.s[0])
         self.dtheta = 2.0 * np.pi / self.around
 
-    def at(self, s: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Wall points (..., 3) at arc ``s`` (mm) and angle ``theta`` (rad), and unit normals (..., 3)
-        blended bilinearly from the four vertex normals of the cell."""
+    def at(self, s: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """Wall points (..., 3) at arc ``s`` (mm) and angle ``theta`` (rad)."""
         x = np.clip((s - self.s[0]) / self.ds, 0.0, self.rings - 1 - 1e-9)
         y = np.mod(theta, 2.0 * np.pi) / self.dtheta
         i, j = np.floor(x).astype(int), np.floor(y).astype(int) % self.around
@@ -266,12 +264,9 @@ class WallGrid:
         j1 = (j + 1) % self.around
         p = self.points
         # The cell's two triangles share the diagonal (i, j)-(i+1, j+1), as build_tube winds them.
-        point = np.where(fy >= fx,
-                         p[i, j] + fy * (p[i, j1] - p[i, j]) + fx * (p[i + 1, j1] - p[i, j1]),
-                         p[i, j] + fx * (p[i + 1, j] - p[i, j]) + fy * (p[i + 1, j1] - p[i + 1, j]))
-        q = self.normals
-        n = ((1 - fx) * ((1 - fy) * q[i, j] + fy * q[i, j1]) + fx * ((1 - fy) * q[i + 1, j] + fy * q[i + 1, j1]))
-        return point, n / np.linalg.norm(n, axis=-1, keepdims=True)
+        return np.where(fy >= fx,
+                        p[i, j] + fy * (p[i, j1] - p[i, j]) + fx * (p[i + 1, j1] - p[i, j1]),
+                        p[i, j] + fx * (p[i + 1, j] - p[i, j]) + fy * (p[i + 1, j1] - p[i + 1, j]))
 
 
 def dome_profile(t: np.ndarray) -> np.ndarray:
@@ -280,32 +275,36 @@ def dome_profile(t: np.ndarray) -> np.ndarray:
     return (1.0 - np.clip(t, 0.0, 1.0) ** 2.5) ** 1.5
 
 
-def polyp_dome(grid: WallGrid, k: int, r: float, h: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A sessile polyp as a raised patch of the wall around grid vertex ``k``: a polar grid of
-    base radius ``r`` mm laid on the wall, each point lifted along the wall normal by
-    ``(h + sink) * dome_profile(t) - sink`` along the wall normal at ``k``, so the apex stands ``h`` mm into the lumen and the foot
-    ``DOME_SINK_MM`` behind the wall. Returns (vertices, faces wound toward the lumen, uv)."""
+def polyp_dome(grid: WallGrid, k: int, normal: np.ndarray, r: float, h: float
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A sessile polyp as a raised patch of the wall around grid vertex ``k``: a polar grid of base
+    radius ``r`` mm laid on the wall, each point lifted along ``normal`` (the unit wall normal at
+    ``k``) by ``(h + sink) * dome_profile(t) - sink``, so the apex stands ``h`` mm into the lumen and
+    the foot ``DOME_SINK_MM`` behind the wall. Returns (vertices, faces wound toward the lumen, uv)."""
     i, j = divmod(k, grid.around)
     i = int(np.clip(i, 0, grid.rings - 2))
     s0, th0 = grid.s[i], j * grid.dtheta
-    # Wall mm per arc mm and per radian, as chords across the base (a fold under it lengthens them).
+    # Wall mm per arc mm and per radian, as chords across the base (a fold under it lengthens them);
+    # the wall's local radius, from a short chord, sets the angle that the base spans.
     p0 = grid.points[i, j]
     step = np.array([-r, r])
-    ends = grid.at(s0 + step, np.full(2, th0))[0]
+    ends = grid.at(s0 + step, np.full(2, th0))
     mm_per_s = max(np.linalg.norm(ends[1] - ends[0]) / (2 * r), 0.2)
-    radius = max(float(np.linalg.norm(grid.at(np.full(2, s0), th0 + np.array([-0.05, 0.05]))[0][1] - p0)) / 0.05, 1.0)
-    ends = grid.at(np.full(2, s0), th0 + step / radius)[0]
+    radius = max(float(np.linalg.norm(grid.at(s0, th0 + 0.05) - p0)) / 0.05, 1.0)
+    ends = grid.at(np.full(2, s0), th0 + step / radius)
     mm_per_rad = max(np.linalg.norm(ends[1] - ends[0]) * radius / (2 * r), 0.2 * radius)
     t = (np.arange(1, DOME_RINGS + 1) / DOME_RINGS) ** 0.8                  # denser towards the foot
     phi = np.arange(DOME_AROUND) * (2.0 * np.pi / DOME_AROUND)
     rho = r * t[:, None]
     s = s0 + rho * np.cos(phi)[None, :] / mm_per_s
     theta = th0 + rho * np.sin(phi)[None, :] / mm_per_rad
-    base, normal = grid.at(np.concatenate([[s0], s.ravel()]), np.concatenate([[th0], theta.ravel()]))
+    s_all = np.concatenate([[s0], s.ravel()])
+    th_all = np.mod(np.concatenate([[th0], theta.ravel()]), 2.0 * np.pi)
+    base = grid.at(s_all, th_all)
     lift = (h + DOME_SINK_MM) * dome_profile(np.concatenate([[0.0], np.repeat(t, DOME_AROUND)])) - DOME_SINK_MM
     # Lifted along the wall's normal at the apex, one direction for all: lifting along the local
     # normals would fold the dome over itself where it spans a valley between folds.
-    vertices = base + lift[:, None] * normal[0]
+    vertices = base + lift[:, None] * normal
     a = np.arange(DOME_AROUND)
     b = (a + 1) % DOME_AROUND
     faces = [np.stack([np.zeros(DOME_AROUND, int), 1 + a, 1 + b], 1)]
@@ -314,9 +313,7 @@ def polyp_dome(grid: WallGrid, k: int, r: float, h: float) -> tuple[np.ndarray, 
         faces += [np.stack([inner + a, outer + a, outer + b], 1), np.stack([inner + a, outer + b, inner + b], 1)]
     faces = np.concatenate(faces)
     tri = vertices[faces]
-    facing = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]) @ normal[0]
+    facing = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]) @ normal
     if np.sum(facing) < 0:                     # wind the dome like the wall: normals into the lumen
         faces = faces[:, ::-1]
-    s_all = np.concatenate([[s0], s.ravel()])
-    th_all = np.mod(np.concatenate([[th0], theta.ravel()]), 2.0 * np.pi)
     return vertices, faces, np.stack([s_all, th_all], 1)

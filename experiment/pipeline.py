@@ -215,33 +215,25 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path) -> dict:
         results["baselines"]["forward_simgan_trained_on_refined_clean"] = stats.summarize(
             fw["per_image"], METRIC_KEYS, rng, n_boot=cfg.eval.bootstrap)
         # The training-free reference (adapt match): the test frames with their highlights inpainted
-        # and the clean set's defocus, tone distribution and colour, read by the same depth network
-        # as raw and adapted. The stage reruns when the match's steps change.
-        paths["test_matched"] = run / "test_matched.h5"
+        # and the clean set's defocus, tone distribution and colour, then its first step alone (the
+        # highlights inpainted, nothing else), read by the same depth network as raw and adapted.
+        # The stages rerun when the match's steps change.
         from adapt.match import HIGHLIGHT_LEVEL, HIGHLIGHT_MAX_FRAC, STEPS as MATCH_STEPS
-        st.run("match_test_real", {"train": c["train"], "test": c["test"], "size": cfg.size_px,
-                                   "steps": list(MATCH_STEPS), "highlight_level": HIGHLIGHT_LEVEL,
-                                   "highlight_max_frac": HIGHLIGHT_MAX_FRAC},
-               lambda redo: _match(paths["train_clean"], paths["test_real"], paths["test_matched"]))
-        mt = _evaluate(depth_clean / "model.pt", paths["test_matched"], None, cfg)
-        results["baselines"]["matched_training_free"] = stats.summarize(
-            mt["per_image"], METRIC_KEYS, rng, n_boot=cfg.eval.bootstrap)
-        results["tests"]["test_real"]["matched_over_raw_abs_rel"] = stats.paired_bootstrap_ratio(
-            [m["abs_rel"] for m in per_image["test_real"]["raw"]], [m["abs_rel"] for m in mt["per_image"]], rng,
-            n_boot=cfg.eval.bootstrap)
-        # Its first step alone: the test frames with their specular highlights inpainted, nothing else.
-        paths["test_inpainted"] = run / "test_inpainted.h5"
-        st.run("inpaint_test_real", {"train": c["train"], "test": c["test"], "size": cfg.size_px,
-                                     "steps": ["highlights"], "highlight_level": HIGHLIGHT_LEVEL,
-                                     "highlight_max_frac": HIGHLIGHT_MAX_FRAC},
-               lambda redo: _match(paths["train_clean"], paths["test_real"], paths["test_inpainted"],
-                                   steps=("highlights",)))
-        ip = _evaluate(depth_clean / "model.pt", paths["test_inpainted"], None, cfg)
-        results["baselines"]["highlights_inpainted_training_free"] = stats.summarize(
-            ip["per_image"], METRIC_KEYS, rng, n_boot=cfg.eval.bootstrap)
-        results["tests"]["test_real"]["inpainted_over_raw_abs_rel"] = stats.paired_bootstrap_ratio(
-            [m["abs_rel"] for m in per_image["test_real"]["raw"]], [m["abs_rel"] for m in ip["per_image"]], rng,
-            n_boot=cfg.eval.bootstrap)
+        raw_abs_rel = [m["abs_rel"] for m in per_image["test_real"]["raw"]]
+        for stage, name, baseline, ratio, steps in (
+                ("match_test_real", "test_matched", "matched_training_free", "matched_over_raw_abs_rel",
+                 MATCH_STEPS),
+                ("inpaint_test_real", "test_inpainted", "highlights_inpainted_training_free",
+                 "inpainted_over_raw_abs_rel", ("highlights",))):
+            out = paths[name] = run / f"{name}.h5"
+            st.run(stage, {"train": c["train"], "test": c["test"], "size": cfg.size_px, "steps": list(steps),
+                           "highlight_level": HIGHLIGHT_LEVEL, "highlight_max_frac": HIGHLIGHT_MAX_FRAC},
+                   lambda redo, out=out, steps=steps: _match(paths["train_clean"], paths["test_real"], out, steps))
+            ev = _evaluate(depth_clean / "model.pt", out, None, cfg)
+            results["baselines"][baseline] = stats.summarize(ev["per_image"], METRIC_KEYS, rng,
+                                                             n_boot=cfg.eval.bootstrap)
+            results["tests"]["test_real"][ratio] = stats.paired_bootstrap_ratio(
+                raw_abs_rel, [m["abs_rel"] for m in ev["per_image"]], rng, n_boot=cfg.eval.bootstrap)
 
     results["wall_s"] = time.perf_counter() - t0
     results["headline"] = _headline(results)
@@ -267,11 +259,11 @@ def _apply(model: Path, src: Path, dst: Path) -> dict:
     return apply(model, src, dst)
 
 
-def _match(synthetic: Path, src: Path, dst: Path, steps=None) -> dict:
-    from adapt.match import STEPS, match
+def _match(synthetic: Path, src: Path, dst: Path, steps) -> dict:
+    from adapt.match import match
 
     dst.unlink(missing_ok=True)
-    return match(synthetic, src, dst, steps=steps or STEPS)
+    return match(synthetic, src, dst, steps=steps)
 
 
 def _headline(results: dict) -> dict:

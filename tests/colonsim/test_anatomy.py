@@ -8,6 +8,8 @@ from colonsim.errors import ConfigError
 from colonsim.measure import local_wall_distance, measure_colon, slice_rays
 from colonsim.meshio import centerline_path, save_colon
 
+from .raycast import ray_hit
+
 PIECE = ["anatomy.segments=[sigmoid]", "anatomy.max_length_mm=200", "anatomy.triangles=20000"]
 CT_P5, CT_P95 = 14.4, 31.2          # CT 00020 measured by colonsim.measure (docs/anatomy.md)
 REF_P5, REF_P95 = 21.0, 40.7        # the issue's reference spread for the same CT colon
@@ -139,22 +141,6 @@ def test_the_tube_is_closed_at_both_ends_by_caps_facing_the_lumen():
     assert mesh.volume < 0          # consistently wound with the normals inward, caps included
 
 
-def _ray_hit(tri: np.ndarray, origin: np.ndarray, direction: np.ndarray) -> float:
-    """Distance to the first triangle hit by the ray (Moller-Trumbore over all triangles), or inf."""
-    e1, e2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
-    p = np.cross(direction, e2)
-    det = (e1 * p).sum(1)
-    ok = np.abs(det) > 1e-12
-    inv = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
-    t0 = origin - tri[:, 0]
-    u = (t0 * p).sum(1) * inv
-    q = np.cross(t0, e1)
-    v = (direction * q).sum(1) * inv
-    t = (e2 * q).sum(1) * inv
-    hit = ok & (u >= 0) & (v >= 0) & (u + v <= 1) & (t > 1e-9)
-    return float(t[hit].min()) if hit.any() else np.inf
-
-
 @pytest.mark.parametrize("shape", ["dome", "sphere"])
 def test_polyps_stand_into_the_lumen_by_their_drawn_height_and_leave_the_wall_unchanged(shape):
     overrides = [*PIECE, "anatomy.max_length_mm=300", "anatomy.polyps_per_m=30",
@@ -173,7 +159,7 @@ def test_polyps_stand_into_the_lumen_by_their_drawn_height_and_leave_the_wall_un
     assert np.allclose(np.linalg.norm(normal, axis=1), 1.0)
     # From each apex back along its normal, the plain wall lies at the polyp's height, 0.6 r: the
     # ray meets the wall vertex the polyp stands on.
-    height = np.array([_ray_hit(plain.mesh.triangles, a, -n) for a, n in zip(apex, normal)])
+    height = np.array([ray_hit(plain.mesh.triangles, a, -n) for a, n in zip(apex, normal)])
     assert np.allclose(height, 0.6 * radius, rtol=1e-6)
     # The apex is in the lumen: nearer the centreline than the wall it stands on.
     axis = _nearest_axis_point(colon, apex)
@@ -206,14 +192,14 @@ def test_a_dome_polyp_rises_from_the_wall_its_foot_just_behind_it_and_faces_the_
         assert np.all(face_n[:DOME_AROUND] @ normal > 0)          # the top faces the lumen
         # The foot ring lies just behind the wall (hidden, no gap), within its base radius.
         foot = v[-DOME_AROUND:]
-        behind = np.array([_ray_hit(plain.mesh.triangles, p, normal) for p in foot])
+        behind = np.array([ray_hit(plain.mesh.triangles, p, normal) for p in foot])
         assert np.all((behind > 0.2 * DOME_SINK_MM) & (behind < 3 * DOME_SINK_MM))
         lateral = foot - apex - ((foot - apex) @ normal)[:, None] * normal
         assert np.allclose(np.linalg.norm(lateral, axis=1), r, rtol=0.25)   # folds bend the wall under it
         # Halfway out, the dome stands well clear of the wall.
         mid = v[1 + (DOME_RINGS // 2) * DOME_AROUND: 1 + (DOME_RINGS // 2 + 1) * DOME_AROUND]
-        height = np.array([_ray_hit(plain.mesh.triangles, p, -normal) for p in mid])
-        h = _ray_hit(plain.mesh.triangles, apex, -normal)
+        height = np.array([ray_hit(plain.mesh.triangles, p, -normal) for p in mid])
+        h = ray_hit(plain.mesh.triangles, apex, -normal)
         assert np.all((height > 0.3 * h) & (height < h))
 
 

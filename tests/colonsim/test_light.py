@@ -33,17 +33,22 @@ def _plane_colon(half_mm=400.0) -> Colon:
     return Colon(mesh=mesh, centerline=line, uv=None, name="plane")
 
 
-def _render(renderer, d_mm, mu, offset=0.0):
-    cfg = renderer.cfg
-    light = {"light_offset_mm": offset, "light_angle0_deg": 0.0, "light_intensity": 0.5,
-             "light_mu": mu, "light_ambient": 0.0}
+def _white_matte() -> dict:
+    """Per-frame tissue parameters of white, matte, untextured tissue."""
     tissue = {k: 0.0 for k in ("tissue_mottling", "tissue_vessel_contrast", "tissue_grain",
                                "tissue_specular", "tissue_fold_contrast", "tissue_bump")}
     tissue.update(tissue_albedo_r=1.0, tissue_albedo_g=1.0, tissue_albedo_b=1.0,
                   tissue_period_mm=20.0, tissue_roughness=0.2)
+    return tissue
+
+
+def _render(renderer, d_mm, mu, offset=0.0):
+    cfg = renderer.cfg
+    light = {"light_offset_mm": offset, "light_angle0_deg": 0.0, "light_intensity": 0.5,
+             "light_mu": mu, "light_ambient": 0.0}
     pose = np.eye(4)
     pose[2, 3] = d_mm
-    rgb, depth = renderer.render_linear(0, pose, tissue, light)
+    rgb, depth = renderer.render_linear(0, pose, _white_matte(), light)
     return rgb[..., 1].astype(np.float64), depth, cfg, light
 
 
@@ -86,10 +91,7 @@ def test_stray_light_is_uniform_or_falls_off_with_distance_from_the_tip(falloff)
                                              "light.n_guides=1", f"light.ambient_falloff_mm={falloff}"])
     r = FrameRenderer(cfg, [_plane_colon()])
     try:
-        tissue = {k: 0.0 for k in ("tissue_mottling", "tissue_vessel_contrast", "tissue_grain",
-                                   "tissue_specular", "tissue_fold_contrast", "tissue_bump")}
-        tissue.update(tissue_albedo_r=1.0, tissue_albedo_g=1.0, tissue_albedo_b=1.0,
-                      tissue_period_mm=20.0, tissue_roughness=0.2)
+        tissue = _white_matte()
         light = {"light_offset_mm": 0.0, "light_angle0_deg": 0.0, "light_intensity": 0.0,
                  "light_mu": 0.0, "light_ambient": 0.2}                     # stray light only
         got = {}

@@ -11,6 +11,8 @@ from colonsim.errors import InputError
 from colonsim.scene import Frame, FrameRenderer
 from colonsim.simconfig import load_sim_config
 
+from .raycast import ray_hit
+
 R_MM = 10.0
 
 
@@ -186,26 +188,10 @@ def test_a_polyp_view_renders_the_polyp_apex_at_its_exact_depth(shape):
             if not (8 <= col < 88 and 8 <= row < 88) or frame.mask[row, col] == 0:
                 continue
             ray = np.array([(col - k[0, 2]) / k[0, 0], -(row - k[1, 2]) / k[1, 1], -1.0])
-            t = _first_hit(tri, ray)                      # z-depth: the ray's z component is -1
+            t = ray_hit(tri, np.zeros(3), ray)            # z-depth: the ray's z component is -1
             d = frame.depth[row, col]
             assert d == pytest.approx(t, rel=1e-3)        # float32 depth, float64 reference
             checked += 1
             on_polyp += bool(abs(t - (-z)) < 0.3 * radius)   # the hit is the polyp's top, not a fold
     r.close()
     assert checked >= 8 and on_polyp >= 0.8 * checked
-
-
-def _first_hit(tri: np.ndarray, direction: np.ndarray) -> float:
-    """Distance along ``direction`` from the origin to the first triangle it meets (Moller-Trumbore)."""
-    e1, e2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
-    p = np.cross(direction, e2)
-    det = (e1 * p).sum(1)
-    ok = np.abs(det) > 1e-12
-    inv = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
-    t0 = -tri[:, 0]
-    u = (t0 * p).sum(1) * inv
-    q = np.cross(t0, e1)
-    v = (direction * q).sum(1) * inv
-    t = (e2 * q).sum(1) * inv
-    hit = ok & (u >= 0) & (v >= 0) & (u + v <= 1) & (t > 1e-9)
-    return float(t[hit].min()) if hit.any() else np.inf
