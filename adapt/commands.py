@@ -63,7 +63,8 @@ def add_parsers(subparsers) -> None:
     s.add_argument("--steps", type=int, default=300, metavar="N", help="classifier training steps")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--repeats", type=int, default=1, metavar="N",
-                   help="train the classifier with N seeds (seed, seed+1, ...) and report the mean accuracies")
+                   help="train the classifier with N seeds (seed, seed+1, ...) and report the mean accuracies; "
+                   "odd seeds train on the other half of the frames and test on the first")
     s.add_argument("--floor", action="store_true",
                    help="also report acc_structure: the accuracy on the frames' layout alone (grey, low-passed, "
                    "normalized per frame), about as low as a structure-keeping refiner can bring acc_refined")

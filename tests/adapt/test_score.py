@@ -7,7 +7,11 @@ import cv2
 import numpy as np
 
 import cli
-from adapt.score import _train_and_test, inscribed_square, score, separating_cues, structure_floor, structure_view
+import torch
+
+from adapt.data import to_tensor
+from adapt.score import (DomainClassifier, _fold, _train_and_test, inscribed_square, recalibrate_batchnorm, score,
+                         separating_cues, structure_floor, structure_view)
 
 
 def test_inscribed_square_excludes_border():
@@ -127,3 +131,41 @@ def test_score_repeats_average_the_classifier_seeds(tmp_path, real_dir, syntheti
                    "--synthetic", str(synthetic_h5), "--repeats", "0"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "--repeats" in err[0]
+
+
+def test_odd_seeds_test_the_other_half():
+    """Two seeds cross-fit: each frame is tested once, never by a classifier that trained on it,
+    and neighbouring frames (near-duplicates in a video) stay on one side."""
+    for n in (2, 9, 90, 400):
+        (tr0, te0), (tr1, te1) = _fold(n, 0), _fold(n, 1)
+        assert set(te0) | set(te1) == set(range(n)) and not set(te0) & set(te1)
+        assert not set(tr0) & set(te0) and not set(tr1) & set(te1)
+        assert (np.sort(tr1) == np.sort(te0)).all() and _fold(n, 2)[1].tolist() == te0.tolist()
+    assert _fold(90, 0)[1][:2].tolist() == [8, 9]   # blocks of 8 neighbours: 0-7 train, 8-15 test
+
+
+def test_recalibrated_batchnorm_tests_as_it_trained():
+    """Stale running statistics (as fast Adam steps leave them) shift every test logit alike, so a
+    classifier can call every frame one class; recalibrated, eval mode gives the logits that train
+    mode gives on the same balanced frames."""
+    real = to_tensor(_blob_squares(16, 24, 1, (250, 140, 60), 1.0, 0.0, "disc"))
+    synth = to_tensor(_blob_squares(24, 24, 2, (160, 160, 200), 0.6, 0.2, "band"))
+    torch.manual_seed(0)
+    model = DomainClassifier()
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for m in bns:
+        m.running_mean.fill_(5.0)
+        m.running_var.fill_(0.01)
+    batch = torch.cat([real, synth[np.linspace(0, 23, 16).round().astype(int)]])
+    model.eval()
+    with torch.no_grad():
+        stale = model(batch)
+    recalibrate_batchnorm(model, real, synth)
+    assert not model.training and all(m.momentum == 0.1 for m in bns)
+    with torch.no_grad():
+        tested = model(batch)
+        model.train()
+        trained = model(batch)
+    # within the unbiased-variance factor n / (n - 1) of the small deep layers
+    assert float((tested - trained).abs().max()) <= 0.02 * float(trained.abs().max())
+    assert float(stale.std()) < 0.01 * float(trained.std())   # stale: one logit for every frame
