@@ -16,9 +16,13 @@ dark (the lumen, the folds, a polyp's outline) remains. A refiner with self-regu
 that layout, so by this classifier its ``acc_refined`` is not expected much below
 ``acc_structure``: where the floor is high, the two sets differ in what the frames show, and only
 other synthetic (or real) frames can close that gap. ``adapt match`` (no training), which keeps
-the layout and imposes the synthetic defocus, tones and colour, comes down to the floor: 0.73
-against 0.75 for CVC-ColonDB, ten classifier seeds; with its highlight inpainting as well, 0.66-0.67,
-a little below it (benchmarks/RESULTS.md). The floor is the mean over three seeds.
+the layout and imposes the synthetic defocus, tones and colour, comes down to 0.79 on 90 held-out
+CVC-ColonDB frames against a floor of 0.85 (ten classifier seeds; benchmarks/RESULTS.md). The
+floor is the mean over three seeds.
+
+Before testing, every BatchNorm's statistics are set from the final weights on the training
+frames (:func:`recalibrate_batchnorm`): with the running averages that training leaves, the test
+logits shift together and a classifier that separates the sets could score 0.5.
 """
 from __future__ import annotations
 
@@ -264,7 +268,7 @@ def score(real: str | Path, refined: str | Path | nn.Module, synthetic: str | Pa
         floor: also measure the structure floor (see the module doc), with ``floor_sigma_px``.
         cues: also measure :func:`separating_cues` of the raw and of the refined frames.
         repeats: train the classifier with seeds ``seed .. seed + repeats - 1`` and report the mean
-            accuracies (with 90 held-out frames one classifier's accuracy varies by about +-0.1);
+            accuracies (with 90 held-out frames one classifier's accuracy varies by about +-0.05);
             odd seeds swap the train and test halves, so that from two seeds on every frame is tested.
     Returns {"acc_raw", "acc_refined", "self_reg_l1", "n_real", "n_synthetic"}, "acc_structure"
     when ``floor``, "cues_raw", "cues_refined" ({view: accuracy}) when ``cues``, and
