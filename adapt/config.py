@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal, Sequence
 
 from colonsim.config import Range, assets_path, check_choice, check_range, load
+from colonsim.errors import ConfigError
 
 DEFAULTS = assets_path("defaults", "adapt.yaml")
 
@@ -18,13 +19,15 @@ class RefinerConfig:
     width: int  # feature maps of the 3x3 head conv and of every residual block (SimGAN: 64)
     blocks: int  # residual blocks between the head and the 1x1 output conv (SimGAN: 4)
     # residual: output = input + conv (last conv starts at zero, so the refiner starts as identity);
-    # tanh: output = tanh(conv), as in SimGAN
-    output: Literal["residual", "tanh"]
+    # tanh: output = tanh(conv), as in SimGAN;
+    # colour_curve: the conv changes the grey level only, and each pixel takes the synthetic set's
+    # colour at its grey level (reverse direction only; see adapt.networks.Refiner)
+    output: Literal["residual", "tanh", "colour_curve"]
 
     def __post_init__(self):
         check_range("width", self.width, 1, 1024)
         check_range("blocks", self.blocks, 0, 64)
-        check_choice("output", self.output, ("residual", "tanh"))
+        check_choice("output", self.output, ("residual", "tanh", "colour_curve"))
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,9 @@ class AdaptConfig:
     def __post_init__(self):
         check_choice("direction", self.direction, ("reverse", "forward"))
         check_range("seed", self.seed, 0)
+        if self.refiner.output == "colour_curve" and self.direction != "reverse":
+            raise ConfigError("refiner.output", "colour_curve takes the synthetic set's colours, so it needs "
+                             "direction reverse")
 
 
 def load_adapt_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> AdaptConfig:

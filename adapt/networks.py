@@ -23,11 +23,38 @@ class ResBlock(nn.Module):
         return self.act(x + self.conv2(self.act(self.conv1(x))))
 
 
+#: Entries of the colour curve of ``output="colour_curve"``: one per 8-bit grey level.
+CURVE_LEVELS = 256
+
+
+def grey(x: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) -> (N, 1, H, W): the mean of the three channels."""
+    return x.mean(dim=1, keepdim=True)
+
+
+def colour_curve(g: torch.Tensor, curve: torch.Tensor) -> torch.Tensor:
+    """Grey levels (N, 1, H, W) in [-1, 1] -> colours (N, 3, H, W) in [-1, 1], read off ``curve``
+    ((CURVE_LEVELS, 3), the colour at each grey level) by linear interpolation; differentiable in g."""
+    level = ((g[:, 0].clamp(-1.0, 1.0) + 1.0) * 0.5 * (CURVE_LEVELS - 1)).float()
+    i0 = level.floor().clamp(0, CURVE_LEVELS - 2)
+    w = (level - i0).unsqueeze(-1)
+    i0 = i0.long()
+    c = curve.float()
+    out = c[i0] * (1.0 - w) + c[i0 + 1] * w            # (N, H, W, 3)
+    return out.permute(0, 3, 1, 2).to(g.dtype)
+
+
 class Refiner(nn.Module):
     """SimGAN's refiner: a 3x3 conv to ``width`` maps, ``blocks`` residual blocks, a 1x1 conv to 3.
 
     ``output="residual"``: y = clamp(x + f(x), -1, 1), with the last conv starting at zero so that
     the untrained refiner is the identity. ``output="tanh"``: y = tanh(f(x)).
+    ``output="colour_curve"``: the refiner changes the grey level only, g = clamp(grey(x) +
+    mean_c f(x), -1, 1), and each pixel takes the colour that the target domain has at that grey
+    level, y = curve(g) (the buffer ``curve``, fitted to the synthetic set by
+    :func:`adapt.match.fit_target` before training and saved with the weights). In the ``clean``
+    renders colour is a function of the grey level; a refiner free to set colour drifts off that
+    curve by a few levels, which a classifier sees (benchmarks/RESULTS.md).
     Reflect padding keeps image edges free of a dark frame that the discriminator could key on.
     Args are stored in checkpoints to rebuild the model (see :mod:`adapt.apply`).
     """
@@ -39,15 +66,27 @@ class Refiner(nn.Module):
         self.head = nn.Sequential(nn.Conv2d(3, width, 3, padding=1, padding_mode="reflect"), nn.ReLU(inplace=True))
         self.body = nn.Sequential(*[ResBlock(width) for _ in range(blocks)])
         self.tail = nn.Conv2d(width, 3, 1)
-        if output == "residual":
+        if output in ("residual", "colour_curve"):
             nn.init.zeros_(self.tail.weight)
             nn.init.zeros_(self.tail.bias)
+        if output == "colour_curve":   # grey -> grey until set: the colour of a grey pixel
+            self.register_buffer("curve", torch.linspace(-1.0, 1.0, CURVE_LEVELS)[:, None].repeat(1, 3))
+
+    def set_curve(self, lut_uint8_levels) -> None:
+        """Set the colour curve from (CURVE_LEVELS, 3) colours in 8-bit levels (the ``lut`` of
+        :class:`adapt.match.MatchTarget`): the colour at each grey level."""
+        lut = torch.as_tensor(lut_uint8_levels, dtype=torch.float32)
+        if lut.shape != (CURVE_LEVELS, 3):
+            raise ValueError(f"a colour curve has shape ({CURVE_LEVELS}, 3), got {tuple(lut.shape)}")
+        self.curve.copy_((lut.clamp(0.0, 255.0) / 127.5 - 1.0).to(self.curve.device))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) in [-1, 1] -> (N, 3, H, W) in [-1, 1]."""
         f = self.tail(self.body(self.head(x)))
         if self.output == "residual":
             return (x + f.to(x.dtype)).clamp(-1.0, 1.0)
+        if self.output == "colour_curve":
+            return colour_curve((grey(x) + grey(f).to(x.dtype)).clamp(-1.0, 1.0), self.curve)
         return torch.tanh(f).to(x.dtype)
 
 

@@ -75,7 +75,12 @@ class Trainer:
 
         with torch.random.fork_rng(devices=[]):  # seeded init without touching global state
             torch.manual_seed(cfg.seed)
-            self.refiner = Refiner(**to_dict(cfg.refiner)).to(self.device)
+            self.refiner = Refiner(**to_dict(cfg.refiner))
+            if cfg.refiner.output == "colour_curve":   # the synthetic set's colour at each grey level
+                from .match import fit_target
+
+                self.refiner.set_curve(fit_target(synthetic).lut)
+            self.refiner.to(self.device)
             d = cfg.discriminator
             self.disc = PatchDiscriminator(d.width, d.layers, d.spectral_norm).to(self.device)
             # the coarser scales' discriminators (none by default): their own parameters and state

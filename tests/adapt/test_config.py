@@ -17,3 +17,16 @@ def test_discriminator_scales_load_and_out_of_range_is_an_error():
     for bad in ("0", "5"):
         with pytest.raises(ConfigError, match="scales"):
             load_adapt_config(overrides=[f"discriminator.scales={bad}"])
+
+
+def test_colour_curve_output_needs_the_reverse_direction(tmp_path, real_dir, synthetic_h5, capsys):
+    import cli
+
+    assert load_adapt_config(overrides=["refiner.output=colour_curve"]).refiner.output == "colour_curve"
+    with pytest.raises(ConfigError, match="refiner.output.*reverse"):
+        load_adapt_config(overrides=["refiner.output=colour_curve", "direction=forward"])
+    rc = cli.main(["adapt", "train", "--real", str(real_dir), "--synthetic", str(synthetic_h5), "--out",
+                   str(tmp_path / "run"), "--set", "refiner.output=colour_curve", "--set", "direction=forward"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "refiner.output" in err[0]
+    assert not (tmp_path / "run").exists()

@@ -1,12 +1,14 @@
 """Shapes and starting behaviour of the refiner and the patch discriminator."""
 import torch
 
-from adapt.networks import PatchDiscriminator, Refiner
+import pytest
+
+from adapt.networks import PatchDiscriminator, Refiner, colour_curve, grey
 
 
 def test_refiner_keeps_any_resolution_and_range():
     x = torch.rand(2, 3, 37, 51) * 2 - 1
-    for output in ("residual", "tanh"):
+    for output in ("residual", "tanh", "colour_curve"):
         y = Refiner(width=8, blocks=2, output=output)(x)
         assert y.shape == x.shape
         assert y.min() >= -1 and y.max() <= 1
@@ -56,3 +58,36 @@ def test_coarse_discriminators_see_pooled_frames_and_strictly_pooled_masks():
     flat = torch.nn.functional.avg_pool2d(noise, 4).repeat_interleave(4, -1).repeat_interleave(4, -2)
     assert torch.allclose(d(x, mask)[1][0], d(x + (noise - flat) * 0.5, mask)[1][0], atol=1e-5)
     assert not torch.allclose(d(x, mask)[0][0], d(x + (noise - flat) * 0.5, mask)[0][0], atol=1e-5)
+
+
+def _pink(g: torch.Tensor) -> torch.Tensor:
+    """A target colour at 8-bit grey levels g, like the clean renders': red above the grey level,
+    green and blue below it, and the mean of the three still g; (..., 3)."""
+    d = 0.3 * g * (255 - g) / 255
+    return torch.stack([g + d, g - d / 2, g - d / 2], -1)
+
+
+def test_colour_curve_refiner_changes_grey_only_and_takes_the_curves_colour():
+    x = torch.rand(2, 3, 19, 23) * 2 - 1
+    model = Refiner(width=8, blocks=1, output="colour_curve")
+    model.set_curve(_pink(torch.arange(256.0)))
+    curve = model.curve
+    # untrained: each pixel keeps its grey level and takes the curve's colour there
+    y = model(x)
+    assert torch.allclose(y, colour_curve(grey(x), curve), atol=1e-6)
+    want = _pink((grey(x) + 1)[:, 0] * 127.5).permute(0, 3, 1, 2) / 127.5 - 1
+    assert torch.allclose(y, want, atol=1e-3)
+    # trained or not, every output pixel lies on the curve at its own grey level...
+    torch.nn.init.normal_(model.tail.weight, std=0.5)
+    y = model(x)
+    assert torch.allclose(y, colour_curve(grey(y), curve), atol=1e-4)
+    assert not torch.allclose(grey(y), grey(x), atol=0.05)              # (the grey level did change)
+    # ...and the grey level it chose is differentiable
+    y.sum().backward()
+    assert model.tail.weight.grad.abs().sum() > 0 and model.head[0].weight.grad.abs().sum() > 0
+    # the curve is saved and restored with the weights
+    other = Refiner(width=8, blocks=1, output="colour_curve")
+    other.load_state_dict(model.state_dict())
+    assert torch.equal(other.curve, curve) and torch.equal(other(x), y)
+    with pytest.raises(ValueError, match="shape"):
+        model.set_curve(torch.zeros(255, 3))

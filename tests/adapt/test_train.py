@@ -99,3 +99,28 @@ def test_coarse_scales_train_and_resume_exactly(tmp_path, real_dir, synthetic_h5
         raise AssertionError("resuming with another discriminator must be refused")
     except CheckpointError as e:
         assert "scales" in str(e)
+
+
+def test_colour_curve_refiner_trains_with_the_synthetic_sets_colours(tmp_path, real_dir, synthetic_h5, tiny_cfg):
+    """refiner.output colour_curve: the curve is fitted to the synthetic HDF5 before training, saved
+    in refiner.pt, and every refined pixel takes the synthetic set's colour at its grey level."""
+    import numpy as np
+
+    from adapt.apply import refine_images
+    from adapt.data import open_frames
+    from adapt.match import fit_target
+    from adapt.networks import colour_curve, grey
+
+    cfg = dataclasses.replace(tiny_cfg, refiner=dataclasses.replace(tiny_cfg.refiner, output="colour_curve"))
+    train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "run")
+    model, meta = load_refiner(tmp_path / "run" / "refiner.pt")
+    assert meta["model_args"]["output"] == "colour_curve"
+    lut = torch.as_tensor(fit_target(synthetic_h5).lut).clamp(0, 255) / 127.5 - 1
+    assert torch.allclose(model.curve, lut)
+    rgb, mask = open_frames(real_dir).get(0)
+    out = refine_images(model, rgb[None], mask)[0]
+    inside = mask > 0
+    y = torch.as_tensor(out[inside].astype(np.float32)).T[None, :, :, None] / 127.5 - 1   # (1, 3, P, 1)
+    on_curve = colour_curve(grey(y), model.curve)
+    assert float((y - on_curve).abs().max()) <= 3 / 127.5          # 8-bit rounding of three channels
+    assert not np.array_equal(out[inside], rgb[inside])             # the real frame's own colours are gone
