@@ -97,14 +97,15 @@ def recalibrate_batchnorm(model: nn.Module, real: torch.Tensor, synth: torch.Ten
     k = min(len(real), len(synth))
     pick = lambda x: x[np.linspace(0, len(x) - 1, k).round().astype(int)]  # noqa: E731
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in bns]
     for m in bns:
         m.reset_running_stats()
         m.momentum = None                      # a cumulative average over the one pass
     model.train()
     with torch.no_grad():
         model(torch.cat([pick(real), pick(synth)]))
-    for m in bns:
-        m.momentum = 0.1
+    for m, momentum in zip(bns, momenta):
+        m.momentum = momentum
     model.eval()
 
 
