@@ -48,9 +48,12 @@ def load_refiner(path: str | Path) -> tuple[nn.Module, dict]:
     """
     ck = load_checkpoint(path, REFINER_KIND)
     args = ck.get("model_args")
-    if not isinstance(args, dict) or set(args) != {"width", "blocks", "output"}:
-        raise CheckpointError(f"{path} has no valid refiner arguments (width, blocks, output): {args!r}")
-    model = Refiner(**args)
+    if not isinstance(args, dict) or not {"width", "blocks", "output"} <= set(args) <= {"width", "blocks", "output", "tones"}:
+        raise CheckpointError(f"{path} has no valid refiner arguments (width, blocks, output[, tones]): {args!r}")
+    try:
+        model = Refiner(**args)
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"{path} has invalid refiner arguments: {e}") from None
     try:
         model.load_state_dict(ck["state_dict"])
     except (RuntimeError, KeyError) as e:

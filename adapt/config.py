@@ -23,11 +23,18 @@ class RefinerConfig:
     # colour_curve: the conv changes the grey level only, and each pixel takes the synthetic set's
     # colour at its grey level (reverse direction only; see adapt.networks.Refiner)
     output: Literal["residual", "tanh", "colour_curve"]
+    # free: the refiner sets each pixel's grey level; keep (colour_curve only): each refined frame
+    # keeps its input's grey-level histogram exactly, the refiner choosing only which pixel gets which
+    # level (for matched frames, `adapt train --match`, whose tones are a render's; adapt.networks)
+    tones: Literal["free", "keep"] = "free"
 
     def __post_init__(self):
         check_range("width", self.width, 1, 1024)
         check_range("blocks", self.blocks, 0, 64)
         check_choice("output", self.output, ("residual", "tanh", "colour_curve"))
+        check_choice("tones", self.tones, ("free", "keep"))
+        if self.tones == "keep" and self.output != "colour_curve":
+            raise ConfigError("tones", f"keep needs output colour_curve, got output {self.output}")
 
 
 @dataclass(frozen=True)

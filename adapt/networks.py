@@ -44,6 +44,21 @@ def colour_curve(g: torch.Tensor, curve: torch.Tensor) -> torch.Tensor:
     return out.permute(0, 3, 1, 2).to(g.dtype)
 
 
+def keep_tones(g: torch.Tensor, g_in: torch.Tensor) -> torch.Tensor:
+    """Grey levels (N, 1, H, W) ``g`` given, by rank, the levels of ``g_in`` (same shape): each
+    frame's output has exactly the grey-level histogram of its input, in the spatial order of
+    ``g``. The gradient passes straight through to ``g`` (Bengio, Leonard, Courville 2013)."""
+    n = g.shape[0]
+    flat, ref = g.reshape(n, -1), g_in.reshape(n, -1)
+    levels = torch.sort(ref.to(g.dtype), dim=1).values
+    # Pixels that tie in g (a flat or saturated patch) keep their input's order: a tie broken by
+    # memory order would lay the input's levels over the patch in raster order, as streaks.
+    key = flat.detach().double() + 1e-9 * ref.double()
+    target = torch.empty_like(flat).scatter_(1, torch.argsort(key, dim=1), levels)
+    # target + (g - g) rather than g + (target - g): exact whatever the size of g
+    return (target + (flat - flat.detach())).reshape(g.shape)
+
+
 class Refiner(nn.Module):
     """SimGAN's refiner: a 3x3 conv to ``width`` maps, ``blocks`` residual blocks, a 1x1 conv to 3.
 
@@ -55,14 +70,22 @@ class Refiner(nn.Module):
     :func:`adapt.match.fit_target` before training and saved with the weights). In the ``clean``
     renders colour is a function of the grey level; a refiner free to set colour drifts off that
     curve by a few levels, which a classifier sees (benchmarks/RESULTS.md).
+    ``tones="keep"`` (with ``colour_curve`` only): the refined grey levels set only the order of a
+    frame's pixels, which take the input frame's own grey levels by rank (:func:`keep_tones`), so
+    every refined frame has its input's grey-level histogram exactly. On frames that ``adapt match``
+    gave a synthetic frame's histogram, the refiner then cannot move the exposure and tones that
+    every ``clean`` render shares, and its discriminator judges texture and shading only.
     Reflect padding keeps image edges free of a dark frame that the discriminator could key on.
     Args are stored in checkpoints to rebuild the model (see :mod:`adapt.apply`).
     """
 
-    def __init__(self, width: int = 64, blocks: int = 4, output: str = "residual"):
+    def __init__(self, width: int = 64, blocks: int = 4, output: str = "residual", tones: str = "free"):
         super().__init__()
-        self.args = {"width": int(width), "blocks": int(blocks), "output": str(output)}
-        self.output = output
+        if tones not in ("free", "keep") or (tones == "keep" and output != "colour_curve"):
+            raise ValueError(f"tones must be 'free', or 'keep' with output 'colour_curve'; got {tones!r} "
+                             f"with output {output!r}")
+        self.args = {"width": int(width), "blocks": int(blocks), "output": str(output), "tones": str(tones)}
+        self.output, self.tones = output, tones
         self.head = nn.Sequential(nn.Conv2d(3, width, 3, padding=1, padding_mode="reflect"), nn.ReLU(inplace=True))
         self.body = nn.Sequential(*[ResBlock(width) for _ in range(blocks)])
         self.tail = nn.Conv2d(width, 3, 1)
@@ -86,7 +109,14 @@ class Refiner(nn.Module):
         if self.output == "residual":
             return (x + f.to(x.dtype)).clamp(-1.0, 1.0)
         if self.output == "colour_curve":
-            return colour_curve((grey(x) + grey(f).to(x.dtype)).clamp(-1.0, 1.0), self.curve)
+            if self.tones == "keep":
+                # Only the order of g counts, and the straight-through gradient never sees its
+                # size, so the change is bounded (tanh) rather than clamped: a clamp would tie every
+                # pixel pushed past it, and unbounded g drifts to sizes where float32 ties them.
+                g = keep_tones(grey(x) + torch.tanh(grey(f).to(x.dtype)), grey(x))
+            else:
+                g = (grey(x) + grey(f).to(x.dtype)).clamp(-1.0, 1.0)
+            return colour_curve(g, self.curve)
         return torch.tanh(f).to(x.dtype)
 
 

@@ -30,3 +30,20 @@ def test_colour_curve_output_needs_the_reverse_direction(tmp_path, real_dir, syn
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "refiner.output" in err[0]
     assert not (tmp_path / "run").exists()
+
+
+def test_keep_tones_needs_the_colour_curve_output(tmp_path, real_dir, synthetic_h5, capsys):
+    import cli
+
+    assert load_adapt_config().refiner.tones == "free"
+    cfg = load_adapt_config(overrides=["refiner.output=colour_curve", "refiner.tones=keep"])
+    assert cfg.refiner.tones == "keep"
+    with pytest.raises(ConfigError, match="tones"):
+        load_adapt_config(overrides=["refiner.tones=keep"])
+    with pytest.raises(ConfigError, match="tones"):
+        load_adapt_config(overrides=["refiner.output=colour_curve", "refiner.tones=kept"])
+    rc = cli.main(["adapt", "train", "--real", str(real_dir), "--synthetic", str(synthetic_h5), "--out",
+                   str(tmp_path / "run"), "--set", "refiner.tones=keep"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "tones" in err[0]
+    assert not (tmp_path / "run").exists()

@@ -91,3 +91,64 @@ def test_colour_curve_refiner_changes_grey_only_and_takes_the_curves_colour():
     assert torch.equal(other.curve, curve) and torch.equal(other(x), y)
     with pytest.raises(ValueError, match="shape"):
         model.set_curve(torch.zeros(255, 3))
+
+
+def test_keep_tones_refiner_keeps_each_frames_grey_histogram_and_learns_the_order():
+    from adapt.networks import keep_tones
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 17, 21) * 2 - 1
+    x[1] = x[1] * 0.3 - 0.5                                            # frames with different tones
+    with pytest.raises(ValueError, match="colour_curve"):
+        Refiner(width=8, blocks=1, output="residual", tones="keep")
+    model = Refiner(width=8, blocks=1, output="colour_curve", tones="keep")
+    model.set_curve(_pink(torch.arange(256.0)))
+    torch.nn.init.normal_(model.tail.weight, std=0.5)
+    y = model(x)
+    # each output frame has exactly its own input's grey levels, per frame, not the batch's
+    g_in, g_out = grey(x).reshape(2, -1), grey(y).reshape(2, -1)
+    levels = torch.sort(g_in, dim=1).values
+    free = Refiner(width=8, blocks=1, output="colour_curve")
+    free.load_state_dict(model.state_dict())
+    g_free = grey(free(x)).reshape(2, -1)
+    assert not torch.allclose(torch.sort(g_free, dim=1).values, levels, atol=0.05)   # free moves them
+    assert torch.allclose(torch.sort(g_out, dim=1).values, levels, atol=2e-3)      # keep does not
+    # ... in the order the refiner chose: the ranks of the input's grey plus the bounded change
+    with torch.no_grad():
+        chosen = (grey(x) + torch.tanh(grey(model.tail(model.body(model.head(x)))))).reshape(2, -1)
+    assert torch.equal(torch.argsort(g_out, dim=1), torch.argsort(chosen, dim=1))
+    assert not torch.equal(torch.argsort(g_out, dim=1), torch.argsort(g_in, dim=1))
+    assert torch.allclose(y, colour_curve(grey(y), model.curve), atol=1e-4)         # still on the curve
+    # the gradient reaches the weights straight through the exchange of levels
+    y.sum().backward()
+    assert model.tail.weight.grad.abs().sum() > 0
+    g = torch.tensor([[[[0.3, -0.2, 0.9]]]], requires_grad=True)
+    out = keep_tones(g, torch.tensor([[[[0.0, 0.5, 1.0]]]]))
+    assert torch.equal(out.detach(), torch.tensor([[[[0.5, 0.0, 1.0]]]]))
+    (out * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
+    assert torch.equal(g.grad, torch.tensor([[[[1.0, 2.0, 3.0]]]]))
+
+
+def test_keep_tones_breaks_ties_by_the_inputs_order():
+    """A flat patch of the refined grey (the refiner saturated it) keeps its input's structure,
+    not the input's levels laid out in raster order."""
+    from adapt.networks import keep_tones
+
+    g_in = torch.linspace(-1, 1, 64).reshape(8, 8).T.reshape(1, 1, 8, 8)   # a vertical ramp
+    g = torch.zeros(1, 1, 8, 8)                                             # all tied
+    assert torch.equal(keep_tones(g, g_in), g_in)
+    g[..., :4, :] = 0.5                                    # two flat halves: the top brighter
+    out = keep_tones(g, g_in)
+    assert (out[..., :4, :].min() > out[..., 4:, :].max())
+    assert torch.allclose(torch.sort(out.flatten()).values, torch.sort(g_in.flatten()).values, atol=1e-6)
+    assert (out[..., :4, 1:] > out[..., :4, :-1]).all() and (out[..., 4:, 1:] > out[..., 4:, :-1]).all()
+
+
+def test_keep_tones_is_exact_for_any_size_of_the_refined_grey():
+    """The straight-through output is the input's levels exactly, even where the refined grey is
+    far outside [-1, 1] (g + (target - g) would round them away in float32)."""
+    from adapt.networks import keep_tones
+
+    g_in = torch.tensor([[[[0.1, -0.4, 0.7, 0.2]]]])
+    g = torch.tensor([[[[3e8, -1e8, 2e8, 1e8]]]])
+    assert torch.equal(keep_tones(g, g_in), torch.tensor([[[[0.7, -0.4, 0.2, 0.1]]]]))

@@ -124,3 +124,33 @@ def test_colour_curve_refiner_trains_with_the_synthetic_sets_colours(tmp_path, r
     on_curve = colour_curve(grey(y), model.curve)
     assert float((y - on_curve).abs().max()) <= 3 / 127.5          # 8-bit rounding of three channels
     assert not np.array_equal(out[inside], rgb[inside])             # the real frame's own colours are gone
+
+
+def test_keep_tones_refiner_trains_and_refines_frames_with_their_own_grey_levels(tmp_path, real_dir, synthetic_h5,
+                                                                                   tiny_cfg):
+    """refiner.tones keep: refiner.pt records it, and each refined frame has its input's grey-level
+    histogram inside the image circle (up to 8-bit rounding); checkpoints from before the option load
+    as tones free."""
+    import numpy as np
+
+    from adapt.apply import refine_images
+    from adapt.checkpoint import load_checkpoint, save_checkpoint
+    from adapt.data import open_frames
+
+    ref = dataclasses.replace(tiny_cfg.refiner, output="colour_curve", tones="keep")
+    train_refiner(dataclasses.replace(tiny_cfg, refiner=ref), real_dir, synthetic_h5, tmp_path / "run")
+    model, meta = load_refiner(tmp_path / "run" / "refiner.pt")
+    assert meta["model_args"]["tones"] == "keep" and model.tones == "keep"
+    rgb, mask = open_frames(real_dir).get(0)
+    out = refine_images(model, rgb[None], mask)[0]
+    inside = mask > 0
+    g_in = np.sort(rgb[inside].astype(np.float32).mean(-1))
+    g_out = np.sort(out[inside].astype(np.float32).mean(-1))
+    assert np.abs(g_out - g_in).max() <= 2.0 and np.abs(g_out - g_in).mean() < 0.75
+    assert not np.array_equal(out[inside], rgb[inside])
+    ck = load_checkpoint(tmp_path / "run" / "refiner.pt", "colonsim.refiner")
+    ck["model_args"] = {k: v for k, v in ck["model_args"].items() if k != "tones"}
+    ck["model_args"]["output"] = "residual"
+    ck["state_dict"] = {k: v for k, v in ck["state_dict"].items() if k != "curve"}
+    save_checkpoint(ck, tmp_path / "old.pt")
+    assert load_refiner(tmp_path / "old.pt")[0].tones == "free"
