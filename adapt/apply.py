@@ -91,7 +91,7 @@ def refine_images(model: nn.Module, rgb: np.ndarray, mask: np.ndarray | None = N
         for i in range(0, n, step):
             x = to_tensor(rgb[i:i + step]).to(device)
             m = mask_tensor(mask[i:i + step]).to(device)
-            y = model(x) * m + (m - 1.0)
+            y = model(x, m) * m + (m - 1.0)
             out[i:i + step] = to_uint8(y)
     return out
 

@@ -44,17 +44,28 @@ def colour_curve(g: torch.Tensor, curve: torch.Tensor) -> torch.Tensor:
     return out.permute(0, 3, 1, 2).to(g.dtype)
 
 
-def keep_tones(g: torch.Tensor, g_in: torch.Tensor) -> torch.Tensor:
+def keep_tones(g: torch.Tensor, g_in: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Grey levels (N, 1, H, W) ``g`` given, by rank, the levels of ``g_in`` (same shape): each
     frame's output has exactly the grey-level histogram of its input, in the spatial order of
-    ``g``. The gradient passes straight through to ``g`` (Bengio, Leonard, Courville 2013)."""
+    ``g``. With ``mask`` ((N, 1, H, W), 1 inside the image circle) the exchange is among the
+    pixels inside only, and those outside keep ``g_in``: the black border would otherwise lend its
+    levels to whichever inside pixels the refiner darkens most. The gradient passes straight
+    through to ``g`` (Bengio, Leonard, Courville 2013)."""
     n = g.shape[0]
-    flat, ref = g.reshape(n, -1), g_in.reshape(n, -1)
-    levels = torch.sort(ref.to(g.dtype), dim=1).values
+    flat, ref = g.reshape(n, -1), g_in.reshape(n, -1).to(g.dtype)
     # Pixels that tie in g (a flat or saturated patch) keep their input's order: a tie broken by
     # memory order would lay the input's levels over the patch in raster order, as streaks.
     key = flat.detach().double() + 1e-9 * ref.double()
+    if mask is not None:
+        inside = mask.reshape(n, -1) > 0.5
+        key = torch.where(inside, key, torch.full_like(key, -1e9))   # outside: first, among themselves
+        ref_inside = torch.where(inside, ref, torch.full_like(ref, -1e9))
+        levels = torch.sort(ref_inside, dim=1).values
+    else:
+        levels = torch.sort(ref, dim=1).values
     target = torch.empty_like(flat).scatter_(1, torch.argsort(key, dim=1), levels)
+    if mask is not None:
+        target = torch.where(inside, target, ref)
     # target + (g - g) rather than g + (target - g): exact whatever the size of g
     return (target + (flat - flat.detach())).reshape(g.shape)
 
@@ -103,8 +114,9 @@ class Refiner(nn.Module):
             raise ValueError(f"a colour curve has shape ({CURVE_LEVELS}, 3), got {tuple(lut.shape)}")
         self.curve.copy_((lut.clamp(0.0, 255.0) / 127.5 - 1.0).to(self.curve.device))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) in [-1, 1] -> (N, 3, H, W) in [-1, 1]."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, 3, H, W) in [-1, 1] -> (N, 3, H, W) in [-1, 1]. ``mask`` ((N, 1, H, W), 1 inside the
+        image circle) matters only with ``tones="keep"``: the levels are exchanged inside it."""
         f = self.tail(self.body(self.head(x)))
         if self.output == "residual":
             return (x + f.to(x.dtype)).clamp(-1.0, 1.0)
@@ -113,7 +125,7 @@ class Refiner(nn.Module):
                 # Only the order of g counts, and the straight-through gradient never sees its
                 # size, so the change is bounded (tanh) rather than clamped: a clamp would tie every
                 # pixel pushed past it, and unbounded g drifts to sizes where float32 ties them.
-                g = keep_tones(grey(x) + torch.tanh(grey(f).to(x.dtype)), grey(x))
+                g = keep_tones(grey(x) + torch.tanh(grey(f).to(x.dtype)), grey(x), mask)
             else:
                 g = (grey(x) + grey(f).to(x.dtype)).clamp(-1.0, 1.0)
             return colour_curve(g, self.curve)

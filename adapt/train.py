@@ -110,7 +110,7 @@ class Trainer:
     def refine(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         """The refined frame, black (-1) outside the mask."""
         with self._autocast():
-            y = self.refiner(x)
+            y = self.refiner(x, m)
         return y.float() * m + (m - 1.0)
 
     def judge(self, x: torch.Tensor, m: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -152,3 +152,28 @@ def test_keep_tones_is_exact_for_any_size_of_the_refined_grey():
     g_in = torch.tensor([[[[0.1, -0.4, 0.7, 0.2]]]])
     g = torch.tensor([[[[3e8, -1e8, 2e8, 1e8]]]])
     assert torch.equal(keep_tones(g, g_in), torch.tensor([[[[0.7, -0.4, 0.2, 0.1]]]]))
+
+
+def test_keep_tones_exchanges_levels_inside_the_image_circle_only():
+    """With a mask, the black border keeps its levels and lends none to the inside: a refiner that
+    darkens the inside below the border's output must not punch black holes into the frame."""
+    from adapt.networks import keep_tones
+
+    torch.manual_seed(1)
+    g_in = torch.rand(2, 1, 12, 12) * 1.2 - 0.4                        # inside levels in [-0.4, 0.8]
+    mask = torch.zeros(2, 1, 12, 12)
+    mask[..., 2:10, 2:11] = 1.0
+    g_in = torch.where(mask > 0, g_in, torch.full_like(g_in, -1.0))    # a black border
+    g = g_in - 2.0 * mask                                               # inside pushed below the border
+    inside = mask[:, 0] > 0
+    for k in range(2):
+        free = keep_tones(g, g_in)[k, 0][inside[k]]
+        assert free.min() <= -1.0                                       # unmasked: black holes inside
+        out = keep_tones(g, g_in, mask)
+        got = out[k, 0][inside[k]]
+        assert torch.allclose(torch.sort(got).values, torch.sort(g_in[k, 0][inside[k]]).values, atol=1e-6)
+        assert torch.equal(out[k, 0][~inside[k]], g_in[k, 0][~inside[k]])
+        assert torch.equal(torch.argsort(got), torch.argsort(g[k, 0][inside[k]]))
+    model = Refiner(width=8, blocks=1, output="colour_curve", tones="keep")
+    x = g_in.repeat(1, 3, 1, 1)
+    assert torch.allclose(grey(model(x, mask)), g_in, atol=1e-5)       # untrained: the identity
