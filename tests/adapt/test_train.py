@@ -22,7 +22,8 @@ def test_train_writes_run_folder_and_refiner_round_trips(tmp_path, real_dir, syn
     assert yaml.safe_load((run / "config.yaml").read_text())["direction"] == "reverse"
     model, meta = load_refiner(run / "refiner.pt")
     state = load_checkpoint(run / "last.pt", TRAIN_STATE_KIND)
-    assert meta["direction"] == "reverse" and meta["model_args"] == {"width": 8, "blocks": 1, "output": "residual"}
+    assert meta["direction"] == "reverse" and meta["model_args"] == {"width": 8, "blocks": 1, "output": "residual",
+                                                                        "tones": "free"}
     for k, v in model.state_dict().items():
         assert torch.equal(v, state["refiner"][k]), k
     try:
