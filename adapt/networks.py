@@ -56,16 +56,11 @@ def keep_tones(g: torch.Tensor, g_in: torch.Tensor, mask: torch.Tensor | None = 
     # Pixels that tie in g (a flat or saturated patch) keep their input's order: a tie broken by
     # memory order would lay the input's levels over the patch in raster order, as streaks.
     key = flat.detach().double() + 1e-9 * ref.double()
-    if mask is not None:
-        inside = mask.reshape(n, -1) > 0.5
-        key = torch.where(inside, key, torch.full_like(key, -1e9))   # outside: first, among themselves
-        ref_inside = torch.where(inside, ref, torch.full_like(ref, -1e9))
-        levels = torch.sort(ref_inside, dim=1).values
-    else:
-        levels = torch.sort(ref, dim=1).values
-    target = torch.empty_like(flat).scatter_(1, torch.argsort(key, dim=1), levels)
-    if mask is not None:
-        target = torch.where(inside, target, ref)
+    inside = torch.ones_like(flat, dtype=torch.bool) if mask is None else mask.reshape(n, -1) > 0.5
+    # outside pixels sort first, among themselves, in both orders, and keep g_in
+    key = torch.where(inside, key, torch.full_like(key, -1e9))
+    levels = torch.sort(torch.where(inside, ref, torch.full_like(ref, -1e9)), dim=1).values
+    target = torch.where(inside, torch.empty_like(flat).scatter_(1, torch.argsort(key, dim=1), levels), ref)
     # target + (g - g) rather than g + (target - g): exact whatever the size of g
     return (target + (flat - flat.detach())).reshape(g.shape)
 
