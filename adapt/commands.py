@@ -73,6 +73,9 @@ def add_parsers(subparsers) -> None:
     s.add_argument("--cues", action="store_true",
                    help="also report which properties separate each set from the synthetic one: the accuracy on "
                    "views that keep the layout and one more cue (brightness, colour, texture)")
+    s.add_argument("--examples", default=None, metavar="GRID.png",
+                   help="write a picture of the refined real and the synthetic frames the classifier called most "
+                   "real and most synthetic (each with its name and mean test logit)")
     add_json_arg(s)
     s.set_defaults(func=_score)
 
@@ -115,12 +118,14 @@ def _score(args: argparse.Namespace):
     sigma = FLOOR_SIGMA_PX if args.floor_sigma is None else args.floor_sigma
     r = score(args.real, args.refined, args.synthetic, size_px=args.size, steps=args.steps, seed=args.seed,
               floor=args.floor or args.floor_sigma is not None, floor_sigma_px=sigma, cues=args.cues,
-              repeats=args.repeats)
+              repeats=args.repeats, examples=args.examples)
     line = (f"classifier accuracy raw {r['acc_raw']:.3f}, refined {r['acc_refined']:.3f} "
             f"(0.5 = indistinguishable{f'; mean of {args.repeats} seeds' if args.repeats > 1 else ''}); "
             f"self-reg L1 {r['self_reg_l1']:.4f}")
     if "acc_structure" in r:
         line += f"; structure floor {r['acc_structure']:.3f}"
+    if "examples" in r:
+        line += f"; examples in {r['examples']}"
     if "cues_raw" in r:
         line += "\n" + "\n".join(f"  {view:12s} raw {r['cues_raw'][view]:.3f}  refined {r['cues_refined'][view]:.3f}"
                                   for view in r["cues_raw"])

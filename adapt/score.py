@@ -110,13 +110,21 @@ def recalibrate_batchnorm(model: nn.Module, real: torch.Tensor, synth: torch.Ten
 
 
 def _train_and_test(real: np.ndarray, synth: np.ndarray, steps: int, batch_size: int, seed: int) -> float:
-    """Train on one half of each domain, return the balanced accuracy on the other half.
+    """Train on one half of each domain, return the balanced accuracy on the other half (see
+    :func:`_fit_and_test`)."""
+    return _fit_and_test(real, synth, steps, batch_size, seed)[0]
+
+
+def _fit_and_test(real: np.ndarray, synth: np.ndarray, steps: int, batch_size: int,
+                  seed: int) -> tuple[float, tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Train on one half of each domain, test on the other half.
 
     Even seeds train on the first half and test on the second, odd seeds the other way round
     (two-fold cross-fitting): with two or more seeds every frame is tested, and the mean over
     seeds does not hang on which frames one fixed test half happens to hold.
 
-    real, synth: (N, S, S, 3) uint8.
+    real, synth: (N, S, S, 3) uint8. Returns (balanced accuracy, (real test indices, their logits),
+    (synthetic test indices, their logits)); a logit > 0 calls a frame real.
     """
     rng = np.random.default_rng(seed)
     (r_tr, r_te), (s_tr, s_te) = _fold(len(real), seed), _fold(len(synth), seed)
@@ -144,9 +152,9 @@ def _train_and_test(real: np.ndarray, synth: np.ndarray, steps: int, batch_size:
         opt.step()
     recalibrate_batchnorm(model, xr[r_tr], xs[s_tr])
     with torch.inference_mode():
-        acc_real = float((model(xr[r_te]) > 0).float().mean())
-        acc_synth = float((model(xs[s_te]) <= 0).float().mean())
-    return 0.5 * (acc_real + acc_synth)
+        logit_r, logit_s = model(xr[r_te]).numpy(), model(xs[s_te]).numpy()
+    acc = 0.5 * (float((logit_r > 0).mean()) + float((logit_s <= 0).mean()))
+    return acc, (r_te, logit_r), (s_te, logit_s)
 
 
 # The self-regularization's low-pass is 2 px on 128-px training crops whose side is 0.4-0.9 of the
@@ -237,6 +245,62 @@ def _refined_frames(real, refined) -> tuple[list[np.ndarray], list[np.ndarray]]:
     return frames, [real.get(i)[1] for i in range(len(real))]
 
 
+def _frame_names(frames, idx) -> list[str]:
+    names = getattr(frames, "names", None)
+    return [str(names[i]) if names else f"#{int(i)}" for i in idx]
+
+
+def _mean_logits(n: int, parts: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Each frame's mean test logit over the classifier seeds that tested it (nan if none did)."""
+    total, count = np.zeros(n), np.zeros(n)
+    for idx, logits in parts:
+        np.add.at(total, idx, logits)
+        np.add.at(count, idx, 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / count
+
+
+def examples_grid(groups: list[tuple[str, np.ndarray, list[str], np.ndarray]], per_row: int = 8,
+                  tile_px: int = 96) -> np.ndarray:
+    """A picture of what the classifier decided: for each group (title, squares (N, S, S, 3) uint8
+    RGB, names, mean test logits), the ``per_row`` frames it called most real and the ``per_row``
+    it called most synthetic, each tile labelled with its frame's name and logit. Frames no
+    classifier tested are left out. Returns a BGR uint8 image."""
+    font, rows = cv2.FONT_HERSHEY_SIMPLEX, []
+    width = per_row * tile_px
+
+    def strip(text: str) -> np.ndarray:
+        bar = np.full((22, width, 3), 255, np.uint8)
+        cv2.putText(bar, text, (4, 16), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        return bar
+
+    for title, squares, names, logits in groups:
+        tested = np.flatnonzero(np.isfinite(logits))
+        order = tested[np.argsort(-logits[tested], kind="stable")]
+        k = min(per_row, order.size)
+        for label, pick in (("called most real", order[:k]), ("called most synthetic", order[::-1][:k])):
+            row = np.full((tile_px, width, 3), 255, np.uint8)
+            for j, i in enumerate(pick):
+                tile = cv2.resize(np.ascontiguousarray(squares[i][..., ::-1]), (tile_px, tile_px),
+                                  interpolation=cv2.INTER_NEAREST)
+                text = f"{names[i][:10]} {logits[i]:+.1f}"
+                cv2.rectangle(tile, (0, tile_px - 14), (tile_px - 1, tile_px - 1), (0, 0, 0), -1)
+                cv2.putText(tile, text, (2, tile_px - 4), font, 0.33, (255, 255, 255), 1, cv2.LINE_AA)
+                row[:, j * tile_px:(j + 1) * tile_px] = tile
+            rows += [strip(f"{title}: {label} (logit > 0: real)"), row]
+    return np.vstack(rows)
+
+
+def check_examples_path(path: str | Path) -> Path:
+    """InputError unless ``path`` is a .png or .jpg file in an existing folder."""
+    p = Path(path)
+    if p.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise InputError(f"--examples must name a .png or .jpg file, got {p}")
+    if not p.parent.is_dir():
+        raise InputError(f"--examples: folder {p.parent} does not exist")
+    return p
+
+
 class _ListFrames:
     def __init__(self, frames, masks):
         self.frames, self.masks = frames, masks
@@ -257,7 +321,7 @@ def check_repeats(repeats: int, option: str = "--repeats") -> None:
 def score(real: str | Path, refined: str | Path | nn.Module, synthetic: str | Path, *, size_px: int = 64,
           steps: int = 300, batch_size: int = 32, max_frames: int = 400, seed: int = 0,
           floor: bool = False, floor_sigma_px: float = FLOOR_SIGMA_PX, cues: bool = False,
-          repeats: int = 1) -> dict:
+          repeats: int = 1, examples: str | Path | None = None) -> dict:
     """Score a refiner by a real-versus-synthetic classifier on frames it was not trained on.
 
     Args:
@@ -271,11 +335,16 @@ def score(real: str | Path, refined: str | Path | nn.Module, synthetic: str | Pa
         repeats: train the classifier with seeds ``seed .. seed + repeats - 1`` and report the mean
             accuracies (with 90 held-out frames one classifier's accuracy varies by about +-0.05);
             odd seeds swap the train and test halves, so that from two seeds on every frame is tested.
+        examples: write a picture here (.png or .jpg, :func:`examples_grid`) of the refined real
+            and the synthetic frames that the refined-versus-synthetic classifiers called most
+            real and most synthetic, by each frame's mean test logit over the seeds.
     Returns {"acc_raw", "acc_refined", "self_reg_l1", "n_real", "n_synthetic"}, "acc_structure"
     when ``floor``, "cues_raw", "cues_refined" ({view: accuracy}) when ``cues``, and
     "acc_raw_seeds", "acc_refined_seeds" (one accuracy per classifier seed) when ``repeats > 1``.
     """
     check_repeats(repeats)
+    if examples is not None:
+        examples = check_examples_path(examples)
     if floor and not floor_sigma_px >= 0:
         raise InputError(f"--floor-sigma must be at least 0 px, got {floor_sigma_px}")
     real_frames = open_frames(real)
@@ -292,7 +361,8 @@ def score(real: str | Path, refined: str | Path | nn.Module, synthetic: str | Pa
              for i in real_idx]
     seeds = range(seed, seed + repeats)
     acc_raw = [_train_and_test(raw_sq, syn_sq, steps, batch_size, s) for s in seeds]
-    acc_ref = [_train_and_test(ref_sq, syn_sq, steps, batch_size, s) for s in seeds]
+    fits = [_fit_and_test(ref_sq, syn_sq, steps, batch_size, s) for s in seeds]
+    acc_ref = [f[0] for f in fits]
     out = {"acc_raw": round(float(np.mean(acc_raw)), 4),
            "acc_refined": round(float(np.mean(acc_ref)), 4),
            "self_reg_l1": round(float(np.mean(diffs)) / 255.0, 5),
@@ -300,6 +370,14 @@ def score(real: str | Path, refined: str | Path | nn.Module, synthetic: str | Pa
     if repeats > 1:
         out["acc_raw_seeds"] = [round(a, 4) for a in acc_raw]
         out["acc_refined_seeds"] = [round(a, 4) for a in acc_ref]
+    if examples is not None:
+        groups = [("real, refined", ref_sq, _frame_names(real_frames, real_idx),
+                   _mean_logits(len(ref_sq), [f[1] for f in fits])),
+                  ("synthetic", syn_sq, _frame_names(synth_frames, synth_idx),
+                   _mean_logits(len(syn_sq), [f[2] for f in fits]))]
+        if not cv2.imwrite(str(examples), examples_grid(groups)):
+            raise InputError(f"could not write {examples}")
+        out["examples"] = str(examples)
     if floor:
         out["acc_structure"] = round(structure_floor(raw_sq, syn_sq, steps, batch_size, seed, floor_sigma_px), 4)
     if cues:

@@ -10,8 +10,8 @@ import cli
 import torch
 
 from adapt.data import to_tensor
-from adapt.score import (DomainClassifier, _fold, _train_and_test, inscribed_square, recalibrate_batchnorm, score,
-                         separating_cues, structure_floor, structure_view)
+from adapt.score import (DomainClassifier, _fold, _mean_logits, _train_and_test, examples_grid, inscribed_square,
+                         recalibrate_batchnorm, score, separating_cues, structure_floor, structure_view)
 
 
 def test_inscribed_square_excludes_border():
@@ -169,3 +169,45 @@ def test_recalibrated_batchnorm_tests_as_it_trained():
     # within the unbiased-variance factor n / (n - 1) of the small deep layers
     assert float((tested - trained).abs().max()) <= 0.02 * float(trained.abs().max())
     assert float(stale.std()) < 0.01 * float(trained.std())   # stale: one logit for every frame
+
+
+def test_examples_grid_orders_frames_by_logit():
+    """Each group's first row holds its most real-called frames in falling order of logit, its
+    second the most synthetic-called; frames no classifier tested (nan) are left out."""
+    squares = np.stack([np.full((8, 8, 3), 20 * i, np.uint8) for i in range(6)])   # frame i is grey 20 i
+    logits = np.array([0.5, -2.0, np.nan, 3.0, -0.5, 1.0])
+    img = examples_grid([("g", squares, [str(i) for i in range(6)], logits)], per_row=3, tile_px=32)
+    assert img.shape == (2 * (22 + 32), 3 * 32, 3)
+
+    def tile(row, j):   # a pixel above the label strip of tile j in picture row 0 or 1
+        return int(img[22 + row * (22 + 32) + 4, j * 32 + 16, 0])
+
+    assert [tile(0, j) for j in range(3)] == [60, 100, 0]    # logits 3.0, 1.0, 0.5
+    assert [tile(1, j) for j in range(3)] == [20, 80, 0]     # logits -2.0, -0.5, 0.5
+
+
+def test_mean_logits_average_over_the_seeds_that_tested_a_frame():
+    m = _mean_logits(4, [(np.array([0, 1]), np.array([1.0, -1.0])), (np.array([1, 2]), np.array([3.0, 2.0]))])
+    assert m[0] == 1.0 and m[1] == 1.0 and m[2] == 2.0 and np.isnan(m[3])
+
+
+def test_score_examples_cli(tmp_path, real_dir, synthetic_h5, capsys):
+    """--examples writes the picture of the refined-versus-synthetic classifiers' decisions; a path
+    that is not a picture, or in a missing folder, gets one line and exit 2 before any training."""
+    same = tmp_path / "same"
+    shutil.copytree(real_dir, same)
+    grid = tmp_path / "examples.png"
+    rc = cli.main(["adapt", "score", "--real", str(real_dir), "--refined", str(same), "--synthetic",
+                   str(synthetic_h5), "--size", "16", "--steps", "5", "--repeats", "2", "--examples", str(grid),
+                   "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["examples"] == str(grid)
+    img = cv2.imread(str(grid))
+    assert img.shape == (4 * (22 + 96), 8 * 96, 3)
+    assert img[22:22 + 96, :6 * 96].std() > 0            # six real frames, each tested by one of two seeds
+    for bad, needle in ((tmp_path / "x.txt", ".png or .jpg"), (tmp_path / "no" / "x.png", "does not exist")):
+        rc = cli.main(["adapt", "score", "--real", str(real_dir), "--refined", str(same), "--synthetic",
+                       str(synthetic_h5), "--examples", str(bad)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1 and needle in err[0] and not bad.exists()
