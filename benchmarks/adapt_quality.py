@@ -10,8 +10,8 @@ must still be where they were.
     python benchmarks/adapt_quality.py --minutes 1 --size 64 --set refiner.width=16   # a smoke run
     python benchmarks/adapt_quality.py        # renders its target first (configs/adapt_target.yaml)
 
-Prints one comparable line (``adapt_quality: key=value ...``) and writes results.json, grid.png and
-the run folder (run/) in the work folder.
+Prints one comparable line (``adapt_quality: key=value ...``) and writes results.json, grid.png,
+examples.png (``adapt score --examples``) and the run folder (run/) in the work folder.
 
 ``--diagnose`` trains nothing: it scores hand-made transforms of the held-out frames (colour replaced
 by the synthetic frames' mean tint, grey levels matched to the synthetic histogram, highlights
@@ -258,7 +258,8 @@ def main() -> None:
         refined = work / "refined_heldout"
         apply(run / "refiner.pt", matched_held, refined, overwrite=True)
     s = score(held_dir, refined, synthetic, size_px=args.score_size, steps=args.score_steps,
-              seed=args.seed, floor=True, cues=args.cues, repeats=args.score_repeats)
+              seed=args.seed, floor=True, cues=args.cues, repeats=args.score_repeats,
+              examples=work / "examples.png")
     score_s = time.monotonic() - t1
     side_by_side(held_dir, run / "refiner.pt", work / "grid.png", 8, 2 * args.size,
                  matched_held if args.match else None)
@@ -276,6 +277,7 @@ def main() -> None:
           f"acc_matched={m['acc_refined']:.3f} acc_structure={s['acc_structure']:.3f} "
           f"self_reg_l1={s['self_reg_l1']:.4f} acc_refined_seeds={s.get('acc_refined_seeds', [s['acc_refined']])} "
           f"delta_grey={result['delta_grey']} train_s={train_s:.0f} grid={work / 'grid.png'}")
+    print(f"adapt_quality: the frames the classifier calls most real and most synthetic: {s['examples']}")
     for view in s.get("cues_raw", {}):
         print(f"adapt_quality: cue view={view} acc_raw={s['cues_raw'][view]:.3f} "
               f"acc_refined={s['cues_refined'][view]:.3f}")
