@@ -1,0 +1,86 @@
+"""Summarize several runs of ``benchmarks/adapt_quality.py``: each run's scores, their mean and spread.
+
+    python benchmarks/adapt_runs.py WORK [WORK ...] [--json]
+
+Each WORK is the ``--work`` folder of one run (it holds ``results.json``). One run's ``acc_refined``
+is already the mean over its classifier seeds (``--score-repeats``), but its ``--seed`` also draws
+the match's tone distributions, the refiner's start and the classifier seeds themselves, and runs
+that differ only in ``--seed`` differ by more than their classifier seeds' spread suggests. Run the
+benchmark with a few seeds and report this table's mean: for each score, the mean over the runs
+and its standard error (the runs' standard deviation over the square root of their number).
+
+A missing folder or one without a readable ``results.json`` is one line on stderr and exit 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+#: The scores summarized, in the order printed.
+KEYS = ("acc_raw", "acc_matched", "acc_refined", "acc_structure", "self_reg_l1")
+
+
+def load(work: Path) -> dict:
+    """One run's results.json, with its folder; ValueError with a one-line reason otherwise."""
+    path = work / "results.json"
+    if not path.is_file():
+        raise ValueError(f"{work}: no results.json (is it the --work folder of a finished adapt_quality.py run?)")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not readable JSON ({e.__class__.__name__})") from None
+    if not isinstance(data, dict) or "acc_refined" not in data:
+        raise ValueError(f"{path}: has no acc_refined; not an adapt_quality.py result")
+    return {"work": str(work), **data}
+
+
+def summarize(runs: list[dict]) -> dict:
+    """{"runs": [...], "mean": {key: mean}, "sem": {key: standard error}, "n": runs}; keys that some run
+    lacks are left out of the mean."""
+    mean, sem = {}, {}
+    for k in KEYS:
+        vals = [float(r[k]) for r in runs if isinstance(r.get(k), (int, float))]
+        if len(vals) != len(runs) or not vals:
+            continue
+        m = sum(vals) / len(vals)
+        mean[k] = round(m, 4)
+        if len(vals) > 1:
+            sd = math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1))
+            sem[k] = round(sd / math.sqrt(len(vals)), 4)
+    rows = [{"work": r["work"], "steps": r.get("adversarial_steps"), **{k: r.get(k) for k in KEYS}} for r in runs]
+    return {"runs": rows, "mean": mean, "sem": sem, "n": len(runs)}
+
+
+def table(summary: dict) -> str:
+    """The summary as a Markdown table: one row per run, then the mean (± standard error)."""
+    keys = [k for k in KEYS if k in summary["mean"]]
+    lines = ["| run | adversarial steps | " + " | ".join(keys) + " |", "|---" * (len(keys) + 2) + "|"]
+    for r in summary["runs"]:
+        cells = ["" if r.get(k) is None else f"{float(r[k]):.3f}" for k in keys]
+        lines.append(f"| {r['work']} | {r['steps'] if r['steps'] is not None else ''} | " + " | ".join(cells) + " |")
+    cells = [f"**{summary['mean'][k]:.3f}**" + (f" ± {summary['sem'][k]:.3f}" if k in summary["sem"] else "")
+             for k in keys]
+    lines.append(f"| mean of {summary['n']} | | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("work", nargs="+", type=Path, help="--work folders of adapt_quality.py runs")
+    ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    args = ap.parse_args(argv)
+    try:
+        runs = [load(w) for w in args.work]
+    except ValueError as e:
+        print(f"adapt_runs: {e}", file=sys.stderr)
+        return 2
+    summary = summarize(runs)
+    print(json.dumps(summary) if args.json else table(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

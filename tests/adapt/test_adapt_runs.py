@@ -1,0 +1,57 @@
+"""benchmarks/adapt_runs.py: the summary over several adapt_quality.py runs."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "adapt_runs.py"
+
+
+@pytest.fixture(scope="module")
+def adapt_runs():
+    spec = importlib.util.spec_from_file_location("adapt_runs", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _run(tmp_path: Path, name: str, **scores) -> Path:
+    work = tmp_path / name
+    work.mkdir()
+    (work / "results.json").write_text(json.dumps({"adversarial_steps": 100, **scores}))
+    return work
+
+
+def test_mean_and_standard_error(tmp_path, adapt_runs):
+    a = _run(tmp_path, "a", acc_raw=1.0, acc_refined=0.60, acc_matched=0.62)
+    b = _run(tmp_path, "b", acc_raw=0.98, acc_refined=0.70, acc_matched=0.64)
+    s = adapt_runs.summarize([adapt_runs.load(a), adapt_runs.load(b)])
+    assert s["n"] == 2
+    assert s["mean"]["acc_refined"] == pytest.approx(0.65)
+    assert s["mean"]["acc_raw"] == pytest.approx(0.99)
+    # two runs 0.1 apart: sample sd 0.1/sqrt(2), standard error 0.05
+    assert s["sem"]["acc_refined"] == pytest.approx(0.05)
+    assert s["sem"]["acc_matched"] == pytest.approx(0.02 / math.sqrt(2) / math.sqrt(2))
+    # a score that one run lacks is not averaged over the others
+    assert "acc_structure" not in s["mean"]
+    t = adapt_runs.table(s)
+    assert t.splitlines()[-1].startswith("| mean of 2 |") and "**0.650** ± 0.050" in t
+
+
+def test_cli_prints_json_and_rejects_bad_folders(tmp_path):
+    a = _run(tmp_path, "a", acc_raw=0.99, acc_refined=0.66)
+    ok = subprocess.run([sys.executable, str(SCRIPT), str(a), "--json"], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["mean"]["acc_refined"] == pytest.approx(0.66)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "results.json").write_text("{not json")
+    for bad in (tmp_path / "missing", tmp_path / "bad"):
+        r = subprocess.run([sys.executable, str(SCRIPT), str(a), str(bad)], capture_output=True, text=True)
+        assert r.returncode == 2 and r.stdout == ""
+        assert len(r.stderr.strip().splitlines()) == 1 and str(bad) in r.stderr
