@@ -65,6 +65,14 @@ def keep_tones(g: torch.Tensor, g_in: torch.Tensor, mask: torch.Tensor | None = 
     return (target + (flat - flat.detach())).reshape(g.shape)
 
 
+def _centred(d: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """(N, 1, H, W) less each frame's mean (over the pixels inside ``mask``, where given)."""
+    if mask is None:
+        return d - d.mean(dim=(2, 3), keepdim=True)
+    m = mask.to(d.dtype)
+    return d - (d * m).sum(dim=(2, 3), keepdim=True) / m.sum(dim=(2, 3), keepdim=True).clamp_min(1.0)
+
+
 class Refiner(nn.Module):
     """SimGAN's refiner: a 3x3 conv to ``width`` maps, ``blocks`` residual blocks, a 1x1 conv to 3.
 
@@ -120,7 +128,11 @@ class Refiner(nn.Module):
                 # Only the order of g counts, and the straight-through gradient never sees its
                 # size, so the change is bounded (tanh) rather than clamped: a clamp would tie every
                 # pixel pushed past it, and unbounded g drifts to sizes where float32 ties them.
-                g = keep_tones(grey(x) + torch.tanh(grey(f).to(x.dtype)), grey(x), mask)
+                # A change common to the whole frame reorders nothing, but a loss that would like
+                # the frame brighter or darker pushes every pixel's g the same way: without the
+                # frame's mean taken out first, the tanh saturates at one sign and its gradient
+                # dies, and the refiner is stuck at the identity.
+                g = keep_tones(grey(x) + torch.tanh(_centred(grey(f).to(x.dtype), mask)), grey(x), mask)
             else:
                 g = (grey(x) + grey(f).to(x.dtype)).clamp(-1.0, 1.0)
             return colour_curve(g, self.curve)

@@ -115,7 +115,8 @@ def test_keep_tones_refiner_keeps_each_frames_grey_histogram_and_learns_the_orde
     assert torch.allclose(torch.sort(g_out, dim=1).values, levels, atol=2e-3)      # keep does not
     # ... in the order the refiner chose: the ranks of the input's grey plus the bounded change
     with torch.no_grad():
-        chosen = (grey(x) + torch.tanh(grey(model.tail(model.body(model.head(x)))))).reshape(2, -1)
+        d = grey(model.tail(model.body(model.head(x))))
+        chosen = (grey(x) + torch.tanh(d - d.mean(dim=(2, 3), keepdim=True))).reshape(2, -1)
     assert torch.equal(torch.argsort(g_out, dim=1), torch.argsort(chosen, dim=1))
     assert not torch.equal(torch.argsort(g_out, dim=1), torch.argsort(g_in, dim=1))
     assert torch.allclose(y, colour_curve(grey(y), model.curve), atol=1e-4)         # still on the curve
@@ -127,6 +128,33 @@ def test_keep_tones_refiner_keeps_each_frames_grey_histogram_and_learns_the_orde
     assert torch.equal(out.detach(), torch.tensor([[[[0.5, 0.0, 1.0]]]]))
     (out * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
     assert torch.equal(g.grad, torch.tensor([[[[1.0, 2.0, 3.0]]]]))
+
+
+def test_keep_tones_refiner_is_not_pushed_into_saturation_by_a_loss_on_brightness():
+    """The frame's histogram is fixed, so a loss that wants it brighter cannot be met. Its
+    gradient must not drive the refiner's change to one sign everywhere: a tanh saturated there
+    reorders nothing, passes no gradient, and leaves the refiner stuck at the identity."""
+    torch.manual_seed(1)
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    mask = torch.ones(2, 1, 16, 16)
+    mask[:, :, :3] = 0                                                    # a border, outside the circle
+    model = Refiner(width=8, blocks=1, output="colour_curve", tones="keep")
+    torch.nn.init.normal_(model.tail.weight, std=0.3)
+    y0 = model(x, mask)
+    with torch.no_grad():
+        model.tail.bias += 5.0                                            # one change for every pixel
+    assert torch.equal(model(x, mask), y0)                                # ... reorders nothing
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    for _ in range(20):                                                   # "brighter, everywhere"
+        opt.zero_grad()
+        (-model(x, mask)).mean().backward()
+        opt.step()
+    with torch.no_grad():
+        d = grey(model.tail(model.body(model.head(x))))
+        d = d - (d * mask).sum(dim=(2, 3), keepdim=True) / mask.sum(dim=(2, 3), keepdim=True)
+        change = torch.tanh(d)[mask.expand_as(d) > 0]
+    assert (change.abs() < 0.9).float().mean() > 0.9                      # not saturated
+    assert (change > 0).any() and (change < 0).any()
 
 
 def test_keep_tones_breaks_ties_by_the_inputs_order():
