@@ -93,13 +93,16 @@ class Refiner(nn.Module):
     Args are stored in checkpoints to rebuild the model (see :mod:`adapt.apply`).
     """
 
-    def __init__(self, width: int = 64, blocks: int = 4, output: str = "residual", tones: str = "free"):
+    def __init__(self, width: int = 64, blocks: int = 4, output: str = "residual", tones: str = "free",
+                 centred: bool = True):
         super().__init__()
         if tones not in ("free", "keep") or (tones == "keep" and output != "colour_curve"):
             raise ValueError(f"tones must be 'free', or 'keep' with output 'colour_curve'; got {tones!r} "
                              f"with output {output!r}")
         self.args = {"width": int(width), "blocks": int(blocks), "output": str(output), "tones": str(tones)}
-        self.output, self.tones = output, tones
+        if tones == "keep":
+            self.args["centred"] = bool(centred)
+        self.output, self.tones, self.centred = output, tones, bool(centred)
         self.head = nn.Sequential(nn.Conv2d(3, width, 3, padding=1, padding_mode="reflect"), nn.ReLU(inplace=True))
         self.body = nn.Sequential(*[ResBlock(width) for _ in range(blocks)])
         self.tail = nn.Conv2d(width, 3, 1)
@@ -132,7 +135,9 @@ class Refiner(nn.Module):
                 # the frame brighter or darker pushes every pixel's g the same way: without the
                 # frame's mean taken out first, the tanh saturates at one sign and its gradient
                 # dies, and the refiner is stuck at the identity.
-                g = keep_tones(grey(x) + torch.tanh(_centred(grey(f).to(x.dtype), mask)), grey(x), mask)
+                # (``centred=False`` only rebuilds refiners saved before this, as they were trained.)
+                d = grey(f).to(x.dtype)
+                g = keep_tones(grey(x) + torch.tanh(_centred(d, mask) if self.centred else d), grey(x), mask)
             else:
                 g = (grey(x) + grey(f).to(x.dtype)).clamp(-1.0, 1.0)
             return colour_curve(g, self.curve)

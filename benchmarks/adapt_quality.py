@@ -27,6 +27,10 @@ Every training run also scores ``acc_matched``: the held-out frames after ``colo
 (the synthetic set's defocus, tone distribution and colour, no training), the reference a learned
 refiner has to beat. ``--match`` trains the refiner on matched frames and refines the matched
 held-out frames; the score still compares with the raw ones.
+
+``changed_frac`` (and ``delta_grey_heldout``) say what the refiner does to the held-out frames it
+is scored on: the fraction of their pixels it moves by more than 2 grey levels (and the mean
+move). Near 0 the refiner is the identity, and acc_refined measures its input; the run says so.
 """
 from __future__ import annotations
 
@@ -113,6 +117,38 @@ def side_by_side(held: Path, refiner: Path, out: Path, n: int, short_side_px: in
         tiles.append(np.zeros_like(tiles[0]))
     rows = [np.concatenate(tiles[i:i + 2], axis=1) for i in range(0, len(tiles), 2)]
     cv2.imwrite(str(out), np.concatenate(rows, axis=0)[..., ::-1])
+
+
+#: A pixel counts as changed by the refiner when its grey level moves by more than this (8-bit).
+CHANGED_LEVELS = 2.0
+
+
+def held_out_change(inputs: Path, refiner: Path) -> dict:
+    """What the refiner does to the held-out frames it is scored on (``inputs``: the raw frames, or
+    the matched ones with ``--match``), at full resolution as ``adapt apply`` runs it: the mean
+    |refined - input| grey level inside the image circle, and the fraction of those pixels whose
+    grey level moves by more than :data:`CHANGED_LEVELS`. A refiner stuck at the identity (the
+    failure SimGAN's schedule has to watch for) shows as ``changed_frac`` near 0: its
+    ``acc_refined`` then measures its input, not the refiner."""
+    import numpy as np
+
+    from adapt.apply import load_refiner, refine_images
+    from colonsim.realdata import detect_border_mask, list_images, read_image
+
+    model, _ = load_refiner(refiner)
+    total = moved = 0
+    diff_sum = 0.0
+    for p in list_images(inputs):
+        rgb = read_image(p)
+        mask = detect_border_mask(rgb)
+        out = refine_images(model, rgb[None], mask)[0]
+        inside = mask > 0
+        d = np.abs(out.astype(np.float32).mean(-1) - rgb.astype(np.float32).mean(-1))[inside]
+        total += d.size
+        moved += int((d > CHANGED_LEVELS).sum())
+        diff_sum += float(d.sum())
+    return {"delta_grey_heldout": round(diff_sum / max(total, 1), 3),
+            "changed_frac": round(moved / max(total, 1), 4)}
 
 
 def diagnose(held: Path, synthetic: Path, work: Path, size_px: int, steps: int, seed: int) -> dict:
@@ -261,6 +297,7 @@ def main() -> None:
               seed=args.seed, floor=True, cues=args.cues, repeats=args.score_repeats,
               examples=work / "examples.png")
     score_s = time.monotonic() - t1
+    change = held_out_change(matched_held if args.match else held_dir, run / "refiner.pt")
     side_by_side(held_dir, run / "refiner.pt", work / "grid.png", 8, 2 * args.size,
                  matched_held if args.match else None)
     result = {"minutes": args.minutes, "size_px": args.size, "adversarial_steps": summary["steps"],
@@ -270,13 +307,18 @@ def main() -> None:
               "disc_acc": summary["disc_accuracy"], "config_overrides": args.overrides, "match": args.match,
               "synthetic": str(synthetic), "torch_threads": args.threads, **s,
               "acc_matched": m["acc_refined"], "acc_matched_seeds": m.get("acc_refined_seeds", [m["acc_refined"]]),
-              "self_reg_l1_matched": m["self_reg_l1"]}
+              "self_reg_l1_matched": m["self_reg_l1"], **change}
     (work / "results.json").write_text(json.dumps(result, indent=2))
     print(f"adapt_quality: minutes={args.minutes:g} size={args.size} adv_steps={summary['steps']} "
           f"match={args.match} acc_raw={s['acc_raw']:.3f} acc_refined={s['acc_refined']:.3f} "
           f"acc_matched={m['acc_refined']:.3f} acc_structure={s['acc_structure']:.3f} "
           f"self_reg_l1={s['self_reg_l1']:.4f} acc_refined_seeds={s.get('acc_refined_seeds', [s['acc_refined']])} "
-          f"delta_grey={result['delta_grey']} train_s={train_s:.0f} grid={work / 'grid.png'}")
+          f"delta_grey={result['delta_grey']} changed_frac={change['changed_frac']} "
+          f"train_s={train_s:.0f} grid={work / 'grid.png'}")
+    if change["changed_frac"] < 0.01:
+        print(f"adapt_quality: the refiner moves {100 * change['changed_frac']:.2f} % of the held-out pixels "
+              f"by more than {CHANGED_LEVELS:g} grey levels: it is (nearly) the identity, and acc_refined "
+              f"measures its input ({'the match' if args.match else 'the raw frames'}), not the refiner")
     print(f"adapt_quality: the frames the classifier calls most real and most synthetic: {s['examples']}")
     for view in s.get("cues_raw", {}):
         print(f"adapt_quality: cue view={view} acc_raw={s['cues_raw'][view]:.3f} "

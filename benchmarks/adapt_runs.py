@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 #: The scores summarized, in the order printed.
-KEYS = ("acc_raw", "acc_matched", "acc_refined", "acc_structure", "self_reg_l1")
+KEYS = ("acc_raw", "acc_matched", "acc_refined", "acc_structure", "self_reg_l1", "changed_frac")
 
 
 def load(work: Path) -> dict:

@@ -55,3 +55,27 @@ def test_cli_prints_json_and_rejects_bad_folders(tmp_path):
         r = subprocess.run([sys.executable, str(SCRIPT), str(a), str(bad)], capture_output=True, text=True)
         assert r.returncode == 2 and r.stdout == ""
         assert len(r.stderr.strip().splitlines()) == 1 and str(bad) in r.stderr
+
+
+def test_adapt_quality_measures_what_the_refiner_changes_on_held_out_frames(tmp_path, real_dir, tiny_cfg):
+    """An untrained residual refiner is the identity and must read as one (changed_frac 0); a
+    refiner that shifts every grey level by 25 must read as changing every pixel by 25."""
+    import torch
+
+    from adapt.checkpoint import refiner_checkpoint, save_checkpoint
+    from adapt.networks import Refiner
+
+    spec = importlib.util.spec_from_file_location("adapt_quality", SCRIPT.with_name("adapt_quality.py"))
+    aq = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(aq)
+    model = Refiner(width=4, blocks=1)
+    save_checkpoint(refiner_checkpoint(model, tiny_cfg, 0), tmp_path / "identity.pt")
+    same = aq.held_out_change(real_dir, tmp_path / "identity.pt")
+    assert same == {"delta_grey_heldout": 0.0, "changed_frac": 0.0}
+    with torch.no_grad():
+        model.tail.bias.fill_(25 / 127.5)
+    save_checkpoint(refiner_checkpoint(model, tiny_cfg, 0), tmp_path / "shift.pt")
+    moved = aq.held_out_change(real_dir, tmp_path / "shift.pt")
+    # every inside pixel moves by 25 grey levels, less where the real frames' levels clip at 255
+    assert moved["changed_frac"] > 0.9
+    assert 20 < moved["delta_grey_heldout"] <= 25.5

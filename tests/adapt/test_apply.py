@@ -80,3 +80,26 @@ def test_load_refiner_refuses_other_kinds_and_pickles(tmp_path):
     garbage.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError):
         load_refiner(garbage)
+
+
+def test_keep_tones_refiners_saved_before_the_centred_change_load_as_they_were_trained(tmp_path, tiny_cfg):
+    """refiner.pt files of `tones: keep` refiners saved without the `centred` argument predate the
+    frame-mean removal and must be rebuilt without it; new ones with it."""
+    torch.manual_seed(0)
+    model = Refiner(width=4, blocks=1, output="colour_curve", tones="keep")
+    torch.nn.init.normal_(model.tail.weight, std=0.5)
+    with torch.no_grad():
+        model.tail.bias.fill_(0.4)
+    ck = refiner_checkpoint(model, tiny_cfg, 0)
+    assert ck["model_args"]["centred"] is True
+    save_checkpoint(ck, tmp_path / "new.pt")
+    old = dict(ck, model_args={k: v for k, v in ck["model_args"].items() if k != "centred"})
+    save_checkpoint(old, tmp_path / "old.pt")
+    x = torch.rand(1, 3, 12, 12) * 2 - 1
+    new_model, _ = load_refiner(tmp_path / "new.pt")
+    old_model, _ = load_refiner(tmp_path / "old.pt")
+    assert new_model.centred and not old_model.centred
+    with torch.no_grad():
+        assert torch.equal(new_model(x), model(x))
+        model.centred = False
+        assert torch.equal(old_model(x), model(x))
