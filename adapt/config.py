@@ -27,9 +27,15 @@ class RefinerConfig:
     # keeps its input's grey-level histogram exactly, the refiner choosing only which pixel gets which
     # level (for matched frames, `adapt train --match`, whose tones are a render's; adapt.networks)
     tones: Literal["free", "keep"] = "free"
+    # colour_curve only: the change of grey level is averaged over blocks of this many pixels and
+    # interpolated back (bilinear), so that it varies smoothly; 0 leaves it per pixel
+    smooth_px: int = 0
 
     def __post_init__(self):
         check_range("width", self.width, 1, 1024)
+        check_range("smooth_px", self.smooth_px, 0, 256)
+        if self.smooth_px and self.output != "colour_curve":
+            raise ConfigError("smooth_px", f"needs output colour_curve, got output {self.output}")
         check_range("blocks", self.blocks, 0, 64)
         check_choice("output", self.output, ("residual", "tanh", "colour_curve"))
         check_choice("tones", self.tones, ("free", "keep"))

@@ -73,6 +73,20 @@ def _centred(d: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return d - (d * m).sum(dim=(2, 3), keepdim=True) / m.sum(dim=(2, 3), keepdim=True).clamp_min(1.0)
 
 
+def _smooth(d: torch.Tensor, mask: torch.Tensor | None, block_px: int) -> torch.Tensor:
+    """(N, 1, H, W) averaged over blocks of ``block_px`` (pixels inside ``mask`` only, where given;
+    a block with none inside is 0) and interpolated back to (H, W), bilinear: a change that varies
+    smoothly. 0 returns ``d``."""
+    if block_px <= 0:
+        return d
+    h, w = d.shape[-2:]
+    m = torch.ones_like(d) if mask is None else mask.to(d.dtype)
+    num = F.avg_pool2d(d * m, block_px, ceil_mode=True)
+    den = F.avg_pool2d(m, block_px, ceil_mode=True)
+    coarse = num / den.clamp_min(1e-6)
+    return F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
+
+
 class Refiner(nn.Module):
     """SimGAN's refiner: a 3x3 conv to ``width`` maps, ``blocks`` residual blocks, a 1x1 conv to 3.
 
@@ -94,15 +108,20 @@ class Refiner(nn.Module):
     """
 
     def __init__(self, width: int = 64, blocks: int = 4, output: str = "residual", tones: str = "free",
-                 centred: bool = True):
+                 centred: bool = True, smooth_px: int = 0):
         super().__init__()
         if tones not in ("free", "keep") or (tones == "keep" and output != "colour_curve"):
             raise ValueError(f"tones must be 'free', or 'keep' with output 'colour_curve'; got {tones!r} "
                              f"with output {output!r}")
+        if int(smooth_px) < 0 or (int(smooth_px) and output != "colour_curve"):
+            raise ValueError(f"smooth_px must be 0, or positive with output 'colour_curve'; got {smooth_px!r} "
+                             f"with output {output!r}")
         self.args = {"width": int(width), "blocks": int(blocks), "output": str(output), "tones": str(tones)}
         if tones == "keep":
             self.args["centred"] = bool(centred)
-        self.output, self.tones, self.centred = output, tones, bool(centred)
+        if smooth_px:
+            self.args["smooth_px"] = int(smooth_px)
+        self.output, self.tones, self.centred, self.smooth_px = output, tones, bool(centred), int(smooth_px)
         self.head = nn.Sequential(nn.Conv2d(3, width, 3, padding=1, padding_mode="reflect"), nn.ReLU(inplace=True))
         self.body = nn.Sequential(*[ResBlock(width) for _ in range(blocks)])
         self.tail = nn.Conv2d(width, 3, 1)
@@ -136,10 +155,10 @@ class Refiner(nn.Module):
                 # frame's mean taken out first, the tanh saturates at one sign and its gradient
                 # dies, and the refiner is stuck at the identity.
                 # (``centred=False`` only rebuilds refiners saved before this, as they were trained.)
-                d = grey(f).to(x.dtype)
+                d = _smooth(grey(f).to(x.dtype), mask, self.smooth_px)
                 g = keep_tones(grey(x) + torch.tanh(_centred(d, mask) if self.centred else d), grey(x), mask)
             else:
-                g = (grey(x) + grey(f).to(x.dtype)).clamp(-1.0, 1.0)
+                g = (grey(x) + _smooth(grey(f).to(x.dtype), mask, self.smooth_px)).clamp(-1.0, 1.0)
             return colour_curve(g, self.curve)
         return torch.tanh(f).to(x.dtype)
 

@@ -47,3 +47,12 @@ def test_keep_tones_needs_the_colour_curve_output(tmp_path, real_dir, synthetic_
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "tones" in err[0]
     assert not (tmp_path / "run").exists()
+
+
+def test_smooth_px_needs_the_colour_curve_output():
+    assert load_adapt_config().refiner.smooth_px == 0
+    assert load_adapt_config(overrides=["refiner.output=colour_curve", "refiner.smooth_px=8"]).refiner.smooth_px == 8
+    with pytest.raises(ConfigError, match="smooth_px"):
+        load_adapt_config(overrides=["refiner.smooth_px=8"])
+    with pytest.raises(ConfigError, match="smooth_px"):
+        load_adapt_config(overrides=["refiner.output=colour_curve", "refiner.smooth_px=-1"])

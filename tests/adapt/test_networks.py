@@ -205,3 +205,35 @@ def test_keep_tones_exchanges_levels_inside_the_image_circle_only():
     model = Refiner(width=8, blocks=1, output="colour_curve", tones="keep")
     x = g_in.repeat(1, 3, 1, 1)
     assert torch.allclose(grey(model(x, mask)), g_in, atol=1e-5)       # untrained: the identity
+
+
+def test_smooth_px_makes_the_refiners_change_smooth():
+    """With refiner.smooth_px the change of grey level is the per-pixel change averaged over blocks
+    and interpolated back: the same weights give the block-smoothed change, and a change that
+    varies far less from pixel to pixel."""
+    from adapt.networks import _smooth
+
+    torch.manual_seed(3)
+    x = torch.rand(2, 3, 40, 48) * 0.5 - 0.25                     # mid greys: nothing clamps
+    rough = Refiner(width=8, blocks=1, output="colour_curve")
+    torch.nn.init.normal_(rough.tail.weight, std=0.2)
+    smooth = Refiner(width=8, blocks=1, output="colour_curve", smooth_px=8)
+    smooth.load_state_dict(rough.state_dict())
+    assert smooth.args["smooth_px"] == 8 and "smooth_px" not in rough.args
+    with torch.no_grad():
+        d_rough = grey(rough(x)) - grey(x)
+        d_smooth = grey(smooth(x)) - grey(x)
+    assert torch.allclose(d_smooth, _smooth(d_rough, None, 8), atol=1e-5)
+    step = lambda d: (d[..., 1:, :] - d[..., :-1, :]).abs().mean() + (d[..., 1:] - d[..., :-1]).abs().mean()  # noqa: E731
+    assert step(d_smooth) < 0.3 * step(d_rough)
+    assert d_smooth.abs().mean() > 0.1 * d_rough.abs().mean()    # smoothed, not zeroed
+    # inside a mask, the border's pixels do not enter the average; a block with none inside has
+    # no change, and the change fades towards it
+    mask = torch.ones(1, 1, 16, 32)
+    mask[..., :, :8] = 0
+    d = torch.where(mask > 0, torch.tensor(0.5), torch.tensor(-9.0))
+    out = _smooth(d, mask, 8)
+    assert torch.allclose(out[..., 12:], torch.tensor(0.5))
+    assert (out >= 0).all() and (out <= 0.5 + 1e-6).all()
+    with pytest.raises(ValueError, match="smooth_px"):
+        Refiner(width=8, blocks=1, output="residual", smooth_px=4)
