@@ -50,8 +50,8 @@ def load_refiner(path: str | Path) -> tuple[nn.Module, dict]:
     args = ck.get("model_args")
     if not isinstance(args, dict) or not {"width", "blocks", "output"} <= set(args) <= {"width", "blocks", "output",
                                                                                        "tones", "centred", "smooth_px"}:
-        raise CheckpointError(f"{path} has no valid refiner arguments (width, blocks, output[, tones, centred, smooth_px]): "
-                              f"{args!r}")
+        raise CheckpointError(f"{path} has no valid refiner arguments "
+                              f"(width, blocks, output[, tones, centred, smooth_px]): {args!r}")
     if args.get("tones") == "keep" and "centred" not in args:
         args = {**args, "centred": False}   # saved before the change was centred: rebuilt as trained
     try:
