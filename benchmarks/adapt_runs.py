@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 import sys
 from pathlib import Path
 
@@ -45,11 +46,9 @@ def summarize(runs: list[dict]) -> dict:
         vals = [float(r[k]) for r in runs if isinstance(r.get(k), (int, float))]
         if len(vals) != len(runs) or not vals:
             continue
-        m = sum(vals) / len(vals)
-        mean[k] = round(m, 4)
+        mean[k] = round(statistics.mean(vals), 4)
         if len(vals) > 1:
-            sd = math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1))
-            sem[k] = round(sd / math.sqrt(len(vals)), 4)
+            sem[k] = round(statistics.stdev(vals) / math.sqrt(len(vals)), 4)
     rows = [{"work": r["work"], "steps": r.get("adversarial_steps"), **{k: r.get(k) for k in KEYS}} for r in runs]
     return {"runs": rows, "mean": mean, "sem": sem, "n": len(runs)}
 
