@@ -9,6 +9,11 @@ that differ only in ``--seed`` differ by more than their classifier seeds' sprea
 benchmark with a few seeds and report this table's mean: for each score, the mean over the runs
 and its standard error (the runs' standard deviation over the square root of their number).
 
+``refined_minus_matched`` is each run's acc_refined minus its acc_matched: the learned refiner
+against the training-free match on the same draws (the same tone draws and classifier seeds).
+Its mean is the paired comparison, and its standard error is much smaller than that of either
+score alone, since most of a seed's luck is common to both.
+
 A missing folder or one without a readable ``results.json`` is one line on stderr and exit 2.
 """
 from __future__ import annotations
@@ -21,7 +26,10 @@ import sys
 from pathlib import Path
 
 #: The scores summarized, in the order printed.
-KEYS = ("acc_raw", "acc_matched", "acc_refined", "acc_structure", "self_reg_l1", "changed_frac")
+KEYS = ("acc_raw", "acc_matched", "acc_refined", "refined_minus_matched", "acc_structure", "self_reg_l1",
+        "changed_frac")
+#: Keys printed with a sign.
+SIGNED = ("refined_minus_matched",)
 
 
 def load(work: Path) -> dict:
@@ -35,7 +43,10 @@ def load(work: Path) -> dict:
         raise ValueError(f"{path}: not readable JSON ({e.__class__.__name__})") from None
     if not isinstance(data, dict) or "acc_refined" not in data:
         raise ValueError(f"{path}: has no acc_refined; not an adapt_quality.py result")
-    return {"work": str(work), **data}
+    out = {"work": str(work), **data}
+    if all(isinstance(data.get(k), (int, float)) for k in ("acc_refined", "acc_matched")):
+        out["refined_minus_matched"] = float(data["acc_refined"]) - float(data["acc_matched"])
+    return out
 
 
 def summarize(runs: list[dict]) -> dict:
@@ -56,11 +67,12 @@ def summarize(runs: list[dict]) -> dict:
 def table(summary: dict) -> str:
     """The summary as a Markdown table: one row per run, then the mean (± standard error)."""
     keys = [k for k in KEYS if k in summary["mean"]]
+    fmt = lambda k, v: f"{float(v):+.3f}" if k in SIGNED else f"{float(v):.3f}"  # noqa: E731
     lines = ["| run | adversarial steps | " + " | ".join(keys) + " |", "|---" * (len(keys) + 2) + "|"]
     for r in summary["runs"]:
-        cells = ["" if r.get(k) is None else f"{float(r[k]):.3f}" for k in keys]
+        cells = ["" if r.get(k) is None else fmt(k, r[k]) for k in keys]
         lines.append(f"| {r['work']} | {r['steps'] if r['steps'] is not None else ''} | " + " | ".join(cells) + " |")
-    cells = [f"**{summary['mean'][k]:.3f}**" + (f" ± {summary['sem'][k]:.3f}" if k in summary["sem"] else "")
+    cells = [f"**{fmt(k, summary['mean'][k])}**" + (f" ± {summary['sem'][k]:.3f}" if k in summary["sem"] else "")
              for k in keys]
     lines.append(f"| mean of {summary['n']} | | " + " | ".join(cells) + " |")
     return "\n".join(lines)

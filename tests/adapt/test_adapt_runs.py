@@ -44,6 +44,22 @@ def test_mean_and_standard_error(tmp_path, adapt_runs):
     assert t.splitlines()[-1].startswith("| mean of 2 |") and "**0.650** ± 0.050" in t
 
 
+def test_refined_against_matched_is_paired_by_run(tmp_path, adapt_runs):
+    """Two seeds whose luck moves both scores together: the paired difference has a small standard
+    error though each score's own spread is large."""
+    a = _run(tmp_path, "a", acc_refined=0.62, acc_matched=0.61)
+    b = _run(tmp_path, "b", acc_refined=0.70, acc_matched=0.68)
+    c = _run(tmp_path, "c", acc_refined=0.66)   # no match score: no difference, and none averaged
+    s = adapt_runs.summarize([adapt_runs.load(a), adapt_runs.load(b)])
+    assert s["mean"]["refined_minus_matched"] == pytest.approx(0.015)
+    assert s["sem"]["refined_minus_matched"] == pytest.approx(0.005)
+    assert s["sem"]["acc_refined"] == pytest.approx(0.04)
+    rows = adapt_runs.table(s).splitlines()
+    assert "+0.010" in rows[2] and "+0.020" in rows[3] and "**+0.015** ± 0.005" in rows[-1]
+    assert "refined_minus_matched" not in adapt_runs.load(c)
+    assert "refined_minus_matched" not in adapt_runs.summarize([adapt_runs.load(a), adapt_runs.load(c)])["mean"]
+
+
 def test_cli_prints_json_and_rejects_bad_folders(tmp_path):
     a = _run(tmp_path, "a", acc_raw=0.99, acc_refined=0.66)
     ok = subprocess.run([sys.executable, str(SCRIPT), str(a), "--json"], capture_output=True, text=True)
