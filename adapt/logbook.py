@@ -14,6 +14,12 @@ log = logging.getLogger(__name__)
 #: Below this mean |refined - input| (8-bit grey levels) the refiner counts as the identity: the
 #: known failure where self-regularization wins and the adversarial term has no effect.
 IDENTITY_WARN_GREY = 1.0
+#: A pixel counts as changed by the refiner when its grey level (the channels' mean, 8-bit) moves by
+#: more than this.
+CHANGED_LEVELS = 2.0
+#: ... and the refiner counts as the identity only while it changes fewer pixels than this fraction
+#: too: a smooth change can move a tenth of the frame by several levels at a small mean.
+IDENTITY_WARN_FRAC = 0.01
 #: Above this accuracy on both refined and target frames, the discriminator has won.
 DISC_WINS_ACC = 0.99
 #: Flushes between two warnings of the same kind.
@@ -67,9 +73,13 @@ class Logbook:
         if phase != "adversarial":
             return
         delta = rec.get("refiner/delta_grey")
-        if delta is not None and delta < IDENTITY_WARN_GREY and self._due("identity"):
+        changed = rec.get("refiner/changed_frac")   # absent in records written before it was logged
+        if (delta is not None and delta < IDENTITY_WARN_GREY
+                and (changed is None or changed < IDENTITY_WARN_FRAC) and self._due("identity")):
+            moved = "" if changed is None else f"; {100 * changed:.2f} % of pixels moved by more than {CHANGED_LEVELS:g}"
             log.warning("step %d: refined frames are nearly identical to their inputs (mean |refined - input| "
-                        "= %.2f grey levels): lower losses.self_reg_weight or raise losses.adv_weight", step, delta)
+                        "= %.2f grey levels%s): lower losses.self_reg_weight or raise losses.adv_weight",
+                        step, delta, moved)
         acc_t, acc_r = rec.get("disc/acc_target"), rec.get("disc/acc_refined")
         if acc_t is not None and acc_r is not None and min(acc_t, acc_r) > DISC_WINS_ACC and self._due("disc"):
             log.warning("step %d: the discriminator tells refined from target frames perfectly (acc %.3f / %.3f)",
@@ -102,17 +112,19 @@ class Logbook:
 
 
 def plot_losses(records: list[dict], path: Path) -> None:
-    """loss_curve.png: losses, discriminator accuracies, and mean |refined - input| in grey levels."""
+    """loss_curve.png: losses, discriminator accuracies with the fraction of pixels changed, and mean
+    |refined - input| in grey levels."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     keys = sorted({k for r in records for k in r if k not in ("step", "phase")})
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-    titles = ("losses", "discriminator accuracy", "mean |refined - input| (grey levels)")
+    titles = ("losses", "discriminator accuracy; fraction of pixels the refiner changes",
+              "mean |refined - input| (grey levels)")
     for k in keys:
         pts = [(r["step"], r[k]) for r in records if k in r]
-        ax = axes[1] if "/acc" in k else axes[2] if "delta" in k else axes[0]
+        ax = axes[1] if ("/acc" in k or "changed_frac" in k) else axes[2] if "delta" in k else axes[0]
         ax.plot(*zip(*pts), label=k)
     axes[0].set_yscale("symlog", linthresh=1e-3)
     for ax, title in zip(axes, titles):

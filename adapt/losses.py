@@ -133,6 +133,11 @@ def self_regularization(refined: torch.Tensor, source: torch.Tensor, mask: torch
     return _wmean((a - b).abs(), w)
 
 
+def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of ``x`` inside the mask."""
+    return _wmean(x.float(), mask)
+
+
 def masked_l1(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Mean |a - b| inside the mask (all channels)."""
     return _wmean((a.float() - b.float()).abs(), mask)

@@ -38,7 +38,7 @@ from .checkpoint import TRAIN_STATE_KIND, load_checkpoint, refiner_checkpoint, s
 from .config import AdaptConfig
 from .data import CropSampler, open_frames, to_uint8
 from .history import HistoryBuffer
-from .logbook import Logbook
+from .logbook import CHANGED_LEVELS, Logbook
 from .networks import CoarseDiscriminators, PatchDiscriminator, Refiner
 
 log = logging.getLogger(__name__)
@@ -131,8 +131,12 @@ class Trainer:
         share_m = self._share(m)
         reg = losses.self_regularization(y, x, m, cfg.self_reg_space, cfg.lowpass_sigma_px) * share_m
         loss = cfg.self_reg_weight * reg
+        with torch.no_grad():   # pixels whose grey level moved by more than CHANGED_LEVELS (8-bit)
+            grey_move = 127.5 * (y.detach().float().mean(1, keepdim=True) - x.float().mean(1, keepdim=True)).abs()
+            changed = losses.masked_mean((grey_move > CHANGED_LEVELS).float(), m)
         out = {"refiner/self_reg": float(reg.detach()),
-               "refiner/delta_grey": 127.5 * float(losses.masked_l1(y.detach(), x, m)) * share_m}
+               "refiner/delta_grey": 127.5 * float(losses.masked_l1(y.detach(), x, m)) * share_m,
+               "refiner/changed_frac": float(changed) * share_m}
         if adversarial:
             judged = self.judge(y, m)   # the mean over the scales
             adv = sum(losses.adversarial(lg, True, cfg.adv, w) * self._share(w) for lg, w in judged) / len(judged)

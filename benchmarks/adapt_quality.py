@@ -45,6 +45,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# A pixel counts as changed by the refiner when its grey level moves by more than CHANGED_LEVELS
+# (8-bit); the training log's identity warning uses the same threshold.
+from adapt.logbook import CHANGED_LEVELS  # noqa: E402
+
 REAL = ROOT.parent / "shared" / "data" / "real" / "cvc-colondb"
 
 
@@ -117,10 +121,6 @@ def side_by_side(held: Path, refiner: Path, out: Path, n: int, short_side_px: in
         tiles.append(np.zeros_like(tiles[0]))
     rows = [np.concatenate(tiles[i:i + 2], axis=1) for i in range(0, len(tiles), 2)]
     cv2.imwrite(str(out), np.concatenate(rows, axis=0)[..., ::-1])
-
-
-#: A pixel counts as changed by the refiner when its grey level moves by more than this (8-bit).
-CHANGED_LEVELS = 2.0
 
 
 def held_out_change(inputs: Path, refiner: Path) -> dict:

@@ -69,7 +69,44 @@ def test_identity_failure_is_visible_in_the_logs(tmp_path, real_dir, synthetic_h
     with caplog.at_level("WARNING", logger="adapt"):
         r = train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "ident", steps=2)
     assert r["losses"]["refiner/delta_grey"] < 0.5
+    assert r["losses"]["refiner/changed_frac"] == 0.0
     assert "nearly identical to their inputs" in caplog.text
+
+
+def test_changed_fraction_counts_pixels_the_refiner_moves(tmp_path, real_dir, synthetic_h5, tiny_cfg):
+    """A refiner that adds 25 grey levels everywhere changes every pixel inside the circle; the
+    identity changes none. Both report the fraction, not a mean that a few large moves can hide."""
+    from adapt.train import Trainer
+
+    trainer = Trainer(tiny_cfg, real_dir, synthetic_h5, tmp_path / "t")
+    assert trainer.refiner_step(adversarial=False)["refiner/changed_frac"] == 0.0   # residual output starts at 0
+    with torch.no_grad():
+        trainer.refiner.tail.bias.fill_(25 / 127.5)
+    out = trainer.refiner_step(adversarial=False)
+    # every inside pixel moves by 25 levels, except where a real frame's level clips at 255
+    assert out["refiner/changed_frac"] > 0.9 and out["refiner/delta_grey"] > 20
+
+
+def test_identity_warning_reads_the_changed_fraction(tmp_path, caplog):
+    """A small mean change with a tenth of the pixels moved is a smooth change, not the identity: no
+    warning. The same mean with nothing moved warns, and so do records written before the fraction
+    was logged."""
+    from adapt.logbook import Logbook
+
+    book = Logbook(tmp_path, [], start_step=0, total=10)
+    cases = [({"refiner/delta_grey": 0.5, "refiner/changed_frac": 0.1}, False),
+             ({"refiner/delta_grey": 0.5, "refiner/changed_frac": 0.0}, True),
+             ({"refiner/delta_grey": 0.5}, True),
+             ({"refiner/delta_grey": 3.0, "refiner/changed_frac": 0.0}, False)]
+    for step, (rec, warns) in enumerate(cases):
+        book.warned_at.clear()
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="adapt"):
+            book.add(step, "adversarial", {"refiner/self_reg": 0.1, **rec})
+            book.flush(step, "adversarial")
+        assert ("nearly identical" in caplog.text) == warns, rec
+    book.close()
+    assert (tmp_path / "loss_curve.png").is_file()
 
 
 def test_coarse_scales_train_and_resume_exactly(tmp_path, real_dir, synthetic_h5, tiny_cfg):
