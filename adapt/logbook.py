@@ -76,7 +76,8 @@ class Logbook:
         changed = rec.get("refiner/changed_frac")   # absent in records written before it was logged
         if (delta is not None and delta < IDENTITY_WARN_GREY
                 and (changed is None or changed < IDENTITY_WARN_FRAC) and self._due("identity")):
-            moved = "" if changed is None else f"; {100 * changed:.2f} % of pixels moved by more than {CHANGED_LEVELS:g}"
+            moved = ("" if changed is None
+                     else f"; {100 * changed:.2f} % of pixels moved by more than {CHANGED_LEVELS:g}")
             log.warning("step %d: refined frames are nearly identical to their inputs (mean |refined - input| "
                         "= %.2f grey levels%s): lower losses.self_reg_weight or raise losses.adv_weight",
                         step, delta, moved)
