@@ -39,7 +39,7 @@ from .config import AdaptConfig
 from .data import CropSampler, open_frames, to_uint8
 from .history import HistoryBuffer
 from .logbook import CHANGED_LEVELS, Logbook
-from .networks import CoarseDiscriminators, PatchDiscriminator, Refiner
+from .networks import CoarseDiscriminators, PatchDiscriminator, Refiner, grey
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ class Trainer:
         reg = losses.self_regularization(y, x, m, cfg.self_reg_space, cfg.lowpass_sigma_px) * share_m
         loss = cfg.self_reg_weight * reg
         with torch.no_grad():   # pixels whose grey level moved by more than CHANGED_LEVELS (8-bit)
-            grey_move = 127.5 * (y.detach().float().mean(1, keepdim=True) - x.float().mean(1, keepdim=True)).abs()
+            grey_move = 127.5 * (grey(y.float()) - grey(x.float())).abs()
             changed = losses.masked_mean((grey_move > CHANGED_LEVELS).float(), m)
         out = {"refiner/self_reg": float(reg.detach()),
                "refiner/delta_grey": 127.5 * float(losses.masked_l1(y.detach(), x, m)) * share_m,

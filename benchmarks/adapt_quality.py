@@ -46,8 +46,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 # A pixel counts as changed by the refiner when its grey level moves by more than CHANGED_LEVELS
-# (8-bit); the training log's identity warning uses the same threshold.
-from adapt.logbook import CHANGED_LEVELS  # noqa: E402
+# (8-bit), and a refiner that changes fewer than IDENTITY_WARN_FRAC of them is (nearly) the
+# identity: the training log's identity warning uses the same two thresholds.
+from adapt.logbook import CHANGED_LEVELS, IDENTITY_WARN_FRAC  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "data" / "real" / "cvc-colondb"
 
@@ -315,7 +316,7 @@ def main() -> None:
           f"self_reg_l1={s['self_reg_l1']:.4f} acc_refined_seeds={s.get('acc_refined_seeds', [s['acc_refined']])} "
           f"delta_grey={result['delta_grey']} changed_frac={change['changed_frac']} "
           f"train_s={train_s:.0f} grid={work / 'grid.png'}")
-    if change["changed_frac"] < 0.01:
+    if change["changed_frac"] < IDENTITY_WARN_FRAC:
         print(f"adapt_quality: the refiner moves {100 * change['changed_frac']:.2f} % of the held-out pixels "
               f"by more than {CHANGED_LEVELS:g} grey levels: it is (nearly) the identity, and acc_refined "
               f"measures its input ({'the match' if args.match else 'the raw frames'}), not the refiner")
