@@ -50,6 +50,10 @@ class DiscriminatorConfig:
     spectral_norm: bool  # spectral normalization on every conv (Miyato et al. 2018)
     scales: int = 1  # discriminators of this shape; the k-th sees the frame average-pooled by 2^k
     # (k = 0 .. scales-1); losses and the logged accuracies are means over the scales
+    # also a frame-level discriminator shaped like `adapt score`'s classifier (four stride-2 convs,
+    # features averaged inside the image circle, one logit; adapt.networks.GlobalDiscriminator),
+    # judged alongside the patch scales with the same weight as one of them
+    global_head: bool = False
 
     def __post_init__(self):
         check_range("width", self.width, 1, 1024)

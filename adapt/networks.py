@@ -214,5 +214,39 @@ class CoarseDiscriminators(nn.Module):
         return out
 
 
+class GlobalDiscriminator(nn.Module):
+    """One realism logit per frame, shaped like ``adapt score``'s classifier
+    (:class:`adapt.score.DomainClassifier`): ``layers`` stride-2 3x3 convs (LeakyReLU), the last
+    feature maps averaged over the positions inside the image circle, and a linear layer.
+
+    A patch discriminator decides every patch on its own; the classifier that scores adaptation
+    decides a frame by the mean of its features. This head decides as the classifier does, so that
+    the refiner is told about a difference that only shows over the whole frame (or crop).
+    """
+
+    def __init__(self, width: int = 32, layers: int = 4, spectral_norm: bool = True):
+        super().__init__()
+        sn = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
+        mods: list[nn.Module] = []
+        c_in = 3
+        for i in range(layers):
+            c_out = width * min(2 ** i, 4)
+            mods += [sn(nn.Conv2d(c_in, c_out, 3, stride=2, padding=1)), nn.LeakyReLU(0.2, inplace=True)]
+            c_in = c_out
+        self.features = nn.Sequential(*mods)
+        self.head = sn(nn.Linear(c_in, 1))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, weights), both (N, 1, 1, 1): one logit per frame, and 1 for the frames with at
+        least one feature position wholly inside the image circle (else 0, and the logit reads the
+        mean over all positions, so that it stays finite)."""
+        f = self.features(x)
+        inside = 1.0 - F.adaptive_max_pool2d(1.0 - mask.to(f.dtype), f.shape[-2:])
+        n = inside.sum(dim=(2, 3))
+        pooled = torch.where(n > 0, (f * inside).sum(dim=(2, 3)) / n.clamp_min(1.0), f.mean(dim=(2, 3)))
+        logits = self.head(pooled)[:, :, None, None]
+        return logits, (n > 0).to(torch.float32)[:, :, None, None]
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

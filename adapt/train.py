@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from colonsim import __version__, distributed, interrupt
 from colonsim.config import to_dict, to_yaml
@@ -39,7 +40,7 @@ from .config import AdaptConfig
 from .data import CropSampler, open_frames, to_uint8
 from .history import HistoryBuffer
 from .logbook import CHANGED_LEVELS, Logbook
-from .networks import CoarseDiscriminators, PatchDiscriminator, Refiner, grey
+from .networks import CoarseDiscriminators, GlobalDiscriminator, PatchDiscriminator, Refiner, grey
 
 log = logging.getLogger(__name__)
 
@@ -85,13 +86,19 @@ class Trainer:
             self.disc = PatchDiscriminator(d.width, d.layers, d.spectral_norm).to(self.device)
             # the coarser scales' discriminators (none by default): their own parameters and state
             self.disc_coarse = CoarseDiscriminators(d.width, d.layers, d.spectral_norm, d.scales).to(self.device)
+            # the frame-level head (off by default): an empty ModuleList when off, so that the
+            # optimizer, the checkpoint and the gradient averaging treat both cases alike
+            self.disc_global = nn.ModuleList([GlobalDiscriminator(d.width, 4, d.spectral_norm)] if d.global_head else [])
+            self.disc_global.to(self.device)
         if cfg.compute.channels_last:
             self.refiner.to(memory_format=torch.channels_last)
             self.disc.to(memory_format=torch.channels_last)
             self.disc_coarse.to(memory_format=torch.channels_last)
+            self.disc_global.to(memory_format=torch.channels_last)
         o = cfg.optim
         self.opt_r = torch.optim.Adam(self.refiner.parameters(), lr=o.lr_refiner, betas=(o.beta1, o.beta2))
-        self.opt_d = torch.optim.Adam([*self.disc.parameters(), *self.disc_coarse.parameters()],
+        self.opt_d = torch.optim.Adam([*self.disc.parameters(), *self.disc_coarse.parameters(),
+                                       *self.disc_global.parameters()],
                                       lr=o.lr_disc, betas=(o.beta1, o.beta2))
         self.step = 0  # schedule steps done, pre-training included
         self.records: list[dict] = []  # one dict of mean scalars per log interval
@@ -114,12 +121,14 @@ class Trainer:
         return y.float() * m + (m - 1.0)
 
     def judge(self, x: torch.Tensor, m: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """[(logits, patch weights)] of every discriminator scale, the full resolution first."""
+        """[(logits, patch weights)] of every discriminator scale, the full resolution first, then
+        the frame-level head's (one logit per frame) where there is one."""
         with self._autocast():
             logits = self.disc(x)
             coarse = self.disc_coarse(x, m)
+            whole = [net(x, m) for net in self.disc_global]
         out = [(logits, losses.patch_weights(m, logits.shape[-2:], self.disc.receptive_field_px))]
-        return out + [(lg, losses.patch_weights(mk, lg.shape[-2:], rf)) for lg, mk, rf in coarse]
+        return out + [(lg, losses.patch_weights(mk, lg.shape[-2:], rf)) for lg, mk, rf in coarse] + whole
 
     def refiner_step(self, adversarial: bool) -> dict:
         """One refiner update: self-regularization, plus the adversarial and identity terms."""
@@ -127,6 +136,7 @@ class Trainer:
         x, m = (self._to(t) for t in self.source.next_batch())
         self.disc.requires_grad_(False)
         self.disc_coarse.requires_grad_(False)
+        self.disc_global.requires_grad_(False)
         y = self.refine(x, m)
         share_m = self._share(m)
         reg = losses.self_regularization(y, x, m, cfg.self_reg_space, cfg.lowpass_sigma_px) * share_m
@@ -153,6 +163,7 @@ class Trainer:
         self.opt_r.step()
         self.disc.requires_grad_(True)
         self.disc_coarse.requires_grad_(True)
+        self.disc_global.requires_grad_(True)
         return out
 
     def disc_step(self) -> dict:
@@ -174,12 +185,18 @@ class Trainer:
                                  + losses.adversarial(lf, False, kind, wf) * sf) / len(scales)
             acc_t += losses.accuracy(lt, True, kind, wt) * st / len(scales)
             acc_f += losses.accuracy(lf, False, kind, wf) * sf / len(scales)
+        out = {"disc/acc_target": acc_t, "disc/acc_refined": acc_f}
+        if len(self.disc_global):   # the frame-level head's own accuracies (the last of the scales)
+            (lt, wt), (lf, wf) = scales[-1]
+            out["disc/acc_target_global"] = losses.accuracy(lt, True, kind, wt) * self._share(wt)
+            out["disc/acc_refined_global"] = losses.accuracy(lf, False, kind, wf) * self._share(wf)
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
         distributed.average_gradients(self.disc, self.dist)
         distributed.average_gradients(self.disc_coarse, self.dist)
+        distributed.average_gradients(self.disc_global, self.dist)
         self.opt_d.step()
-        return {"disc/loss": float(loss.detach()), "disc/acc_target": acc_t, "disc/acc_refined": acc_f}
+        return {"disc/loss": float(loss.detach()), **out}
 
     def _share(self, weights: torch.Tensor) -> float:
         """1 for one process; with K, this rank's share of a weighted mean over the global batch
@@ -214,13 +231,14 @@ class Trainer:
 
     def state_dict(self) -> dict:
         return {"kind": TRAIN_STATE_KIND, "step": self.step, "refiner": self.refiner.state_dict(),
-                "disc": self.disc.state_dict(), "disc_coarse": self.disc_coarse.state_dict(), "opt_r": self.opt_r.state_dict(),
+                "disc": self.disc.state_dict(), "disc_coarse": self.disc_coarse.state_dict(),
+                "disc_global": self.disc_global.state_dict(), "opt_r": self.opt_r.state_dict(),
                 "opt_d": self.opt_d.state_dict(), "history": self.history.state_dict(),
                 "rng_source": _rng_state(self.source.rng), "rng_target": _rng_state(self.target.rng),
                 "records": self.records, "config": to_dict(self.cfg), "software_version": __version__}
 
     def load_state_dict(self, state: dict) -> None:
-        before = {"discriminator": {"scales": 1}}   # fields that checkpoints of older versions lack
+        before = {"discriminator": {"scales": 1, "global_head": False}}   # fields that checkpoints of older versions lack
         for key in ("refiner", "discriminator"):
             was = {**before.get(key, {}), **state["config"][key]}
             if was != to_dict(getattr(self.cfg, key)):
@@ -229,6 +247,7 @@ class Trainer:
         self.refiner.load_state_dict(state["refiner"])
         self.disc.load_state_dict(state["disc"])
         self.disc_coarse.load_state_dict(state.get("disc_coarse", {}))
+        self.disc_global.load_state_dict(state.get("disc_global", {}))
         self.opt_r.load_state_dict(state["opt_r"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.history.load_state_dict(state["history"])

@@ -239,3 +239,56 @@ def test_smooth_px_makes_the_refiners_change_smooth():
     assert (out >= 0).all() and (out <= 0.5 + 1e-6).all()
     with pytest.raises(ValueError, match="smooth_px"):
         Refiner(width=8, blocks=1, output="residual", smooth_px=4)
+
+
+def test_global_discriminator_pools_only_the_features_inside_the_image_circle():
+    """One logit per frame, from the features whose 16-px cell lies inside the circle: a change far
+    outside the circle leaves the logit as it was, a change inside moves it, and a frame with no
+    cell inside gets weight 0 and a finite logit."""
+    from adapt.networks import GlobalDiscriminator
+
+    torch.manual_seed(0)
+    d = GlobalDiscriminator(width=4, layers=4, spectral_norm=True).eval()   # eval: no power iteration between calls
+    x = torch.rand(2, 3, 64, 128) * 2 - 1
+    mask = torch.zeros(2, 1, 64, 128)
+    mask[0, :, :, :64] = 1.0            # frame 0: the left half is inside; frame 1: nothing is
+    logits, weights = d(x, mask)
+    assert logits.shape == weights.shape == (2, 1, 1, 1)
+    assert weights.flatten().tolist() == [1.0, 0.0] and torch.isfinite(logits).all()
+    far = x.clone()
+    far[0, :, :, 100:] = -far[0, :, :, 100:]   # beyond the receptive field (31 px) of any inside cell
+    assert torch.equal(d(far, mask)[0][0], logits[0])
+    near = x.clone()
+    near[0, :, :, :32] = -near[0, :, :, :32]
+    assert not torch.allclose(d(near, mask)[0][0], logits[0])
+
+
+def test_global_discriminator_learns_a_difference_of_whole_frames():
+    """Frames made of the same bright and dark 16-px squares, in proportions 1:3 and 3:1: each square
+    alone could come from either set, the frame cannot. A few steps on the fixed batch separate them."""
+    from adapt import losses
+    from adapt.networks import GlobalDiscriminator
+
+    g = torch.Generator().manual_seed(0)
+
+    def frames(n_bright: int) -> torch.Tensor:
+        out = torch.full((8, 3, 64, 64), -0.6)
+        for i in range(8):
+            for cell in torch.randperm(16, generator=g)[:n_bright].tolist():
+                r, c = divmod(cell, 4)
+                out[i, :, 16 * r:16 * r + 16, 16 * c:16 * c + 16] = 0.6
+        return out + 0.05 * torch.randn(out.shape, generator=g)
+
+    a, b, mask = frames(4), frames(12), torch.ones(8, 1, 64, 64)
+    torch.manual_seed(0)
+    d = GlobalDiscriminator(width=8, layers=4, spectral_norm=True)
+    opt = torch.optim.Adam(d.parameters(), lr=2e-3, betas=(0.5, 0.999))
+    for _ in range(60):
+        (la, wa), (lb, wb) = d(a, mask), d(b, mask)
+        loss = losses.adversarial(la, True, "lsgan", wa) + losses.adversarial(lb, False, "lsgan", wb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        (la, wa), (lb, wb) = d(a, mask), d(b, mask)
+    assert losses.accuracy(la, True, "lsgan", wa) == 1.0 and losses.accuracy(lb, False, "lsgan", wb) == 1.0

@@ -192,3 +192,38 @@ def test_keep_tones_refiner_trains_and_refines_frames_with_their_own_grey_levels
     ck["state_dict"] = {k: v for k, v in ck["state_dict"].items() if k != "curve"}
     save_checkpoint(ck, tmp_path / "old.pt")
     assert load_refiner(tmp_path / "old.pt")[0].tones == "free"
+
+
+def test_global_head_trains_logs_its_accuracy_and_resumes_exactly(tmp_path, real_dir, synthetic_h5, tiny_cfg):
+    """discriminator.global_head: the frame-level discriminator trains next to the patch one, its
+    accuracies are logged, and --resume restores it bit for bit. A checkpoint without the head (an
+    older version's: no "disc_global", no "global_head" in its config) resumes with the head off,
+    and not with it on."""
+    cfg = dataclasses.replace(tiny_cfg, discriminator=dataclasses.replace(tiny_cfg.discriminator, global_head=True))
+    r = train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "once", steps=3)
+    assert 0.0 <= r["disc_accuracy"]["acc_refined_global"] <= 1.0
+    train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "twice", steps=1)
+    train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "twice", steps=3, resume=True)
+    a = load_checkpoint(tmp_path / "once" / "last.pt", TRAIN_STATE_KIND)
+    b = load_checkpoint(tmp_path / "twice" / "last.pt", TRAIN_STATE_KIND)
+    assert a["disc_global"] and a["config"]["discriminator"]["global_head"] is True
+    for part in ("refiner", "disc", "disc_global"):
+        for k in a[part]:
+            assert torch.equal(a[part][k], b[part][k]), (part, k)
+    assert all("disc/acc_target_global" in rec for rec in a["records"] if "disc/acc_target" in rec)
+    # the head's weights moved from their start: it was trained, not only carried
+    start = load_checkpoint(tmp_path / "twice" / "last.pt", TRAIN_STATE_KIND)
+    train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "zero", steps=0)
+    z = load_checkpoint(tmp_path / "zero" / "last.pt", TRAIN_STATE_KIND)
+    assert any(not torch.equal(z["disc_global"][k], start["disc_global"][k]) for k in z["disc_global"])
+    # an older checkpoint: no head
+    train_refiner(tiny_cfg, real_dir, synthetic_h5, tmp_path / "old", steps=1)
+    old = load_checkpoint(tmp_path / "old" / "last.pt", TRAIN_STATE_KIND)
+    del old["disc_global"], old["config"]["discriminator"]["global_head"]
+    torch.save(old, tmp_path / "old" / "last.pt")
+    assert train_refiner(tiny_cfg, real_dir, synthetic_h5, tmp_path / "old", steps=2, resume=True)["steps"] == 2
+    try:
+        train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "old", steps=3, resume=True)
+        raise AssertionError("resuming with the head switched on must be refused")
+    except CheckpointError as e:
+        assert "global_head" in str(e)
