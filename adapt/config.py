@@ -30,10 +30,17 @@ class RefinerConfig:
     # colour_curve only: the change of grey level is averaged over blocks of this many pixels and
     # interpolated back (bilinear), so that it varies smoothly; 0 leaves it per pixel
     smooth_px: int = 0
+    # tones keep only: pixels within this fraction of the image circle's box (short side) from its
+    # border keep their input's level and take no part in the exchange (no discriminator judges a
+    # patch that overlaps the border); 0.15 leaves about the largest square inside a round circle
+    rim_frac: float = 0.0
 
     def __post_init__(self):
         check_range("width", self.width, 1, 1024)
         check_range("smooth_px", self.smooth_px, 0, 256)
+        check_range("rim_frac", self.rim_frac, 0, 0.5, hi_open=True)
+        if self.rim_frac and self.tones != "keep":
+            raise ConfigError("rim_frac", f"needs tones keep, got tones {self.tones}")
         if self.smooth_px and self.output != "colour_curve":
             raise ConfigError("smooth_px", f"needs output colour_curve, got output {self.output}")
         check_range("blocks", self.blocks, 0, 64)

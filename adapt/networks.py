@@ -87,6 +87,28 @@ def _smooth(d: torch.Tensor, mask: torch.Tensor | None, block_px: int) -> torch.
     return F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
 
 
+def inner_mask(mask: torch.Tensor, rim_frac: float) -> torch.Tensor:
+    """(N, 1, H, W) float: ``mask`` less its rim, the pixels within ``rim_frac`` of the short side of
+    each frame's mask box from the outside (or the image edge), by Chebyshev distance (a square
+    structuring element, applied as two separable max-pools). 0 returns ``mask``."""
+    if rim_frac <= 0:
+        return mask
+    out = []
+    for m in mask.float():
+        rows, cols = m[0].amax(dim=1) > 0.5, m[0].amax(dim=0) > 0.5
+        short = min(int(rows.sum()), int(cols.sum()))
+        k = int(round(rim_frac * short))
+        if k <= 0:
+            out.append(m)
+            continue
+        # the image edge counts as outside: pad with 1 (outside) before pooling
+        outside = F.pad(1.0 - m[None], (k, k, k, k), value=1.0)
+        outside = F.max_pool2d(outside, (1, 2 * k + 1), stride=1)
+        outside = F.max_pool2d(outside, (2 * k + 1, 1), stride=1)
+        out.append(1.0 - outside[0])
+    return torch.stack(out).to(mask.dtype)
+
+
 class Refiner(nn.Module):
     """SimGAN's refiner: a 3x3 conv to ``width`` maps, ``blocks`` residual blocks, a 1x1 conv to 3.
 
@@ -100,7 +122,11 @@ class Refiner(nn.Module):
     curve by a few levels, which a classifier sees (benchmarks/RESULTS.md).
     ``tones="keep"`` (with ``colour_curve`` only): the refined grey levels set only the order of a
     frame's pixels, which take the input frame's own grey levels by rank (:func:`keep_tones`), so
-    every refined frame has its input's grey-level histogram exactly. On frames that ``adapt match``
+    every refined frame has its input's grey-level histogram exactly. ``rim_frac`` (with ``keep``)
+    leaves the pixels within that fraction of the image circle's box from its border as they were,
+    and out of the exchange (:func:`inner_mask`): no discriminator judges a patch that overlaps the
+    border, so a refiner free to trade levels with the rim hides there the levels it does not want
+    in the frame (benchmarks/RESULTS.md). On frames that ``adapt match``
     gave a synthetic frame's histogram, the refiner then cannot move the exposure and tones that
     every ``clean`` render shares, and its discriminator judges texture and shading only.
     Reflect padding keeps image edges free of a dark frame that the discriminator could key on.
@@ -108,7 +134,7 @@ class Refiner(nn.Module):
     """
 
     def __init__(self, width: int = 64, blocks: int = 4, output: str = "residual", tones: str = "free",
-                 centred: bool = True, smooth_px: int = 0):
+                 centred: bool = True, smooth_px: int = 0, rim_frac: float = 0.0):
         super().__init__()
         if tones not in ("free", "keep") or (tones == "keep" and output != "colour_curve"):
             raise ValueError(f"tones must be 'free', or 'keep' with output 'colour_curve'; got {tones!r} "
@@ -116,12 +142,18 @@ class Refiner(nn.Module):
         if int(smooth_px) < 0 or (int(smooth_px) and output != "colour_curve"):
             raise ValueError(f"smooth_px must be 0, or positive with output 'colour_curve'; got {smooth_px!r} "
                              f"with output {output!r}")
+        if not 0.0 <= float(rim_frac) < 0.5 or (float(rim_frac) and tones != "keep"):
+            raise ValueError(f"rim_frac must be 0, or in (0, 0.5) with tones 'keep'; got {rim_frac!r} "
+                             f"with tones {tones!r}")
         self.args = {"width": int(width), "blocks": int(blocks), "output": str(output), "tones": str(tones)}
         if tones == "keep":
             self.args["centred"] = bool(centred)
         if smooth_px:
             self.args["smooth_px"] = int(smooth_px)
+        if rim_frac:
+            self.args["rim_frac"] = float(rim_frac)
         self.output, self.tones, self.centred, self.smooth_px = output, tones, bool(centred), int(smooth_px)
+        self.rim_frac = float(rim_frac)
         self.head = nn.Sequential(nn.Conv2d(3, width, 3, padding=1, padding_mode="reflect"), nn.ReLU(inplace=True))
         self.body = nn.Sequential(*[ResBlock(width) for _ in range(blocks)])
         self.tail = nn.Conv2d(width, 3, 1)
@@ -155,6 +187,10 @@ class Refiner(nn.Module):
                 # frame's mean taken out first, the tanh saturates at one sign and its gradient
                 # dies, and the refiner is stuck at the identity.
                 # (``centred=False`` only rebuilds refiners saved before this, as they were trained.)
+                if self.rim_frac:
+                    if mask is None:
+                        mask = torch.ones_like(x[:, :1])
+                    mask = inner_mask(mask, self.rim_frac)
                 d = _smooth(grey(f).to(x.dtype), mask, self.smooth_px)
                 g = keep_tones(grey(x) + torch.tanh(_centred(d, mask) if self.centred else d), grey(x), mask)
             else:

@@ -238,7 +238,8 @@ class Trainer:
                 "records": self.records, "config": to_dict(self.cfg), "software_version": __version__}
 
     def load_state_dict(self, state: dict) -> None:
-        before = {"discriminator": {"scales": 1, "global_head": False}}   # fields that checkpoints of older versions lack
+        # fields that checkpoints of older versions lack, at the values those versions had
+        before = {"refiner": {"smooth_px": 0, "rim_frac": 0.0}, "discriminator": {"scales": 1, "global_head": False}}
         for key in ("refiner", "discriminator"):
             was = {**before.get(key, {}), **state["config"][key]}
             if was != to_dict(getattr(self.cfg, key)):

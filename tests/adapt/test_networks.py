@@ -292,3 +292,41 @@ def test_global_discriminator_learns_a_difference_of_whole_frames():
     with torch.no_grad():
         (la, wa), (lb, wb) = d(a, mask), d(b, mask)
     assert losses.accuracy(la, True, "lsgan", wa) == 1.0 and losses.accuracy(lb, False, "lsgan", wb) == 1.0
+
+
+def test_rim_frac_keeps_the_rim_and_the_inner_histogram():
+    """With refiner.rim_frac the pixels near the circle's border keep their input's level, and the
+    inner pixels exchange levels among themselves only: the inner histogram is the input's, so no
+    level can be hidden in the rim (nor fetched from it)."""
+    from adapt.networks import inner_mask
+
+    # a disc of radius 30 in a 64 x 80 frame; rim 0.1 of its 61-px box: 6 px
+    yy, xx = torch.meshgrid(torch.arange(64), torch.arange(80), indexing="ij")
+    disc = (((yy - 32) ** 2 + (xx - 40) ** 2) <= 30 ** 2).float()[None, None]
+    inner = inner_mask(disc, 0.1)
+    assert inner.sum() < disc.sum() and (inner <= disc).all()
+    # Chebyshev erosion by 6 px: the disc's top point (row 2) and everything within 6 rows of it go
+    assert inner[0, 0, :9, 40].eq(0).all() and inner[0, 0, 9, 40] == 1 and inner[0, 0, 32, 40] == 1
+    assert torch.equal(inner_mask(disc, 0.0), disc)
+    # the image edge counts as outside: an all-ones mask loses a 4-px frame (0.1 of 40)
+    full = inner_mask(torch.ones(1, 1, 40, 50), 0.1)
+    assert full[0, 0, 4:-4, 4:-4].eq(1).all() and full[0, 0, :4].eq(0).all() and full[0, 0, :, -4:].eq(0).all()
+
+    torch.manual_seed(5)
+    x = torch.rand(2, 3, 64, 80) * 2 - 1
+    mask = disc.repeat(2, 1, 1, 1)
+    r = Refiner(width=8, blocks=1, output="colour_curve", tones="keep", rim_frac=0.1)
+    torch.nn.init.normal_(r.tail.weight, std=1.0)
+    with torch.no_grad():
+        g_in, g_out = grey(x), grey(r(x, mask))
+    m_in = inner_mask(mask, 0.1) > 0.5
+    rim = (mask > 0.5) & ~m_in
+    assert torch.allclose(g_out[rim], g_in[rim], atol=1e-6)                 # the rim as it was
+    moved = (g_out - g_in).abs()[m_in]
+    assert (moved > 0.05).float().mean() > 0.5                              # the inside was reordered
+    for i in range(2):                                                      # with its own levels
+        a, b = g_in[i][m_in[i]].sort().values, g_out[i][m_in[i]].sort().values
+        assert torch.allclose(a, b, atol=1e-6)
+    assert r.args["rim_frac"] == 0.1
+    with pytest.raises(ValueError, match="rim_frac"):
+        Refiner(width=8, blocks=1, output="colour_curve", tones="free", rim_frac=0.1)
