@@ -41,15 +41,20 @@ from .data import FolderFrames, open_frames, to_tensor
 log = logging.getLogger(__name__)
 
 
-def inscribed_square(rgb: np.ndarray, mask: np.ndarray, size_px: int) -> np.ndarray:
-    """The largest axis-aligned square inside the image circle, resized: (S, S, 3) uint8."""
+def inscribed_box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(y0, y1, x0, x1): the largest axis-aligned square inside the image circle (``mask`` (H, W),
+    non-zero inside), the part of a frame the classifier sees."""
     padded = np.pad(mask.astype(np.uint8), 1)  # the image edge counts as border
     dist = cv2.distanceTransform(padded, cv2.DIST_L2, 5)[1:-1, 1:-1]
     cy, cx = np.unravel_index(int(np.argmax(dist)), dist.shape)
     half = max(1, int(dist[cy, cx] / np.sqrt(2.0)))
-    y0, x0 = max(0, cy - half), max(0, cx - half)
-    crop = rgb[y0:cy + half, x0:cx + half]
-    return cv2.resize(crop, (size_px, size_px), interpolation=cv2.INTER_AREA)
+    return max(0, cy - half), cy + half, max(0, cx - half), cx + half
+
+
+def inscribed_square(rgb: np.ndarray, mask: np.ndarray, size_px: int) -> np.ndarray:
+    """The largest axis-aligned square inside the image circle, resized: (S, S, 3) uint8."""
+    y0, y1, x0, x1 = inscribed_box(mask)
+    return cv2.resize(rgb[y0:y1, x0:x1], (size_px, size_px), interpolation=cv2.INTER_AREA)
 
 
 class DomainClassifier(nn.Module):

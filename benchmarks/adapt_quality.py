@@ -130,26 +130,71 @@ def held_out_change(inputs: Path, refiner: Path) -> dict:
     |refined - input| grey level inside the image circle, and the fraction of those pixels whose
     grey level moves by more than :data:`CHANGED_LEVELS`. A refiner stuck at the identity (the
     failure SimGAN's schedule has to watch for) shows as ``changed_frac`` near 0: its
-    ``acc_refined`` then measures its input, not the refiner."""
+    ``acc_refined`` then measures its input, not the refiner.
+
+    The classifier sees only the largest square inside each circle (:func:`adapt.score.inscribed_box`).
+    ``changed_frac_square`` is ``changed_frac`` there; ``shift_square`` and ``shift_rim`` are the
+    mean signed grey-level change in that square and in the rest of the circle (means over the
+    frames). A refiner that keeps each frame's levels (``tones: keep``) and moves levels between
+    the two shows as shifts of opposite sign: it has hidden levels where the classifier does not
+    look."""
     import numpy as np
 
     from adapt.apply import load_refiner, refine_images
+    from adapt.score import inscribed_box
     from colonsim.realdata import detect_border_mask, list_images, read_image
 
     model, _ = load_refiner(refiner)
-    total = moved = 0
+    total = moved = moved_sq = total_sq = 0
     diff_sum = 0.0
+    shift_sq, shift_rim = [], []
     for p in list_images(inputs):
         rgb = read_image(p)
         mask = detect_border_mask(rgb)
         out = refine_images(model, rgb[None], mask)[0]
         inside = mask > 0
-        d = np.abs(out.astype(np.float32).mean(-1) - rgb.astype(np.float32).mean(-1))[inside]
+        signed = out.astype(np.float32).mean(-1) - rgb.astype(np.float32).mean(-1)
+        d = np.abs(signed[inside])
         total += d.size
         moved += int((d > CHANGED_LEVELS).sum())
         diff_sum += float(d.sum())
+        y0, y1, x0, x1 = inscribed_box(mask)
+        square = np.zeros_like(inside)
+        square[y0:y1, x0:x1] = True
+        square &= inside
+        rim = inside & ~square
+        total_sq += int(square.sum())
+        moved_sq += int((np.abs(signed[square]) > CHANGED_LEVELS).sum())
+        shift_sq.append(float(signed[square].mean()))
+        if rim.any():
+            shift_rim.append(float(signed[rim].mean()))
     return {"delta_grey_heldout": round(diff_sum / max(total, 1), 3),
-            "changed_frac": round(moved / max(total, 1), 4)}
+            "changed_frac": round(moved / max(total, 1), 4),
+            "changed_frac_square": round(moved_sq / max(total_sq, 1), 4),
+            "shift_square": round(float(np.mean(shift_sq)), 3) if shift_sq else 0.0,
+            "shift_rim": round(float(np.mean(shift_rim)), 3) if shift_rim else 0.0}
+
+
+def remeasure(work: Path) -> int:
+    """``--remeasure``: :func:`held_out_change` of a finished run's saved refiner, written into its
+    results.json and printed; a folder without one is one line on stderr and exit 2."""
+    path = work / "results.json"
+    try:
+        result = json.loads(path.read_text())
+        inputs = work / ("matched_heldout" if result.get("match") else "real_heldout")
+        refiner = work / "run" / "refiner.pt"
+        if not inputs.is_dir() or not refiner.is_file():
+            raise FileNotFoundError(f"{inputs} or {refiner} is missing")
+    except (OSError, ValueError, AttributeError) as e:
+        print(f"adapt_quality: {work} is not a finished run's --work folder ({e})", file=sys.stderr)
+        return 2
+    change = held_out_change(inputs, refiner)
+    result.update(change)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=2))
+    os.replace(tmp, path)
+    print("adapt_quality remeasure: " + " ".join(f"{k}={v}" for k, v in change.items()) + f" ({path})")
+    return 0
 
 
 def diagnose(held: Path, synthetic: Path, work: Path, size_px: int, steps: int, seed: int) -> dict:
@@ -234,9 +279,14 @@ def main() -> None:
     ap.add_argument("--match", action="store_true",
                     help="match the real frames to the synthetic set (colonsim adapt match) before the refiner: "
                     "train on the matched frames, refine the matched held-out frames")
+    ap.add_argument("--remeasure", action="store_true",
+                    help="no training: measure again what the saved refiner of --work does to its held-out "
+                    "frames (changed_frac, changed_frac_square, shift_square, shift_rim) and update its results.json")
     ap.add_argument("--cues", action="store_true",
                     help="also score the views that keep the layout and one more cue (adapt score --cues)")
     args = ap.parse_args()
+    if args.remeasure:
+        sys.exit(remeasure(args.work))
     if not args.real.is_dir():
         sys.exit(f"adapt_quality: real frames not found: {args.real}")
     from adapt.score import check_repeats
@@ -315,6 +365,8 @@ def main() -> None:
           f"acc_matched={m['acc_refined']:.3f} acc_structure={s['acc_structure']:.3f} "
           f"self_reg_l1={s['self_reg_l1']:.4f} acc_refined_seeds={s.get('acc_refined_seeds', [s['acc_refined']])} "
           f"delta_grey={result['delta_grey']} changed_frac={change['changed_frac']} "
+          f"changed_frac_square={change['changed_frac_square']} shift_square={change['shift_square']} "
+          f"shift_rim={change['shift_rim']} "
           f"train_s={train_s:.0f} grid={work / 'grid.png'}")
     if change["changed_frac"] < IDENTITY_WARN_FRAC:
         print(f"adapt_quality: the refiner moves {100 * change['changed_frac']:.2f} % of the held-out pixels "

@@ -14,6 +14,11 @@ against the training-free match on the same draws (the same tone draws and class
 Its mean is the paired comparison, and its standard error is much smaller than that of either
 score alone, since most of a seed's luck is common to both.
 
+``changed_frac_square``, ``shift_square`` and ``shift_rim`` (runs measured since they were added,
+or remeasured with ``adapt_quality.py --remeasure WORK``) say where the refiner moves the held-out
+frames: in the square the classifier sees, and in the rest of the image circle (see
+``adapt_quality.held_out_change``).
+
 A missing folder or one without a readable ``results.json`` is one line on stderr and exit 2.
 """
 from __future__ import annotations
@@ -27,9 +32,9 @@ from pathlib import Path
 
 #: The scores summarized, in the order printed.
 KEYS = ("acc_raw", "acc_matched", "acc_refined", "refined_minus_matched", "acc_structure", "self_reg_l1",
-        "changed_frac")
+        "changed_frac", "changed_frac_square", "shift_square", "shift_rim")
 #: Keys printed with a sign.
-SIGNED = ("refined_minus_matched",)
+SIGNED = ("refined_minus_matched", "shift_square", "shift_rim")
 
 
 def load(work: Path) -> dict:

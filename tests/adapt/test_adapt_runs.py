@@ -87,11 +87,35 @@ def test_adapt_quality_measures_what_the_refiner_changes_on_held_out_frames(tmp_
     model = Refiner(width=4, blocks=1)
     save_checkpoint(refiner_checkpoint(model, tiny_cfg, 0), tmp_path / "identity.pt")
     same = aq.held_out_change(real_dir, tmp_path / "identity.pt")
-    assert same == {"delta_grey_heldout": 0.0, "changed_frac": 0.0}
+    assert same == {"delta_grey_heldout": 0.0, "changed_frac": 0.0, "changed_frac_square": 0.0,
+                    "shift_square": 0.0, "shift_rim": 0.0}
     with torch.no_grad():
         model.tail.bias.fill_(25 / 127.5)
     save_checkpoint(refiner_checkpoint(model, tiny_cfg, 0), tmp_path / "shift.pt")
     moved = aq.held_out_change(real_dir, tmp_path / "shift.pt")
     # every inside pixel moves by 25 grey levels, less where the real frames' levels clip at 255
-    assert moved["changed_frac"] > 0.9
+    assert moved["changed_frac"] > 0.9 and moved["changed_frac_square"] > 0.9
     assert 20 < moved["delta_grey_heldout"] <= 25.5
+    assert 20 < moved["shift_square"] <= 25.5 and 20 < moved["shift_rim"] <= 25.5
+
+
+def test_adapt_quality_sees_levels_moved_out_of_the_classifiers_square(tmp_path, real_dir, tiny_cfg):
+    """A tones-keep refiner that darkens the pixels beside the black border (its 3x3 view averages
+    in the black) must give them the frame's darkest levels, and the rest of the circle the
+    brighter ones it had: shift_rim < 0 < shift_square, each frame's levels kept."""
+    import torch
+
+    from adapt.checkpoint import refiner_checkpoint, save_checkpoint
+    from adapt.networks import Refiner
+
+    spec = importlib.util.spec_from_file_location("adapt_quality", SCRIPT.with_name("adapt_quality.py"))
+    aq = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(aq)
+    model = Refiner(width=1, blocks=0, output="colour_curve", tones="keep")
+    with torch.no_grad():
+        model.head[0].weight.fill_(1.0 / 27.0)    # the 3x3 mean of the grey level, + 1 (so >= 0)
+        model.head[0].bias.fill_(1.0)
+        model.tail.weight.fill_(3.0)
+    save_checkpoint(refiner_checkpoint(model, tiny_cfg, 0), tmp_path / "rim.pt")
+    moved = aq.held_out_change(real_dir, tmp_path / "rim.pt")
+    assert moved["shift_rim"] < 0 < moved["shift_square"], moved
