@@ -32,7 +32,8 @@ class RefinerConfig:
     smooth_px: int = 0
     # tones keep only: pixels within this fraction of the image circle's box (short side) from its
     # border keep their input's level and take no part in the exchange (no discriminator judges a
-    # patch that overlaps the border); 0.15 leaves about the largest square inside a round circle
+    # patch that overlaps the border); at 0.15 the exchange stays inside the largest square within
+    # a round circle (a circle wider than tall leaves some of it beside that square)
     rim_frac: float = 0.0
 
     def __post_init__(self):
