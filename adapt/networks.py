@@ -199,6 +199,22 @@ class Refiner(nn.Module):
         return torch.tanh(f).to(x.dtype)
 
 
+def _sn_or_identity(spectral_norm: bool):
+    return nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
+
+
+def _strided_convs(width: int, layers: int, sn, max_factor: int) -> tuple[list[nn.Module], int]:
+    """``layers`` stride-2 3x3 convs from RGB, each wrapped by ``sn`` and followed by LeakyReLU(0.2);
+    conv i has ``width * min(2^i, max_factor)`` maps. Returns (modules, maps of the last conv)."""
+    mods: list[nn.Module] = []
+    c_in = 3
+    for i in range(layers):
+        c_out = width * min(2 ** i, max_factor)
+        mods += [sn(nn.Conv2d(c_in, c_out, 3, stride=2, padding=1)), nn.LeakyReLU(0.2, inplace=True)]
+        c_in = c_out
+    return mods, c_in
+
+
 class PatchDiscriminator(nn.Module):
     """A local adversarial discriminator: one realism logit per patch.
 
@@ -210,13 +226,8 @@ class PatchDiscriminator(nn.Module):
     def __init__(self, width: int = 32, layers: int = 3, spectral_norm: bool = True):
         super().__init__()
         self.args = {"width": int(width), "layers": int(layers), "spectral_norm": bool(spectral_norm)}
-        sn = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
-        mods: list[nn.Module] = []
-        c_in = 3
-        for i in range(layers):
-            c_out = width * min(2 ** i, 8)
-            mods += [sn(nn.Conv2d(c_in, c_out, 3, stride=2, padding=1)), nn.LeakyReLU(0.2, inplace=True)]
-            c_in = c_out
+        sn = _sn_or_identity(spectral_norm)
+        mods, c_in = _strided_convs(width, layers, sn, max_factor=8)
         mods += [sn(nn.Conv2d(c_in, c_in, 3, padding=1)), nn.LeakyReLU(0.2, inplace=True),
                  sn(nn.Conv2d(c_in, 1, 1))]
         self.net = nn.Sequential(*mods)
@@ -262,13 +273,8 @@ class GlobalDiscriminator(nn.Module):
 
     def __init__(self, width: int = 32, layers: int = 4, spectral_norm: bool = True):
         super().__init__()
-        sn = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
-        mods: list[nn.Module] = []
-        c_in = 3
-        for i in range(layers):
-            c_out = width * min(2 ** i, 4)
-            mods += [sn(nn.Conv2d(c_in, c_out, 3, stride=2, padding=1)), nn.LeakyReLU(0.2, inplace=True)]
-            c_in = c_out
+        sn = _sn_or_identity(spectral_norm)
+        mods, c_in = _strided_convs(width, layers, sn, max_factor=4)
         self.features = nn.Sequential(*mods)
         self.head = sn(nn.Linear(c_in, 1))
 
