@@ -104,7 +104,7 @@ def fit_target(synthetic: str | Path, frames: int = 400, blur_frac: float | None
         raise InputError(f"--frames must be at least 1, got {frames}")
     if blur_frac is not None and not 0.0 <= blur_frac <= 0.2:
         raise InputError(f"--blur-frac must lie in [0, 0.2] (a fraction of the image circle's height), got {blur_frac}")
-    src = H5Frames(path)
+    src = H5Frames(path, cache_mb=0)  # each frame is read once
     if len(src) == 0:
         raise DatasetError(f"{path} holds no complete frames to fit to")
     idx = np.unique(np.linspace(0, len(src) - 1, min(frames, len(src))).round().astype(int))
