@@ -271,7 +271,7 @@ def main() -> None:
     ap.add_argument("--score-steps", type=int, default=300, help="classifier training steps")
     ap.add_argument("--score-repeats", type=int, default=3,
                     help="classifier seeds; acc_raw and acc_refined are their mean (one varies by about +-0.05)")
-    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    ap.add_argument("--threads", type=int, default=2, help="torch and OpenCV CPU threads")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="adapt config override (repeatable), e.g. --set refiner.width=32")
@@ -305,6 +305,9 @@ def main() -> None:
     from adapt.train import train_refiner
 
     torch.set_num_threads(args.threads)
+    import cv2
+
+    cv2.setNumThreads(args.threads)  # OpenCV takes every core by default: runs side by side would crowd
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
