@@ -35,7 +35,7 @@ def test_h5_frames_cache_within_budget_and_equal_to_the_file(synthetic_h5):
         mask = np.broadcast_to(mask, rgb.shape[:3])
     frame_bytes = rgb[0].nbytes + mask[0].nbytes
     frames = H5Frames(synthetic_h5, cache_mb=3.5 * frame_bytes / 2**20)  # room for three frames
-    for rep in range(2):
+    for _ in range(2):
         for i in (5, 0, 7, 2, 5):
             r, m = frames.get(i)
             assert np.array_equal(r, rgb[i]) and np.array_equal(m, (mask[i] > 0).astype(np.uint8))
@@ -43,7 +43,8 @@ def test_h5_frames_cache_within_budget_and_equal_to_the_file(synthetic_h5):
     assert frames.get(5)[0] is frames.get(5)[0]  # served from memory
     with pytest.raises(ValueError):
         frames.get(5)[0][0, 0, 0] = 1  # a cached frame cannot be changed by a caller
-    assert not H5Frames(synthetic_h5, cache_mb=0).get(5)[0] is H5Frames(synthetic_h5, cache_mb=0).get(5)[0]
+    uncached = H5Frames(synthetic_h5, cache_mb=0)
+    assert uncached.get(5)[0] is not uncached.get(5)[0] and uncached.cached_bytes == 0
 
 
 def test_h5_without_rgb_is_refused(tmp_path):
