@@ -21,6 +21,15 @@ def adapt_runs():
     return mod
 
 
+@pytest.fixture(scope="module")
+def aq():
+    """benchmarks/adapt_quality.py as a module."""
+    spec = importlib.util.spec_from_file_location("adapt_quality", SCRIPT.with_name("adapt_quality.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def _run(tmp_path: Path, name: str, **scores) -> Path:
     work = tmp_path / name
     work.mkdir()
@@ -73,7 +82,7 @@ def test_cli_prints_json_and_rejects_bad_folders(tmp_path):
         assert len(r.stderr.strip().splitlines()) == 1 and str(bad) in r.stderr
 
 
-def test_adapt_quality_measures_what_the_refiner_changes_on_held_out_frames(tmp_path, real_dir, tiny_cfg):
+def test_adapt_quality_measures_what_the_refiner_changes_on_held_out_frames(tmp_path, real_dir, tiny_cfg, aq):
     """An untrained residual refiner is the identity and must read as one (changed_frac 0); a
     refiner that shifts every grey level by 25 must read as changing every pixel by 25."""
     import torch
@@ -81,9 +90,6 @@ def test_adapt_quality_measures_what_the_refiner_changes_on_held_out_frames(tmp_
     from adapt.checkpoint import refiner_checkpoint, save_checkpoint
     from adapt.networks import Refiner
 
-    spec = importlib.util.spec_from_file_location("adapt_quality", SCRIPT.with_name("adapt_quality.py"))
-    aq = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(aq)
     model = Refiner(width=4, blocks=1)
     save_checkpoint(refiner_checkpoint(model, tiny_cfg, 0), tmp_path / "identity.pt")
     same = aq.held_out_change(real_dir, tmp_path / "identity.pt")
@@ -99,7 +105,7 @@ def test_adapt_quality_measures_what_the_refiner_changes_on_held_out_frames(tmp_
     assert 20 < moved["shift_square"] <= 25.5 and 20 < moved["shift_rim"] <= 25.5
 
 
-def test_adapt_quality_sees_levels_moved_out_of_the_classifiers_square(tmp_path, real_dir, tiny_cfg):
+def test_adapt_quality_sees_levels_moved_out_of_the_classifiers_square(tmp_path, real_dir, tiny_cfg, aq):
     """A tones-keep refiner that darkens the pixels beside the black border (its 3x3 view averages
     in the black) must give them the frame's darkest levels, and the rest of the circle the
     brighter ones it had: shift_rim < 0 < shift_square, each frame's levels kept."""
@@ -108,9 +114,6 @@ def test_adapt_quality_sees_levels_moved_out_of_the_classifiers_square(tmp_path,
     from adapt.checkpoint import refiner_checkpoint, save_checkpoint
     from adapt.networks import Refiner
 
-    spec = importlib.util.spec_from_file_location("adapt_quality", SCRIPT.with_name("adapt_quality.py"))
-    aq = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(aq)
     model = Refiner(width=1, blocks=0, output="colour_curve", tones="keep")
     with torch.no_grad():
         model.head[0].weight.fill_(1.0 / 27.0)    # the 3x3 mean of the grey level, + 1 (so >= 0)
