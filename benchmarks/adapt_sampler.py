@@ -27,8 +27,16 @@ def main() -> None:
     import torch
 
     from adapt.config import load_adapt_config
-    from adapt.data import H5_CACHE_MB, CropSampler, H5Frames
+    from adapt.data import H5_CACHE_MB, CropSampler, H5Frames, open_frames
+    from colonsim.errors import DatasetError, InputError
 
+    for path in args.data:  # every file checked before any is timed, as `adapt train` checks it
+        try:
+            if Path(path).is_dir() or not isinstance(open_frames(path), H5Frames):
+                raise InputError(f"{path} is not an HDF5 file")
+        except (InputError, DatasetError) as e:
+            print(f"adapt_sampler: {e}", file=sys.stderr)
+            sys.exit(2)
     torch.set_num_threads(1)
     cfg = load_adapt_config().data
     for path in args.data:
