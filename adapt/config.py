@@ -62,11 +62,16 @@ class DiscriminatorConfig:
     # features averaged inside the image circle, one logit; adapt.networks.GlobalDiscriminator),
     # judged alongside the patch scales with the same weight as one of them
     global_head: bool = False
+    # what the frame-level head judges: square, the largest square inside the image circle, as
+    # `adapt score` does (the border's shape cannot give the domain away); circle, the whole circle,
+    # the head's first form, whose features near the border see the border's shape
+    global_view: Literal["square", "circle"] = "square"
 
     def __post_init__(self):
         check_range("width", self.width, 1, 1024)
         check_range("layers", self.layers, 1, 8)
         check_range("scales", self.scales, 1, 4)
+        check_choice("global_view", self.global_view, ("square", "circle"))
 
 
 SELF_REG_SPACES = ("pixel", "lowpass", "features", "luma", "structure")

@@ -261,27 +261,65 @@ class CoarseDiscriminators(nn.Module):
         return out
 
 
+def square_view(x: torch.Tensor, mask: torch.Tensor, size_px: int) -> torch.Tensor:
+    """(N, 3, size_px, size_px): each frame's largest axis-aligned square inside its image circle
+    (:func:`adapt.score.inscribed_box`, the view ``adapt score``'s classifier judges), resized
+    (bilinear, antialiased); differentiable in ``x``. A frame with an empty mask gives its whole
+    extent."""
+    from .score import inscribed_box   # score does not import this module; a lazy import keeps it so
+
+    out = []
+    for xi, mi in zip(x, (mask[:, 0] > 0.5).cpu().numpy()):
+        y0, y1, x0, x1 = inscribed_box(mi) if mi.any() else (0, mi.shape[0], 0, mi.shape[1])
+        crop = xi[None, :, y0:y1, x0:x1].float()
+        if crop.shape[-2:] != (size_px, size_px):
+            crop = F.interpolate(crop, size=(size_px, size_px), mode="bilinear", align_corners=False,
+                                 antialias=crop.shape[-1] > size_px)
+        out.append(crop.to(x.dtype))
+    return torch.cat(out)
+
+
+GLOBAL_VIEWS = ("square", "circle")
+
+
 class GlobalDiscriminator(nn.Module):
     """One realism logit per frame, shaped like ``adapt score``'s classifier
     (:class:`adapt.score.DomainClassifier`): ``layers`` stride-2 3x3 convs (LeakyReLU), the last
-    feature maps averaged over the positions inside the image circle, and a linear layer.
+    feature maps averaged, and a linear layer.
 
     A patch discriminator decides every patch on its own; the classifier that scores adaptation
     decides a frame by the mean of its features. This head decides as the classifier does, so that
     the refiner is told about a difference that only shows over the whole frame (or crop).
+
+    ``view="square"`` (the default) judges what the classifier judges: the largest square inside
+    each frame's image circle, resized to the frame's side (:func:`square_view`), so that the
+    border's shape (octagonal for CVC-ColonDB's scope, round for the renderer) cannot tell the sets
+    apart. ``view="circle"`` (the head of earlier versions) averages the features whose 16-px cell
+    lies inside the circle; their receptive fields (31 px) reach over the border, so the border's
+    shape leaks into the logit.
     """
 
-    def __init__(self, width: int = 32, layers: int = 4, spectral_norm: bool = True):
+    def __init__(self, width: int = 32, layers: int = 4, spectral_norm: bool = True, view: str = "square"):
         super().__init__()
+        if view not in GLOBAL_VIEWS:
+            raise ValueError(f"view must be one of {GLOBAL_VIEWS}, got {view!r}")
+        self.view = view
         sn = _sn_or_identity(spectral_norm)
         mods, c_in = _strided_convs(width, layers, sn, max_factor=4)
         self.features = nn.Sequential(*mods)
         self.head = sn(nn.Linear(c_in, 1))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(logits, weights), both (N, 1, 1, 1): one logit per frame, and 1 for the frames with at
-        least one feature position wholly inside the image circle (else 0, and the logit reads the
-        mean over all positions, so that it stays finite)."""
+        """(logits, weights), both (N, 1, 1, 1): one logit per frame, and its weight: 1 for the
+        frames with something inside the image circle (``square``) or with at least one feature
+        cell wholly inside it (``circle``), else 0 (the logit stays finite)."""
+        if self.view == "square":
+            sq = square_view(x, mask, x.shape[-1])
+            if x.is_contiguous(memory_format=torch.channels_last):
+                sq = sq.contiguous(memory_format=torch.channels_last)
+            logits = self.head(self.features(sq).mean(dim=(2, 3)))[:, :, None, None]
+            weights = (mask.flatten(1).amax(dim=1) > 0.5).to(torch.float32)[:, None, None, None]
+            return logits, weights
         f = self.features(x)
         inside = 1.0 - F.adaptive_max_pool2d(1.0 - mask.to(f.dtype), f.shape[-2:])
         n = inside.sum(dim=(2, 3))

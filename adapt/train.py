@@ -88,7 +88,7 @@ class Trainer:
             self.disc_coarse = CoarseDiscriminators(d.width, d.layers, d.spectral_norm, d.scales).to(self.device)
             # the frame-level head (off by default): an empty ModuleList when off, so that the
             # optimizer, the checkpoint and the gradient averaging treat both cases alike
-            self.disc_global = nn.ModuleList([GlobalDiscriminator(d.width, 4, d.spectral_norm)] if d.global_head else [])
+            self.disc_global = nn.ModuleList([GlobalDiscriminator(d.width, 4, d.spectral_norm, d.global_view)] if d.global_head else [])
             self.disc_global.to(self.device)
         if cfg.compute.channels_last:
             self.refiner.to(memory_format=torch.channels_last)
@@ -239,12 +239,16 @@ class Trainer:
 
     def load_state_dict(self, state: dict) -> None:
         # fields that checkpoints of older versions lack, at the values those versions had
-        before = {"refiner": {"smooth_px": 0, "rim_frac": 0.0}, "discriminator": {"scales": 1, "global_head": False}}
+        before = {"refiner": {"smooth_px": 0, "rim_frac": 0.0},
+                  "discriminator": {"scales": 1, "global_head": False, "global_view": "circle"}}
         for key in ("refiner", "discriminator"):
             was = {**before.get(key, {}), **state["config"][key]}
-            if was != to_dict(getattr(self.cfg, key)):
+            now = to_dict(getattr(self.cfg, key))
+            if key == "discriminator" and not was["global_head"] and not now["global_head"]:
+                was.pop("global_view"), now.pop("global_view")   # no head: its view is moot
+            if was != now:
                 raise CheckpointError(f"last.pt was trained with {key} {was}; the config "
-                                      f"now says {to_dict(getattr(self.cfg, key))}: resume with the same {key}")
+                                      f"now says {now}: resume with the same {key}")
         self.refiner.load_state_dict(state["refiner"])
         self.disc.load_state_dict(state["disc"])
         self.disc_coarse.load_state_dict(state.get("disc_coarse", {}))

@@ -1,4 +1,5 @@
 """Shapes and starting behaviour of the refiner and the patch discriminator."""
+import numpy as np
 import torch
 
 import pytest
@@ -242,13 +243,13 @@ def test_smooth_px_makes_the_refiners_change_smooth():
 
 
 def test_global_discriminator_pools_only_the_features_inside_the_image_circle():
-    """One logit per frame, from the features whose 16-px cell lies inside the circle: a change far
-    outside the circle leaves the logit as it was, a change inside moves it, and a frame with no
-    cell inside gets weight 0 and a finite logit."""
+    """view circle: one logit per frame, from the features whose 16-px cell lies inside the circle:
+    a change far outside the circle leaves the logit as it was, a change inside moves it, and a
+    frame with no cell inside gets weight 0 and a finite logit."""
     from adapt.networks import GlobalDiscriminator
 
     torch.manual_seed(0)
-    d = GlobalDiscriminator(width=4, layers=4, spectral_norm=True).eval()   # eval: no power iteration between calls
+    d = GlobalDiscriminator(width=4, layers=4, spectral_norm=True, view="circle").eval()   # eval: no power iteration between calls
     x = torch.rand(2, 3, 64, 128) * 2 - 1
     mask = torch.zeros(2, 1, 64, 128)
     mask[0, :, :, :64] = 1.0            # frame 0: the left half is inside; frame 1: nothing is
@@ -261,6 +262,57 @@ def test_global_discriminator_pools_only_the_features_inside_the_image_circle():
     near = x.clone()
     near[0, :, :, :32] = -near[0, :, :, :32]
     assert not torch.allclose(d(near, mask)[0][0], logits[0])
+
+
+def _disc_frame(mask: np.ndarray, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random frame black outside ``mask`` ((H, W) bool), and the mask, as the networks take them."""
+    g = torch.Generator().manual_seed(seed)
+    m = torch.from_numpy(mask.astype(np.float32))[None, None]
+    x = torch.rand((1, 3) + mask.shape, generator=g) * 2 - 1
+    return x * m + (m - 1), m
+
+
+def test_global_discriminator_square_view_sees_neither_the_border_nor_the_rim():
+    """view square (the default) judges the largest square inside the image circle, as adapt score's
+    classifier does: the border's shape and the rim between the square and the border do not move
+    the logit, the square does. The circle view's logit moves with the border's shape (why the
+    square view exists: CVC-ColonDB's border is octagonal, the renders' round)."""
+    from adapt.networks import GlobalDiscriminator, square_view
+    from adapt.score import inscribed_box
+
+    yy, xx = np.mgrid[:96, :96] - 47.5
+    circle = np.hypot(yy, xx) < 44
+    tabs = circle | ((np.abs(np.abs(yy) - 34) < 3) & (np.abs(np.abs(xx) - 34) < 3))   # bumps on the border
+    assert (tabs & ~circle).sum() > 50 and inscribed_box(tabs) == inscribed_box(circle)
+    y0, y1, x0, x1 = inscribed_box(circle)
+    torch.manual_seed(0)
+    square = GlobalDiscriminator(width=4, layers=4, spectral_norm=True).eval()
+    assert square.view == "square"
+    circle_view = GlobalDiscriminator(width=4, layers=4, spectral_norm=True, view="circle").eval()
+    circle_view.load_state_dict(square.state_dict())
+    x, m = _disc_frame(circle)
+    xt, mt = _disc_frame(tabs)
+    xt = torch.where(torch.from_numpy(circle)[None, None], x, xt)   # the same content inside the circle
+    rim = x.clone()
+    rim_px = torch.from_numpy(circle.copy())
+    rim_px[y0:y1, x0:x1] = False
+    rim[:, :, rim_px] = -rim[:, :, rim_px]
+    inner = x.clone()
+    inner[:, :, y0 + 10:y0 + 20, x0 + 10:x0 + 20] *= -1
+    with torch.no_grad():
+        logit, weight = square(x, m)
+        assert weight.item() == 1.0 and logit.shape == (1, 1, 1, 1)
+        assert torch.allclose(square(xt, mt)[0], logit, atol=1e-6)
+        assert torch.allclose(square(rim, m)[0], logit, atol=1e-6)
+        assert not torch.allclose(square(inner, m)[0], logit, atol=1e-4)
+        assert not torch.allclose(circle_view(xt, mt)[0], circle_view(x, m)[0], atol=1e-4)
+    sq = square_view(x, m, 96)
+    assert sq.shape == (1, 3, 96, 96)
+    ref = torch.nn.functional.interpolate(x[:, :, y0:y1, x0:x1], size=(96, 96), mode="bilinear", align_corners=False)
+    assert torch.allclose(sq, ref)
+    # a frame with nothing inside the circle weighs nothing and keeps a finite logit
+    empty_logit, empty_w = square(torch.full((1, 3, 96, 96), -1.0), torch.zeros(1, 1, 96, 96))
+    assert empty_w.item() == 0.0 and torch.isfinite(empty_logit).all()
 
 
 def test_global_discriminator_learns_a_difference_of_whole_frames():

@@ -1,6 +1,7 @@
 """Training: the run folder, checkpoints that round-trip, and --resume that continues exactly."""
 import dataclasses
 
+import pytest
 import torch
 import yaml
 
@@ -219,7 +220,7 @@ def test_global_head_trains_logs_its_accuracy_and_resumes_exactly(tmp_path, real
     # an older checkpoint: no head
     train_refiner(tiny_cfg, real_dir, synthetic_h5, tmp_path / "old", steps=1)
     old = load_checkpoint(tmp_path / "old" / "last.pt", TRAIN_STATE_KIND)
-    del old["disc_global"], old["config"]["discriminator"]["global_head"]
+    del old["disc_global"], old["config"]["discriminator"]["global_head"], old["config"]["discriminator"]["global_view"]
     torch.save(old, tmp_path / "old" / "last.pt")
     assert train_refiner(tiny_cfg, real_dir, synthetic_h5, tmp_path / "old", steps=2, resume=True)["steps"] == 2
     try:
@@ -227,3 +228,12 @@ def test_global_head_trains_logs_its_accuracy_and_resumes_exactly(tmp_path, real
         raise AssertionError("resuming with the head switched on must be refused")
     except CheckpointError as e:
         assert "global_head" in str(e)
+    # a head from before discriminator.global_view judged the whole circle: it resumes as "circle"
+    circ = dataclasses.replace(cfg, discriminator=dataclasses.replace(cfg.discriminator, global_view="circle"))
+    train_refiner(circ, real_dir, synthetic_h5, tmp_path / "circ", steps=1)
+    c = load_checkpoint(tmp_path / "circ" / "last.pt", TRAIN_STATE_KIND)
+    del c["config"]["discriminator"]["global_view"]
+    torch.save(c, tmp_path / "circ" / "last.pt")
+    with pytest.raises(CheckpointError, match="global_view"):
+        train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "circ", steps=2, resume=True)
+    assert train_refiner(circ, real_dir, synthetic_h5, tmp_path / "circ", steps=2, resume=True)["steps"] == 2
