@@ -149,8 +149,13 @@ class OptimConfig:
     lr_disc: float  # Adam learning rate of the discriminator
     beta1: float  # Adam beta1 (0.5 is usual for GANs)
     beta2: float  # Adam beta2
+    # exponential moving average of the refiner's weights, kept next to the trained ones and saved
+    # as refiner.pt (Yazici et al. 2019): each refiner update, ema = decay * ema + (1 - decay) * w.
+    # 0 = off (refiner.pt holds the last weights); 0.999 averages over about the last 1,000 updates
+    ema_decay: float = 0.0
 
     def __post_init__(self):
+        check_range("ema_decay", self.ema_decay, 0, 1, hi_open=True)
         check_range("lr_refiner", self.lr_refiner, 0, 1, lo_open=True)
         check_range("lr_disc", self.lr_disc, 0, 1, lo_open=True)
         check_range("beta1", self.beta1, 0, 1, hi_open=True)

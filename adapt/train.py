@@ -6,7 +6,8 @@ domain is "real" in the ``reverse`` direction (Mahmood, Chen, Durr 2017) and "sy
 
 Schedule: ``pretrain_refiner_steps`` updates on self-regularization alone, ``pretrain_disc_steps``
 discriminator updates, then ``steps`` adversarial steps of ``kg`` refiner and ``kd`` discriminator
-updates. The run folder holds config.yaml, refiner.pt (for apply), last.pt (for ``--resume``),
+updates. The run folder holds config.yaml, refiner.pt (for apply; the weights' moving average
+with ``optim.ema_decay``), last.pt (for ``--resume``),
 samples_<step>.png grids, TensorBoard events and loss_curve.png.
 
 Data-parallel: under ``torchrun --nproc_per_node K`` (or ``nproc=K``) each process takes its part of
@@ -20,6 +21,7 @@ writes the run folder; the logged scalars are means over the ranks.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import json
 import logging
@@ -95,6 +97,8 @@ class Trainer:
             self.disc.to(memory_format=torch.channels_last)
             self.disc_coarse.to(memory_format=torch.channels_last)
             self.disc_global.to(memory_format=torch.channels_last)
+        # the refiner's weights averaged over its updates (optim.ema_decay > 0), what refiner.pt holds
+        self.refiner_ema = copy.deepcopy(self.refiner).requires_grad_(False) if cfg.optim.ema_decay else None
         o = cfg.optim
         self.opt_r = torch.optim.Adam(self.refiner.parameters(), lr=o.lr_refiner, betas=(o.beta1, o.beta2))
         self.opt_d = torch.optim.Adam([*self.disc.parameters(), *self.disc_coarse.parameters(),
@@ -114,10 +118,10 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
-    def refine(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-        """The refined frame, black (-1) outside the mask."""
+    def refine(self, x: torch.Tensor, m: torch.Tensor, refiner: nn.Module | None = None) -> torch.Tensor:
+        """The refined frame (by ``refiner``, default the one in training), black (-1) outside the mask."""
         with self._autocast():
-            y = self.refiner(x, m)
+            y = (self.refiner if refiner is None else refiner)(x, m)
         return y.float() * m + (m - 1.0)
 
     def judge(self, x: torch.Tensor, m: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -161,6 +165,8 @@ class Trainer:
         loss.backward()
         distributed.average_gradients(self.refiner, self.dist)
         self.opt_r.step()
+        if self.refiner_ema is not None:
+            ema_update(self.refiner_ema, self.refiner, self.cfg.optim.ema_decay)
         self.disc.requires_grad_(True)
         self.disc_coarse.requires_grad_(True)
         self.disc_global.requires_grad_(True)
@@ -221,10 +227,11 @@ class Trainer:
     # ------------------------------------------------------------------ outputs
 
     def samples(self) -> np.ndarray:
-        """(4S, B*S, 3) uint8 grid: rows input, refined, 4 x |refined - input|, target frames."""
+        """(4S, B*S, 3) uint8 grid: rows input, refined (by the averaged weights where they are
+        kept: what refiner.pt holds), 4 x |refined - input|, target frames."""
         x, m = (self._to(t) for t in self.fixed_source)
         with torch.no_grad():
-            y = self.refine(x, m)
+            y = self.refine(x, m, self.refiner_ema)
         diff = ((y - x).abs() * 4.0 - 1.0).clamp(-1, 1)
         rows = [to_uint8(v) for v in (x, y, diff, self._to(self.fixed_target[0]))]
         return np.concatenate([np.concatenate(list(r), axis=1) for r in rows], axis=0)
@@ -235,7 +242,8 @@ class Trainer:
                 "disc_global": self.disc_global.state_dict(), "opt_r": self.opt_r.state_dict(),
                 "opt_d": self.opt_d.state_dict(), "history": self.history.state_dict(),
                 "rng_source": _rng_state(self.source.rng), "rng_target": _rng_state(self.target.rng),
-                "records": self.records, "config": to_dict(self.cfg), "software_version": __version__}
+                "records": self.records, "config": to_dict(self.cfg), "software_version": __version__,
+                **({"refiner_ema": self.refiner_ema.state_dict()} if self.refiner_ema is not None else {})}
 
     def load_state_dict(self, state: dict) -> None:
         # fields that checkpoints of older versions lack, at the values those versions had
@@ -250,6 +258,8 @@ class Trainer:
                 raise CheckpointError(f"last.pt was trained with {key} {was}; the config "
                                       f"now says {now}: resume with the same {key}")
         self.refiner.load_state_dict(state["refiner"])
+        if self.refiner_ema is not None:   # a checkpoint without an average starts it at its weights
+            self.refiner_ema.load_state_dict(state.get("refiner_ema", state["refiner"]))
         self.disc.load_state_dict(state["disc"])
         self.disc_coarse.load_state_dict(state.get("disc_coarse", {}))
         self.disc_global.load_state_dict(state.get("disc_global", {}))
@@ -264,7 +274,18 @@ class Trainer:
         """last.pt (everything to resume) and refiner.pt (what apply needs), each written atomically."""
         save_checkpoint(self.state_dict(), self.out_dir / "last.pt")
         adv_steps = max(0, self.step - self.cfg.schedule.pretrain_refiner_steps - self.cfg.schedule.pretrain_disc_steps)
-        save_checkpoint(refiner_checkpoint(self.refiner, self.cfg, adv_steps), self.out_dir / "refiner.pt")
+        save_checkpoint(refiner_checkpoint(self.refiner if self.refiner_ema is None else self.refiner_ema, self.cfg, adv_steps),
+                        self.out_dir / "refiner.pt")
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """ema = decay * ema + (1 - decay) * model, parameter by parameter; buffers (a colour curve,
+    spectral norm's vectors) are copied."""
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p.detach(), 1.0 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
 
 
 def _rng_state(rng: np.random.Generator) -> str:

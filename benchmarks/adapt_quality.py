@@ -28,6 +28,11 @@ Every training run also scores ``acc_matched``: the held-out frames after ``colo
 refiner has to beat. ``--match`` trains the refiner on matched frames and refines the matched
 held-out frames; the score still compares with the raw ones.
 
+``--train-synthetic`` gives the refiner other renders to train against than the ones that score
+it (``--synthetic``): the match, the colour curve and the discriminators then see only those, so
+that a discriminator that learned its renders one by one cannot help the refiner to the renders
+of the score.
+
 ``changed_frac`` (and ``delta_grey_heldout``) say what the refiner does to the held-out frames it
 is scored on: the fraction of their pixels it moves by more than 2 grey levels (and the mean
 move). Near 0 the refiner is the identity, and acc_refined measures its input; the run says so.
@@ -259,6 +264,10 @@ def diagnose(held: Path, synthetic: Path, work: Path, size_px: int, steps: int, 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--synthetic", type=Path, help="clean-style ColonSim HDF5 (rendered if omitted)")
+    ap.add_argument("--train-synthetic", type=Path,
+                    help="renders to train against (the match, the colour curve and the discriminators), "
+                         "other than --synthetic, which then only scores: so that no render the "
+                         "refiner trained against takes part in its score")
     ap.add_argument("--real", type=Path, default=REAL, help="folder of real frames (CVC-ColonDB)")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "adapt_quality", help="work folder")
     ap.add_argument("--minutes", type=float, default=20.0, help="training wall-time budget")
@@ -312,6 +321,10 @@ def main() -> None:
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
     synthetic = args.synthetic or render_clean(work / "clean.h5", args.synth_frames, args.synth_size, args.seed)
+    train_synthetic = args.train_synthetic or synthetic
+    if not Path(train_synthetic).is_file():
+        print(f"adapt_quality: --train-synthetic not found: {train_synthetic}", file=sys.stderr)
+        sys.exit(2)
     train_dir, held_dir, n_train, n_held = split_real(args.real, work, args.holdout, args.block)
     if args.diagnose:
         result = diagnose(held_dir, synthetic, work, args.score_size, args.score_steps, args.seed)
@@ -322,14 +335,14 @@ def main() -> None:
     # The training-free reference (adapt match) of every run: the held-out frames given the synthetic
     # set's defocus, tone distribution and colour, scored by the same classifier.
     matched_held = work / "matched_heldout"
-    match(synthetic, held_dir, matched_held, seed=args.seed, overwrite=True)
+    match(train_synthetic, held_dir, matched_held, seed=args.seed, overwrite=True)
     m = score(held_dir, matched_held, synthetic, size_px=args.score_size, steps=args.score_steps,
               seed=args.seed, repeats=args.score_repeats)
     print(f"adapt_quality: training-free match acc_refined={m['acc_refined']:.3f} "
           f"seeds={m.get('acc_refined_seeds', [m['acc_refined']])} self_reg_l1={m['self_reg_l1']:.4f}", flush=True)
     if args.match:
         train_dir = work / "matched_train"
-        match(synthetic, work / "real_train", train_dir, seed=args.seed, overwrite=True)
+        match(train_synthetic, work / "real_train", train_dir, seed=args.seed, overwrite=True)
     # Defaults sized for a CPU budget: width 32 (SimGAN uses 64), 4 blocks; anything can be --set.
     cfg = load_adapt_config(overrides=[
         "direction=reverse", f"seed={args.seed}", f"data.size_px={args.size}", "refiner.width=32",
@@ -337,7 +350,7 @@ def main() -> None:
         "schedule.steps=1000000", f"schedule.time_limit_min={args.minutes}", *args.overrides])
     run = work / "run"
     t0 = time.monotonic()
-    summary = train_refiner(cfg, train_dir, synthetic, run, resume=(run / "last.pt").exists())
+    summary = train_refiner(cfg, train_dir, train_synthetic, run, resume=(run / "last.pt").exists())
     train_s = time.monotonic() - t0
     logging.info("trained %d adversarial steps in %.0f s; scoring", summary["steps"], train_s)
     t1 = time.monotonic()
@@ -359,7 +372,8 @@ def main() -> None:
               "score_s": round(score_s, 1), "n_real_train": n_train, "n_real_heldout": n_held,
               "delta_grey": summary["losses"].get("refiner/delta_grey"),
               "disc_acc": summary["disc_accuracy"], "config_overrides": args.overrides, "match": args.match,
-              "synthetic": str(synthetic), "torch_threads": args.threads, **s,
+              "synthetic": str(synthetic), "train_synthetic": str(train_synthetic),
+              "torch_threads": args.threads, **s,
               "acc_matched": m["acc_refined"], "acc_matched_seeds": m.get("acc_refined_seeds", [m["acc_refined"]]),
               "self_reg_l1_matched": m["self_reg_l1"], **change}
     (work / "results.json").write_text(json.dumps(result, indent=2))

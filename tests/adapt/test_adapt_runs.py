@@ -122,3 +122,11 @@ def test_adapt_quality_sees_levels_moved_out_of_the_classifiers_square(tmp_path,
     save_checkpoint(refiner_checkpoint(model, tiny_cfg, 0), tmp_path / "rim.pt")
     moved = aq.held_out_change(real_dir, tmp_path / "rim.pt")
     assert moved["shift_rim"] < 0 < moved["shift_square"], moved
+
+
+def test_adapt_quality_refuses_missing_training_renders_in_one_line(tmp_path, synthetic_h5):
+    r = subprocess.run([sys.executable, str(SCRIPT.with_name("adapt_quality.py")), "--synthetic", str(synthetic_h5),
+                        "--train-synthetic", str(tmp_path / "none.h5"), "--work", str(tmp_path / "w")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "none.h5" in r.stderr
+    assert not (tmp_path / "w" / "real_train").exists()   # nothing was split, matched or trained

@@ -8,8 +8,9 @@ import yaml
 import cli
 from adapt.apply import load_refiner
 from adapt.checkpoint import TRAIN_STATE_KIND, load_checkpoint
+from adapt.config import load_adapt_config
 from adapt.train import train_refiner
-from colonsim.errors import CheckpointError, InputError
+from colonsim.errors import CheckpointError, ConfigError, InputError
 
 
 def test_train_writes_run_folder_and_refiner_round_trips(tmp_path, real_dir, synthetic_h5, tiny_cfg):
@@ -237,3 +238,41 @@ def test_global_head_trains_logs_its_accuracy_and_resumes_exactly(tmp_path, real
     with pytest.raises(CheckpointError, match="global_view"):
         train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "circ", steps=2, resume=True)
     assert train_refiner(circ, real_dir, synthetic_h5, tmp_path / "circ", steps=2, resume=True)["steps"] == 2
+
+
+def test_ema_update_is_the_moving_average_and_copies_buffers():
+    from adapt.networks import Refiner
+    from adapt.train import ema_update
+
+    torch.manual_seed(0)
+    ema, model = Refiner(width=4, blocks=1), Refiner(width=4, blocks=1)
+    before = {k: v.clone() for k, v in ema.state_dict().items()}
+    ema_update(ema, model, 0.9)
+    for (k, e), p in zip(ema.named_parameters(), model.parameters()):
+        assert torch.allclose(e, 0.9 * before[k] + 0.1 * p), k
+    ema_update(ema, model, 0.0)          # decay 0: the model's weights themselves
+    assert all(torch.equal(e, p) for e, p in zip(ema.parameters(), model.parameters()))
+
+
+def test_ema_refiner_is_saved_for_apply_and_resumes_exactly(tmp_path, real_dir, synthetic_h5, tiny_cfg):
+    """optim.ema_decay: refiner.pt holds the averaged weights (not the last ones), last.pt both, and
+    --resume continues the average bit for bit. A checkpoint without an average (the option off)
+    resumes with the average started at its weights."""
+    cfg = dataclasses.replace(tiny_cfg, optim=dataclasses.replace(tiny_cfg.optim, ema_decay=0.5))
+    train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "once", steps=3)
+    train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "twice", steps=1)
+    train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "twice", steps=3, resume=True)
+    a = load_checkpoint(tmp_path / "once" / "last.pt", TRAIN_STATE_KIND)
+    b = load_checkpoint(tmp_path / "twice" / "last.pt", TRAIN_STATE_KIND)
+    for part in ("refiner", "refiner_ema"):
+        for k in a[part]:
+            assert torch.equal(a[part][k], b[part][k]), (part, k)
+    saved = load_refiner(tmp_path / "once" / "refiner.pt")[0].state_dict()
+    assert all(torch.equal(saved[k], a["refiner_ema"][k]) for k in saved)
+    assert any(not torch.equal(a["refiner_ema"][k], a["refiner"][k]) for k in a["refiner"])
+    # the option off: no average in last.pt; switched on at resume, it starts at the weights
+    train_refiner(tiny_cfg, real_dir, synthetic_h5, tmp_path / "off", steps=1)
+    assert "refiner_ema" not in load_checkpoint(tmp_path / "off" / "last.pt", TRAIN_STATE_KIND)
+    assert train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "off", steps=2, resume=True)["steps"] == 2
+    with pytest.raises(ConfigError, match="ema_decay"):
+        load_adapt_config(overrides=["optim.ema_decay=1.0"])
