@@ -111,20 +111,30 @@ def test_identity_warning_reads_the_changed_fraction(tmp_path, caplog):
     assert (tmp_path / "loss_curve.png").is_file()
 
 
+def _one_go_and_resumed(cfg, real_dir, synthetic_h5, tmp_path):
+    """3 adversarial steps in one go (folder "once") and 1 step then --resume to 3 ("twice"):
+    (the one-go summary, its last.pt, the resumed last.pt)."""
+    r = train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "once", steps=3)
+    train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "twice", steps=1)
+    train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "twice", steps=3, resume=True)
+    return (r, load_checkpoint(tmp_path / "once" / "last.pt", TRAIN_STATE_KIND),
+            load_checkpoint(tmp_path / "twice" / "last.pt", TRAIN_STATE_KIND))
+
+
+def _assert_parts_equal(a: dict, b: dict, parts) -> None:
+    for part in parts:
+        for k in a[part]:
+            assert torch.equal(a[part][k], b[part][k]), (part, k)
+
+
 def test_coarse_scales_train_and_resume_exactly(tmp_path, real_dir, synthetic_h5, tiny_cfg):
     """With discriminator.scales=2 the coarse discriminator trains, is saved, and --resume restores
     it: 3 adversarial steps in one go equal 1 then 2 more, bit for bit. A checkpoint of a version
     without scales (no "disc_coarse", no "scales" in its config) still resumes with scales=1."""
     cfg = dataclasses.replace(tiny_cfg, discriminator=dataclasses.replace(tiny_cfg.discriminator, scales=2))
-    train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "once", steps=3)
-    train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "twice", steps=1)
-    train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "twice", steps=3, resume=True)
-    a = load_checkpoint(tmp_path / "once" / "last.pt", TRAIN_STATE_KIND)
-    b = load_checkpoint(tmp_path / "twice" / "last.pt", TRAIN_STATE_KIND)
+    _, a, b = _one_go_and_resumed(cfg, real_dir, synthetic_h5, tmp_path)
     assert a["disc_coarse"] and set(a["disc_coarse"]) == set(b["disc_coarse"])
-    for part in ("refiner", "disc", "disc_coarse"):
-        for k in a[part]:
-            assert torch.equal(a[part][k], b[part][k]), (part, k)
+    _assert_parts_equal(a, b, ("refiner", "disc", "disc_coarse"))
     assert a["config"]["discriminator"]["scales"] == 2
     # an older checkpoint: resume it with the default single scale
     train_refiner(tiny_cfg, real_dir, synthetic_h5, tmp_path / "old", steps=1)
@@ -202,16 +212,10 @@ def test_global_head_trains_logs_its_accuracy_and_resumes_exactly(tmp_path, real
     older version's: no "disc_global", no "global_head" in its config) resumes with the head off,
     and not with it on."""
     cfg = dataclasses.replace(tiny_cfg, discriminator=dataclasses.replace(tiny_cfg.discriminator, global_head=True))
-    r = train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "once", steps=3)
+    r, a, b = _one_go_and_resumed(cfg, real_dir, synthetic_h5, tmp_path)
     assert 0.0 <= r["disc_accuracy"]["acc_refined_global"] <= 1.0
-    train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "twice", steps=1)
-    train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "twice", steps=3, resume=True)
-    a = load_checkpoint(tmp_path / "once" / "last.pt", TRAIN_STATE_KIND)
-    b = load_checkpoint(tmp_path / "twice" / "last.pt", TRAIN_STATE_KIND)
     assert a["disc_global"] and a["config"]["discriminator"]["global_head"] is True
-    for part in ("refiner", "disc", "disc_global"):
-        for k in a[part]:
-            assert torch.equal(a[part][k], b[part][k]), (part, k)
+    _assert_parts_equal(a, b, ("refiner", "disc", "disc_global"))
     assert all("disc/acc_target_global" in rec for rec in a["records"] if "disc/acc_target" in rec)
     # the head's weights moved from their start: it was trained, not only carried
     start = load_checkpoint(tmp_path / "twice" / "last.pt", TRAIN_STATE_KIND)
@@ -259,14 +263,8 @@ def test_ema_refiner_is_saved_for_apply_and_resumes_exactly(tmp_path, real_dir, 
     --resume continues the average bit for bit. A checkpoint without an average (the option off)
     resumes with the average started at its weights."""
     cfg = dataclasses.replace(tiny_cfg, optim=dataclasses.replace(tiny_cfg.optim, ema_decay=0.5))
-    train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "once", steps=3)
-    train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "twice", steps=1)
-    train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "twice", steps=3, resume=True)
-    a = load_checkpoint(tmp_path / "once" / "last.pt", TRAIN_STATE_KIND)
-    b = load_checkpoint(tmp_path / "twice" / "last.pt", TRAIN_STATE_KIND)
-    for part in ("refiner", "refiner_ema"):
-        for k in a[part]:
-            assert torch.equal(a[part][k], b[part][k]), (part, k)
+    _, a, b = _one_go_and_resumed(cfg, real_dir, synthetic_h5, tmp_path)
+    _assert_parts_equal(a, b, ("refiner", "refiner_ema"))
     saved = load_refiner(tmp_path / "once" / "refiner.pt")[0].state_dict()
     assert all(torch.equal(saved[k], a["refiner_ema"][k]) for k in saved)
     assert any(not torch.equal(a["refiner_ema"][k], a["refiner"][k]) for k in a["refiner"])
