@@ -110,6 +110,7 @@ class ScheduleConfig:
     sample_every: int  # steps between sample grids (PNG and TensorBoard)
     checkpoint_every: int  # steps between last.pt / refiner.pt saves
     time_limit_min: float  # stop early (and save) after this many wall minutes; 0 = no limit
+    snapshot_every: int = 0  # adversarial steps between snapshots/refiner_NNNNNN.pt (kept); 0 = none
 
     def __post_init__(self):
         for k in ("pretrain_refiner_steps", "pretrain_disc_steps", "steps"):
@@ -117,6 +118,7 @@ class ScheduleConfig:
         for k in ("kg", "kd", "log_every", "sample_every", "checkpoint_every"):
             check_range(k, getattr(self, k), 1)
         check_range("time_limit_min", self.time_limit_min, 0)
+        check_range("snapshot_every", self.snapshot_every, 0)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ domain is "real" in the ``reverse`` direction (Mahmood, Chen, Durr 2017) and "sy
 Schedule: ``pretrain_refiner_steps`` updates on self-regularization alone, ``pretrain_disc_steps``
 discriminator updates, then ``steps`` adversarial steps of ``kg`` refiner and ``kd`` discriminator
 updates. The run folder holds config.yaml, refiner.pt (for apply; the weights' moving average
-with ``optim.ema_decay``), last.pt (for ``--resume``),
+with ``optim.ema_decay``), last.pt (for ``--resume``), snapshots/refiner_<adversarial
+step>.pt every ``schedule.snapshot_every`` adversarial steps (kept, to compare or pick later),
 samples_<step>.png grids, TensorBoard events and loss_curve.png.
 
 Data-parallel: under ``torchrun --nproc_per_node K`` (or ``nproc=K``) each process takes its part of
@@ -270,12 +271,25 @@ class Trainer:
         _set_rng_state(self.target.rng, state["rng_target"])
         self.step, self.records = int(state["step"]), list(state["records"])
 
+    @property
+    def adv_steps(self) -> int:
+        return max(0, self.step - self.cfg.schedule.pretrain_refiner_steps - self.cfg.schedule.pretrain_disc_steps)
+
     def save(self) -> None:
         """last.pt (everything to resume) and refiner.pt (what apply needs), each written atomically."""
         save_checkpoint(self.state_dict(), self.out_dir / "last.pt")
-        adv_steps = max(0, self.step - self.cfg.schedule.pretrain_refiner_steps - self.cfg.schedule.pretrain_disc_steps)
-        save_checkpoint(refiner_checkpoint(self.refiner if self.refiner_ema is None else self.refiner_ema, self.cfg, adv_steps),
-                        self.out_dir / "refiner.pt")
+        save_checkpoint(self.refiner_state(), self.out_dir / "refiner.pt")
+
+    def refiner_state(self) -> dict:
+        """What refiner.pt holds: the refiner (its moving average with ``optim.ema_decay``)."""
+        return refiner_checkpoint(self.refiner if self.refiner_ema is None else self.refiner_ema, self.cfg, self.adv_steps)
+
+    def snapshot(self) -> Path:
+        """snapshots/refiner_NNNNNN.pt (NNNNNN: adversarial steps), kept: refiner.pt at this step."""
+        path = self.out_dir / "snapshots" / f"refiner_{self.adv_steps:06d}.pt"
+        path.parent.mkdir(exist_ok=True)
+        save_checkpoint(self.refiner_state(), path)
+        return path
 
 
 @torch.no_grad()
@@ -353,6 +367,8 @@ def train_refiner(cfg: AdaptConfig, real: str | Path, synthetic: str | Path, out
                 book.samples(trainer.step, trainer.samples())
             if trainer.step % s.checkpoint_every == 0:
                 trainer.save()
+            if s.snapshot_every and trainer.adv_steps and trainer.adv_steps % s.snapshot_every == 0:
+                trainer.snapshot()
             out_of_time = bool(s.time_limit_min and time.monotonic() - t0 > 60.0 * s.time_limit_min)
             if distributed.mean_over_ranks({}, dist, out_of_time)[1]:  # rank 0 decides; the others follow
                 stopped_early = trainer.step < total

@@ -33,6 +33,11 @@ it (``--synthetic``): the match, the colour curve and the discriminators then se
 that a discriminator that learned its renders one by one cannot help the refiner to the renders
 of the score.
 
+``--select`` (after a run with ``--set schedule.snapshot_every=N``) picks one of the run's
+refiners by the training frames alone, against renders given by ``--select-synthetic``, and
+scores each on the held-out frames (select.json): adversarial training moves back and forth, and
+the last refiner of a time budget is one draw of where it stands.
+
 ``changed_frac`` (and ``delta_grey_heldout``) say what the refiner does to the held-out frames it
 is scored on: the fraction of their pixels it moves by more than 2 grey levels (and the mean
 move). Near 0 the refiner is the identity, and acc_refined measures its input; the run says so.
@@ -202,6 +207,65 @@ def remeasure(work: Path) -> int:
     return 0
 
 
+def select_snapshot(work: Path, select_synthetic: Path | None, size_px: int, steps: int, repeats: int,
+                    select_repeats: int, seed: int) -> int:
+    """``--select``: pick one refiner of a finished run by the training frames alone, then score it.
+
+    The candidates are the run's snapshots (``schedule.snapshot_every``) and its final refiner.pt.
+    Each refines the run's 290 training frames (matched first with ``--match``), and a classifier
+    scores them against ``select_synthetic`` (renders that neither trained the refiner nor score
+    it are best; default: the run's --train-synthetic) with ``select_repeats`` seeds: that is
+    ``acc_select``, and the candidate with the lowest is picked. No held-out frame takes part in
+    the choice. Every candidate is then scored on the held-out frames as the run was (``acc_refined``,
+    ``repeats`` seeds), so that the choice can be checked against what it was meant to find.
+    Writes select.json in ``work``; a folder that is not a finished run with snapshots is one line
+    on stderr and exit 2."""
+    import torch
+
+    from adapt.apply import apply
+    from adapt.score import score
+
+    try:
+        result = json.loads((work / "results.json").read_text())
+        train_in = work / ("matched_train" if result.get("match") else "real_train")
+        held_in = work / ("matched_heldout" if result.get("match") else "real_heldout")
+        candidates = sorted((work / "run" / "snapshots").glob("refiner_*.pt")) + [work / "run" / "refiner.pt"]
+        synthetic = Path(result["synthetic"])
+        chooser = Path(select_synthetic or result.get("train_synthetic") or synthetic)
+        missing = [p for p in (train_in, held_in, *candidates, synthetic, chooser) if not p.exists()]
+        if missing or len(candidates) < 2:
+            raise FileNotFoundError(f"missing {missing[0]}" if missing else "no snapshots in run/snapshots "
+                                    "(train with --set schedule.snapshot_every=N)")
+    except (OSError, ValueError, KeyError, AttributeError) as e:
+        print(f"adapt_quality: {work} is not a finished run's --work folder with snapshots ({e})", file=sys.stderr)
+        return 2
+    rows = []
+    for c in candidates:
+        name = "final" if c.name == "refiner.pt" else c.stem
+        out = work / "select" / name
+        apply(c, train_in, out / "train", overwrite=True)
+        v = score(work / "real_train", out / "train", chooser, size_px=size_px, steps=steps, seed=seed,
+                  repeats=select_repeats)
+        apply(c, held_in, out / "heldout", overwrite=True)
+        h = score(work / "real_heldout", out / "heldout", synthetic, size_px=size_px, steps=steps, seed=seed,
+                  repeats=repeats)
+        steps_done = int(torch.load(c, map_location="cpu", weights_only=True)["steps"])
+        rows.append({"candidate": name, "adv_steps": steps_done, "acc_select": round(v["acc_refined"], 4),
+                     "acc_refined": round(h["acc_refined"], 4),
+                     "acc_refined_seeds": h.get("acc_refined_seeds", [h["acc_refined"]])})
+        print(f"adapt_quality select: {name} adv_steps={steps_done} acc_select={v['acc_refined']:.3f} "
+              f"acc_refined={h['acc_refined']:.3f}", flush=True)
+    pick = min(rows, key=lambda r: r["acc_select"])
+    summary = {"select_synthetic": str(chooser), "select_repeats": select_repeats, "score_repeats": repeats,
+               "candidates": rows, "selected": pick["candidate"], "acc_refined_selected": pick["acc_refined"],
+               "acc_refined_final": rows[-1]["acc_refined"], "acc_matched": result.get("acc_matched")}
+    (work / "select.json").write_text(json.dumps(summary, indent=2))
+    print(f"adapt_quality select: selected={pick['candidate']} acc_refined_selected={pick['acc_refined']:.3f} "
+          f"acc_refined_final={rows[-1]['acc_refined']:.3f} acc_matched={result.get('acc_matched')} "
+          f"({work / 'select.json'})")
+    return 0
+
+
 def diagnose(held: Path, synthetic: Path, work: Path, size_px: int, steps: int, seed: int) -> dict:
     """Score hand-made refinements of the held-out frames: {transform: score dict}."""
     import cv2
@@ -291,6 +355,13 @@ def main() -> None:
     ap.add_argument("--remeasure", action="store_true",
                     help="no training: measure again what the saved refiner of --work does to its held-out "
                     "frames (changed_frac, changed_frac_square, shift_square, shift_rim) and update its results.json")
+    ap.add_argument("--select", action="store_true",
+                    help="no training: pick the snapshot of --work's run (schedule.snapshot_every) that scores "
+                         "lowest on its training frames against --select-synthetic, and score every snapshot on "
+                         "the held-out frames; writes select.json")
+    ap.add_argument("--select-synthetic", type=Path,
+                    help="renders for --select's choice (default: the run's --train-synthetic)")
+    ap.add_argument("--select-repeats", type=int, default=4, help="classifier seeds for --select's choice")
     ap.add_argument("--cues", action="store_true",
                     help="also score the views that keep the layout and one more cue (adapt score --cues)")
     args = ap.parse_args()
@@ -303,9 +374,18 @@ def main() -> None:
 
     try:   # before the training, not 20 minutes later at the scoring
         check_repeats(args.score_repeats, "--score-repeats")
+        check_repeats(args.select_repeats, "--select-repeats")
     except InputError as e:
         print(f"adapt_quality: {e}", file=sys.stderr)
         sys.exit(2)
+    if args.select:
+        os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+        import torch
+
+        torch.set_num_threads(args.threads)
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+        sys.exit(select_snapshot(args.work, args.select_synthetic, args.score_size, args.score_steps,
+                                 args.score_repeats, args.select_repeats, args.seed))
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     import torch
 

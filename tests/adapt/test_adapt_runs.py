@@ -130,3 +130,43 @@ def test_adapt_quality_refuses_missing_training_renders_in_one_line(tmp_path, sy
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "none.h5" in r.stderr
     assert not (tmp_path / "w" / "real_train").exists()   # nothing was split, matched or trained
+
+
+def test_select_picks_the_snapshot_that_passes_for_synthetic_by_the_training_frames(tmp_path, tiny_cfg, aq, capsys):
+    """The "real" frames of this run are renders of the synthetic kind. A snapshot that leaves
+    them as they are passes for synthetic; a final refiner that darkens them by 80 grey levels does
+    not. --select must pick the snapshot by the training frames, and the held-out scores must agree."""
+    import cv2
+    import torch
+
+    from adapt.checkpoint import refiner_checkpoint, save_checkpoint
+    from adapt.networks import Refiner
+    from tests.adapt.conftest import synthetic_frames, write_h5
+
+    work = tmp_path / "work"
+    rgb, depth, mask = synthetic_frames(24, 40, seed=1)
+    synth = write_h5(tmp_path / "synth.h5", rgb, depth, mask)
+    frames, _, _ = synthetic_frames(24, 40, seed=5)
+    for part, sl in (("real_train", slice(0, 12)), ("real_heldout", slice(12, 24))):
+        (work / part).mkdir(parents=True)
+        for i, f in enumerate(frames[sl]):
+            cv2.imwrite(str(work / part / f"{i:03d}.png"), f[..., ::-1])
+    (work / "results.json").write_text(json.dumps({"match": False, "synthetic": str(synth),
+                                                   "train_synthetic": str(synth), "acc_matched": 0.7}))
+    snaps = work / "run" / "snapshots"
+    snaps.mkdir(parents=True)
+    model = Refiner(width=4, blocks=1)                                 # untrained: the identity
+    with torch.no_grad():
+        model.tail.bias.fill_(-80 / 127.5)
+    save_checkpoint(refiner_checkpoint(model, tiny_cfg, 4), work / "run" / "refiner.pt")
+    assert aq.select_snapshot(work, None, 16, 60, 2, 2, 0) == 2      # one candidate is no choice
+    assert "snapshot_every" in capsys.readouterr().err and not (work / "select.json").exists()
+    save_checkpoint(refiner_checkpoint(Refiner(width=4, blocks=1), tiny_cfg, 2), snaps / "refiner_000002.pt")
+    assert aq.select_snapshot(work, None, 16, 60, 2, 2, 0) == 0
+    s = json.loads((work / "select.json").read_text())
+    assert [c["candidate"] for c in s["candidates"]] == ["refiner_000002", "final"]
+    assert [c["adv_steps"] for c in s["candidates"]] == [2, 4]
+    assert s["selected"] == "refiner_000002"
+    first, final = s["candidates"]
+    assert first["acc_select"] < final["acc_select"] and final["acc_select"] > 0.9
+    assert s["acc_refined_selected"] == first["acc_refined"] < s["acc_refined_final"] == final["acc_refined"]

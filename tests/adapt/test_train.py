@@ -274,3 +274,20 @@ def test_ema_refiner_is_saved_for_apply_and_resumes_exactly(tmp_path, real_dir, 
     assert train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "off", steps=2, resume=True)["steps"] == 2
     with pytest.raises(ConfigError, match="ema_decay"):
         load_adapt_config(overrides=["optim.ema_decay=1.0"])
+
+
+def test_snapshots_keep_the_refiner_at_their_steps(tmp_path, real_dir, synthetic_h5, tiny_cfg):
+    """schedule.snapshot_every=2 over 5 adversarial steps keeps the refiner after 2 and 4; each is
+    what refiner.pt held at that step (a run stopped there writes the same weights), and the last
+    differs from the final refiner.pt, which went on training."""
+    cfg = dataclasses.replace(tiny_cfg, schedule=dataclasses.replace(tiny_cfg.schedule, snapshot_every=2))
+    train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "run", steps=5)
+    snaps = sorted((tmp_path / "run" / "snapshots").iterdir())
+    assert [p.name for p in snaps] == ["refiner_000002.pt", "refiner_000004.pt"]
+    train_refiner(tiny_cfg, real_dir, synthetic_h5, tmp_path / "to4", steps=4)
+    at4, meta = load_refiner(snaps[1])
+    stopped, _ = load_refiner(tmp_path / "to4" / "refiner.pt")
+    final, _ = load_refiner(tmp_path / "run" / "refiner.pt")
+    assert meta["steps"] == 4
+    _assert_parts_equal({"r": at4.state_dict()}, {"r": stopped.state_dict()}, ("r",))
+    assert any(not torch.equal(v, final.state_dict()[k]) for k, v in at4.state_dict().items())
