@@ -216,7 +216,8 @@ def select_snapshot(work: Path, select_synthetic: Path | None, size_px: int, ste
     scores them against ``select_synthetic`` (renders that neither trained the refiner nor score
     it are best; default: the run's --train-synthetic) with ``select_repeats`` seeds: that is
     ``acc_select``, and the candidate with the lowest is picked. No held-out frame takes part in
-    the choice. Every candidate is then scored on the held-out frames as the run was (``acc_refined``,
+    the choice (with ``--match``, the matched training frames are scored the same way, for
+    reference: ``acc_select_matched``). Every candidate is then scored on the held-out frames as the run was (``acc_refined``,
     ``repeats`` seeds), so that the choice can be checked against what it was meant to find.
     Writes select.json in ``work``; a folder that is not a finished run with snapshots is one line
     on stderr and exit 2."""
@@ -240,6 +241,11 @@ def select_snapshot(work: Path, select_synthetic: Path | None, size_px: int, ste
         print(f"adapt_quality: {work} is not a finished run's --work folder with snapshots ({e})", file=sys.stderr)
         return 2
     rows = []
+    select_matched = None
+    if result.get("match"):   # the reference on the same frames: the matched training frames, no refiner
+        select_matched = round(score(work / "real_train", train_in, chooser, size_px=size_px, steps=steps,
+                                     seed=seed, repeats=select_repeats)["acc_refined"], 4)
+        print(f"adapt_quality select: match acc_select={select_matched:.3f}", flush=True)
     for c in candidates:
         name = "final" if c.name == "refiner.pt" else c.stem
         out = work / "select" / name
@@ -258,7 +264,8 @@ def select_snapshot(work: Path, select_synthetic: Path | None, size_px: int, ste
     pick = min(rows, key=lambda r: r["acc_select"])
     summary = {"select_synthetic": str(chooser), "select_repeats": select_repeats, "score_repeats": repeats,
                "candidates": rows, "selected": pick["candidate"], "acc_refined_selected": pick["acc_refined"],
-               "acc_refined_final": rows[-1]["acc_refined"], "acc_matched": result.get("acc_matched")}
+               "acc_refined_final": rows[-1]["acc_refined"], "acc_matched": result.get("acc_matched"),
+               "acc_select_matched": select_matched}
     (work / "select.json").write_text(json.dumps(summary, indent=2))
     print(f"adapt_quality select: selected={pick['candidate']} acc_refined_selected={pick['acc_refined']:.3f} "
           f"acc_refined_final={rows[-1]['acc_refined']:.3f} acc_matched={result.get('acc_matched')} "

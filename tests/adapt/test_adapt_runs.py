@@ -148,10 +148,11 @@ def test_select_picks_the_snapshot_that_passes_for_synthetic_by_the_training_fra
     synth = write_h5(tmp_path / "synth.h5", rgb, depth, mask)
     frames, _, _ = synthetic_frames(24, 40, seed=5)
     for part, sl in (("real_train", slice(0, 12)), ("real_heldout", slice(12, 24))):
-        (work / part).mkdir(parents=True)
-        for i, f in enumerate(frames[sl]):
-            cv2.imwrite(str(work / part / f"{i:03d}.png"), f[..., ::-1])
-    (work / "results.json").write_text(json.dumps({"match": False, "synthetic": str(synth),
+        for folder in (part, part.replace("real", "matched")):   # a --match run whose match changed nothing
+            (work / folder).mkdir(parents=True)
+            for i, f in enumerate(frames[sl]):
+                cv2.imwrite(str(work / folder / f"{i:03d}.png"), f[..., ::-1])
+    (work / "results.json").write_text(json.dumps({"match": True, "synthetic": str(synth),
                                                    "train_synthetic": str(synth), "acc_matched": 0.7}))
     snaps = work / "run" / "snapshots"
     snaps.mkdir(parents=True)
@@ -170,3 +171,5 @@ def test_select_picks_the_snapshot_that_passes_for_synthetic_by_the_training_fra
     first, final = s["candidates"]
     assert first["acc_select"] < final["acc_select"] and final["acc_select"] > 0.9
     assert s["acc_refined_selected"] == first["acc_refined"] < s["acc_refined_final"] == final["acc_refined"]
+    # the reference, the matched frames unrefined, reads what the identity snapshot reads
+    assert s["acc_select_matched"] == first["acc_select"]
