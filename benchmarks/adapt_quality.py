@@ -212,7 +212,7 @@ def select_snapshot(work: Path, select_synthetic: Path | None, size_px: int, ste
     """``--select``: pick one refiner of a finished run by the training frames alone, then score it.
 
     The candidates are the run's snapshots (``schedule.snapshot_every``) and its final refiner.pt.
-    Each refines the run's 290 training frames (matched first with ``--match``), and a classifier
+    Each refines the run's training frames (matched first with ``--match``), and a classifier
     scores them against ``select_synthetic`` (renders that neither trained the refiner nor score
     it are best; default: the run's --train-synthetic) with ``select_repeats`` seeds: that is
     ``acc_select``, and the candidate with the lowest is picked. No held-out frame takes part in
@@ -225,6 +225,7 @@ def select_snapshot(work: Path, select_synthetic: Path | None, size_px: int, ste
 
     from adapt.apply import apply
     from adapt.score import score
+    from colonsim.errors import ColonSimError
 
     try:
         result = json.loads((work / "results.json").read_text())
@@ -249,7 +250,11 @@ def select_snapshot(work: Path, select_synthetic: Path | None, size_px: int, ste
     for c in candidates:
         name = "final" if c.name == "refiner.pt" else c.stem
         out = work / "select" / name
-        apply(c, train_in, out / "train", overwrite=True)
+        try:
+            apply(c, train_in, out / "train", overwrite=True)
+        except ColonSimError as e:   # an unreadable snapshot: nothing written yet but its folder
+            print(f"adapt_quality: {c}: {e}", file=sys.stderr)
+            return 2
         v = score(work / "real_train", out / "train", chooser, size_px=size_px, steps=steps, seed=seed,
                   repeats=select_repeats)
         apply(c, held_in, out / "heldout", overwrite=True)

@@ -173,3 +173,8 @@ def test_select_picks_the_snapshot_that_passes_for_synthetic_by_the_training_fra
     assert s["acc_refined_selected"] == first["acc_refined"] < s["acc_refined_final"] == final["acc_refined"]
     # the reference, the matched frames unrefined, reads what the identity snapshot reads
     assert s["acc_select_matched"] == first["acc_select"]
+    (snaps / "refiner_000003.pt").write_bytes(b"not a checkpoint")    # e.g. a copy cut short
+    assert aq.select_snapshot(work, None, 16, 60, 2, 2, 0) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("adapt_quality: ") and "refiner_000003.pt" in err[-1]
+    assert json.loads((work / "select.json").read_text()) == s        # the last choice is kept
