@@ -117,7 +117,7 @@ def apply(model_path: str | Path, input: str | Path, out: str | Path, *, batch_s
     else:
         n = write_frames(lambda name, rgb: refine_images(model, rgb[None])[0], src, dst)
     return {"frames": n, "input": str(src), "out": str(dst), "direction": meta.get("direction"),
-            "seconds": round(time.monotonic() - t0, 1)}
+            "steps": meta.get("steps"), "seconds": round(time.monotonic() - t0, 1)}
 
 
 def check_paths(src: Path, dst: Path, overwrite: bool, keep: list[Path]) -> bool:

@@ -380,8 +380,7 @@ def train_refiner(cfg: AdaptConfig, real: str | Path, synthetic: str | Path, out
         book.samples(trainer.step, trainer.samples())
         book.close()
     last = book.last()
-    adv_done = max(0, trainer.step - s.pretrain_refiner_steps - s.pretrain_disc_steps)
-    summary = {"steps": adv_done, "schedule_steps": trainer.step, "stopped_early": stopped_early,
+    summary = {"steps": trainer.adv_steps, "schedule_steps": trainer.step, "stopped_early": stopped_early,
                "direction": cfg.direction, "seconds": round(time.monotonic() - t0, 1),
                "losses": {k: v for k, v in last.items() if "/acc" not in k},
                "disc_accuracy": {k.split("/")[-1]: v for k, v in last.items() if "/acc" in k},

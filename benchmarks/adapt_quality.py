@@ -221,8 +221,6 @@ def select_snapshot(work: Path, select_synthetic: Path | None, size_px: int, ste
     ``repeats`` seeds), so that the choice can be checked against what it was meant to find.
     Writes select.json in ``work``; a folder that is not a finished run with snapshots is one line
     on stderr and exit 2."""
-    import torch
-
     from adapt.apply import apply
     from adapt.score import score
     from colonsim.errors import ColonSimError
@@ -251,7 +249,7 @@ def select_snapshot(work: Path, select_synthetic: Path | None, size_px: int, ste
         name = "final" if c.name == "refiner.pt" else c.stem
         out = work / "select" / name
         try:
-            apply(c, train_in, out / "train", overwrite=True)
+            steps_done = int(apply(c, train_in, out / "train", overwrite=True)["steps"])
         except ColonSimError as e:   # an unreadable snapshot: nothing written yet but its folder
             print(f"adapt_quality: {c}: {e}", file=sys.stderr)
             return 2
@@ -260,7 +258,6 @@ def select_snapshot(work: Path, select_synthetic: Path | None, size_px: int, ste
         apply(c, held_in, out / "heldout", overwrite=True)
         h = score(work / "real_heldout", out / "heldout", synthetic, size_px=size_px, steps=steps, seed=seed,
                   repeats=repeats)
-        steps_done = int(torch.load(c, map_location="cpu", weights_only=True)["steps"])
         rows.append({"candidate": name, "adv_steps": steps_done, "acc_select": round(v["acc_refined"], 4),
                      "acc_refined": round(h["acc_refined"], 4),
                      "acc_refined_seeds": h.get("acc_refined_seeds", [h["acc_refined"]])})
@@ -390,14 +387,6 @@ def main() -> None:
     except InputError as e:
         print(f"adapt_quality: {e}", file=sys.stderr)
         sys.exit(2)
-    if args.select:
-        os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-        import torch
-
-        torch.set_num_threads(args.threads)
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
-        sys.exit(select_snapshot(args.work, args.select_synthetic, args.score_size, args.score_steps,
-                                 args.score_repeats, args.select_repeats, args.seed))
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     import torch
 
@@ -410,6 +399,9 @@ def main() -> None:
 
     cv2.setNumThreads(args.threads)  # OpenCV takes every core by default: runs side by side would crowd
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    if args.select:
+        sys.exit(select_snapshot(args.work, args.select_synthetic, args.score_size, args.score_steps,
+                                 args.score_repeats, args.select_repeats, args.seed))
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
     synthetic = args.synthetic or render_clean(work / "clean.h5", args.synth_frames, args.synth_size, args.seed)
