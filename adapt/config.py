@@ -66,12 +66,26 @@ class DiscriminatorConfig:
     # `adapt score` does (the border's shape cannot give the domain away); circle, the whole circle,
     # the head's first form, whose features near the border see the border's shape
     global_view: Literal["square", "circle"] = "square"
+    # > 0: fresh critics. Every this many adversarial steps, ``fresh_count`` classifiers of `adapt
+    # score`'s shape (adapt.score.DomainClassifier, on the square view) are trained from scratch for
+    # ``fresh_steps`` updates on ``fresh_pool`` frames of each domain (the refiner's current output
+    # against target frames), then frozen; their mean cross-entropy is the refiner's adversarial
+    # loss until the next ones. The co-trained discriminators above then take no part (the
+    # pre-training of the discriminator is skipped). 0: the co-trained discriminators (SimGAN)
+    fresh_every: int = 0
+    fresh_count: int = 2
+    fresh_steps: int = 300
+    fresh_pool: int = 128
 
     def __post_init__(self):
         check_range("width", self.width, 1, 1024)
         check_range("layers", self.layers, 1, 8)
         check_range("scales", self.scales, 1, 4)
         check_choice("global_view", self.global_view, ("square", "circle"))
+        check_range("fresh_every", self.fresh_every, 0)
+        check_range("fresh_count", self.fresh_count, 1, 16)
+        check_range("fresh_steps", self.fresh_steps, 1)
+        check_range("fresh_pool", self.fresh_pool, 2)
 
 
 SELF_REG_SPACES = ("pixel", "lowpass", "features", "luma", "structure")

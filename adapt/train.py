@@ -11,6 +11,13 @@ with ``optim.ema_decay``), last.pt (for ``--resume``), snapshots/refiner_<advers
 step>.pt every ``schedule.snapshot_every`` adversarial steps (kept, to compare or pick later),
 samples_<step>.png grids, TensorBoard events and loss_curve.png.
 
+Fresh critics (``discriminator.fresh_every`` > 0): instead of discriminators trained alongside the
+refiner, every ``fresh_every`` adversarial steps new classifiers of ``adapt score``'s shape are
+trained from scratch on the refiner's current output against target frames (the square inside the
+image circle, as the score sees it), then frozen as the refiner's critics until the next round. A
+co-trained discriminator follows the refiner and can be led away; a classifier trained afresh
+finds whatever still tells the sets apart, as the score's classifier will.
+
 Data-parallel: under ``torchrun --nproc_per_node K`` (or ``nproc=K``) each process takes its part of
 the same global batches (:class:`adapt.data.CropSampler` with ``part``), the refined frames are
 gathered so that every rank mixes the same history batch, and gradients are averaged over the
@@ -43,7 +50,8 @@ from .config import AdaptConfig
 from .data import CropSampler, open_frames, to_uint8
 from .history import HistoryBuffer
 from .logbook import CHANGED_LEVELS, Logbook
-from .networks import CoarseDiscriminators, GlobalDiscriminator, PatchDiscriminator, Refiner, grey
+from .networks import CoarseDiscriminators, GlobalDiscriminator, PatchDiscriminator, Refiner, grey, square_view
+from .score import DomainClassifier, recalibrate_batchnorm
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +113,10 @@ class Trainer:
         self.opt_d = torch.optim.Adam([*self.disc.parameters(), *self.disc_coarse.parameters(),
                                        *self.disc_global.parameters()],
                                       lr=o.lr_disc, betas=(o.beta1, o.beta2))
+        if cfg.discriminator.fresh_every and dist.enabled:
+            raise InputError("discriminator.fresh_every (fresh critics) runs in one process; train without nproc/torchrun")
+        self.critics: list[DomainClassifier] = []  # the frozen fresh critics of the current round
+        self.critic_round = 0   # rounds of fresh critics trained so far
         self.step = 0  # schedule steps done, pre-training included
         self.records: list[dict] = []  # one dict of mean scalars per log interval
 
@@ -152,7 +164,15 @@ class Trainer:
         out = {"refiner/self_reg": float(reg.detach()),
                "refiner/delta_grey": 127.5 * float(losses.masked_l1(y.detach(), x, m)) * share_m,
                "refiner/changed_frac": float(changed) * share_m}
-        if adversarial:
+        if adversarial and self.cfg.discriminator.fresh_every:
+            # the frozen critics' cross-entropy towards the target label (a logit > 0 calls a frame
+            # the refiner's), averaged over the critics
+            logits = torch.stack([c(square_view(y, m, self.cfg.data.size_px)) for c in self.critics])
+            adv = torch.nn.functional.softplus(logits).mean()
+            loss = loss + cfg.adv_weight * adv
+            out["refiner/adv"] = float(adv.detach())
+            out["fresh/called_refined"] = float((logits.detach().mean(0) > 0).float().mean())
+        elif adversarial:
             judged = self.judge(y, m)   # the mean over the scales
             adv = sum(losses.adversarial(lg, True, cfg.adv, w) * self._share(w) for lg, w in judged) / len(judged)
             loss = loss + cfg.adv_weight * adv
@@ -205,6 +225,51 @@ class Trainer:
         self.opt_d.step()
         return {"disc/loss": float(loss.detach()), **out}
 
+    def train_critics(self) -> dict:
+        """A new round of fresh critics: ``fresh_count`` :class:`adapt.score.DomainClassifier`
+        trained from scratch, as ``adapt score`` trains its classifier (Adam 1e-3, batches of 16 +
+        16, random crops of 3/4 of the side, flips; BatchNorm recalibrated at the end), to tell the
+        current refiner's output (label 1) from target frames (label 0), each on the square inside
+        the image circle at ``data.size_px``; then frozen. Returns the round's scalars: the
+        critics' mean balanced accuracy on the frames they trained on and the seconds taken."""
+        d, size = self.cfg.discriminator, self.cfg.data.size_px
+        t0 = time.monotonic()
+        refined, target = [], []
+        with torch.no_grad():
+            while sum(len(v) for v in refined) < d.fresh_pool:
+                x, m = (self._to(t) for t in self.source.next_batch())
+                refined.append(square_view(self.refine(x, m), m, size).float())
+                t, tm = (self._to(v) for v in self.target.next_batch())
+                target.append(square_view(t, tm, size).float())
+        fr, ft = torch.cat(refined)[:d.fresh_pool], torch.cat(target)[:d.fresh_pool]
+        rng = np.random.default_rng([self.cfg.seed, self.critic_round])
+        crop, half = max(8, (3 * size) // 4), 16
+        label = torch.cat([torch.ones(half), torch.zeros(half)]).to(self.device)
+        critics, accs = [], []
+        for k in range(d.fresh_count):
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(rng.integers(2**31)))
+                critic = DomainClassifier().to(self.device)
+            opt = torch.optim.Adam(critic.parameters(), lr=1e-3)
+            critic.train()
+            for _ in range(d.fresh_steps):
+                batch = torch.cat([fr[rng.integers(0, len(fr), half)], ft[rng.integers(0, len(ft), half)]])
+                top, left = rng.integers(0, size - crop + 1, size=2)
+                batch = batch[..., top:top + crop, left:left + crop]
+                if rng.random() < 0.5:
+                    batch = batch.flip(-1)
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(critic(batch), label)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            recalibrate_batchnorm(critic, fr, ft)   # eval mode from here
+            critic.requires_grad_(False)
+            with torch.no_grad():
+                accs.append(0.5 * (float((critic(fr) > 0).float().mean()) + float((critic(ft) <= 0).float().mean())))
+            critics.append(critic)
+        self.critics, self.critic_round = critics, self.critic_round + 1
+        return {"fresh/acc_pool": float(np.mean(accs)), "fresh/seconds": time.monotonic() - t0}
+
     def _share(self, weights: torch.Tensor) -> float:
         """1 for one process; with K, this rank's share of a weighted mean over the global batch
         (see :func:`colonsim.distributed.share`): crops differ in how much of them is inside the
@@ -216,9 +281,16 @@ class Trainer:
         s = self.cfg.schedule
         if self.step < s.pretrain_refiner_steps:
             return "pretrain_refiner", self.refiner_step(adversarial=False)
+        fresh = self.cfg.discriminator.fresh_every
         if self.step < s.pretrain_refiner_steps + s.pretrain_disc_steps:
-            return "pretrain_disc", self.disc_step()
+            return "pretrain_disc", ({} if fresh else self.disc_step())   # fresh critics need none
         out: dict = {}
+        if fresh:
+            if not self.critics or self.adv_steps % fresh == 0:
+                out.update(self.train_critics())
+            for _ in range(s.kg):
+                out.update(self.refiner_step(adversarial=True))
+            return "adversarial", out
         for _ in range(s.kd):
             out.update(self.disc_step())
         for _ in range(s.kg):
@@ -244,12 +316,14 @@ class Trainer:
                 "opt_d": self.opt_d.state_dict(), "history": self.history.state_dict(),
                 "rng_source": _rng_state(self.source.rng), "rng_target": _rng_state(self.target.rng),
                 "records": self.records, "config": to_dict(self.cfg), "software_version": __version__,
+                "critics": [c.state_dict() for c in self.critics], "critic_round": self.critic_round,
                 **({"refiner_ema": self.refiner_ema.state_dict()} if self.refiner_ema is not None else {})}
 
     def load_state_dict(self, state: dict) -> None:
         # fields that checkpoints of older versions lack, at the values those versions had
         before = {"refiner": {"smooth_px": 0, "rim_frac": 0.0},
-                  "discriminator": {"scales": 1, "global_head": False, "global_view": "circle"}}
+                  "discriminator": {"scales": 1, "global_head": False, "global_view": "circle",
+                                    "fresh_every": 0, "fresh_count": 2, "fresh_steps": 300, "fresh_pool": 128}}
         for key in ("refiner", "discriminator"):
             was = {**before.get(key, {}), **state["config"][key]}
             now = to_dict(getattr(self.cfg, key))
@@ -269,6 +343,12 @@ class Trainer:
         self.history.load_state_dict(state["history"])
         _set_rng_state(self.source.rng, state["rng_source"])
         _set_rng_state(self.target.rng, state["rng_target"])
+        self.critics = []
+        for sd in state.get("critics", []):
+            critic = DomainClassifier().to(self.device)
+            critic.load_state_dict(sd)
+            self.critics.append(critic.eval().requires_grad_(False))
+        self.critic_round = int(state.get("critic_round", 0))
         self.step, self.records = int(state["step"]), list(state["records"])
 
     @property

@@ -377,7 +377,8 @@ def main() -> None:
     if args.remeasure:
         sys.exit(remeasure(args.work))
     if not args.real.is_dir():
-        sys.exit(f"adapt_quality: real frames not found: {args.real}")
+        print(f"adapt_quality: real frames not found: {args.real}", file=sys.stderr)
+        sys.exit(2)
     from adapt.score import check_repeats
     from colonsim.errors import InputError
 

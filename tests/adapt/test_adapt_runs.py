@@ -124,12 +124,16 @@ def test_adapt_quality_sees_levels_moved_out_of_the_classifiers_square(tmp_path,
     assert moved["shift_rim"] < 0 < moved["shift_square"], moved
 
 
-def test_adapt_quality_refuses_missing_training_renders_in_one_line(tmp_path, synthetic_h5):
+def test_adapt_quality_refuses_missing_renders_or_real_frames_in_one_line(tmp_path, synthetic_h5):
     r = subprocess.run([sys.executable, str(SCRIPT.with_name("adapt_quality.py")), "--synthetic", str(synthetic_h5),
                         "--train-synthetic", str(tmp_path / "none.h5"), "--work", str(tmp_path / "w")],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "none.h5" in r.stderr
     assert not (tmp_path / "w" / "real_train").exists()   # nothing was split, matched or trained
+    r = subprocess.run([sys.executable, str(SCRIPT.with_name("adapt_quality.py")), "--synthetic", str(synthetic_h5),
+                        "--real", str(tmp_path / "no_frames"), "--work", str(tmp_path / "w")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "no_frames" in r.stderr
 
 
 def test_select_picks_the_snapshot_that_passes_for_synthetic_by_the_training_frames(tmp_path, tiny_cfg, aq, capsys):

@@ -1,4 +1,5 @@
 """Training: the run folder, checkpoints that round-trip, and --resume that continues exactly."""
+import copy
 import dataclasses
 
 import pytest
@@ -9,7 +10,8 @@ import cli
 from adapt.apply import load_refiner
 from adapt.checkpoint import TRAIN_STATE_KIND, load_checkpoint
 from adapt.config import load_adapt_config
-from adapt.train import train_refiner
+from adapt.networks import square_view
+from adapt.train import Trainer, train_refiner
 from colonsim.errors import CheckpointError, ConfigError, InputError
 
 
@@ -291,3 +293,59 @@ def test_snapshots_keep_the_refiner_at_their_steps(tmp_path, real_dir, synthetic
     assert meta["steps"] == 4
     _assert_parts_equal({"r": at4.state_dict()}, {"r": stopped.state_dict()}, ("r",))
     assert any(not torch.equal(v, final.state_dict()[k]) for k, v in at4.state_dict().items())
+
+
+def _fresh_cfg(tiny_cfg, **schedule):
+    d = dataclasses.replace(tiny_cfg.discriminator, fresh_every=2, fresh_count=2, fresh_steps=40, fresh_pool=6)
+    return dataclasses.replace(tiny_cfg, discriminator=d, schedule=dataclasses.replace(tiny_cfg.schedule, **schedule))
+
+
+def test_fresh_critics_tell_the_domains_apart_and_pull_the_refiner_to_the_target(tmp_path, real_dir, synthetic_h5,
+                                                                                 tiny_cfg):
+    """A round of fresh critics (adapt score's classifier, trained from scratch on the square view)
+    separates the orange noisy "real" frames from the pink smooth renders, and refiner updates on
+    their loss alone lower their verdict on frames the refiner never trained on, while updates
+    that ignore them (self-regularization only) leave it where it was."""
+    cfg = _fresh_cfg(tiny_cfg)
+    cfg = dataclasses.replace(cfg, losses=dataclasses.replace(cfg.losses, self_reg_weight=0.0),
+                              optim=dataclasses.replace(cfg.optim, lr_refiner=3e-3))
+    trainer = Trainer(cfg, real_dir, synthetic_h5, tmp_path / "run")
+    scalars = trainer.train_critics()
+    assert scalars["fresh/acc_pool"] >= 0.9 and trainer.critic_round == 1 and len(trainer.critics) == 2
+    assert all(not c.training and not any(p.requires_grad for p in c.parameters()) for c in trainer.critics)
+    x, m = trainer.fixed_source
+
+    def verdict() -> float:
+        with torch.no_grad():
+            sq = square_view(trainer.refine(x, m), m, cfg.data.size_px)
+            return float(torch.stack([c(sq) for c in trainer.critics]).mean())
+
+    before = verdict()
+    assert before > 0   # the critics call the unrefined frames the refiner's
+    for _ in range(15):
+        out = trainer.refiner_step(adversarial=True)
+    assert "fresh/called_refined" in out and out["refiner/adv"] > 0
+    assert verdict() < before - 0.5
+    critics = [copy.deepcopy(c.state_dict()) for c in trainer.critics]
+    trainer.refiner_step(adversarial=False)   # the critics stay frozen: nothing trains them here
+    assert all(torch.equal(a[k], c.state_dict()[k]) for a, c in zip(critics, trainer.critics) for k in a)
+
+
+def test_fresh_critics_are_retrained_on_schedule_logged_and_resume_exactly(tmp_path, real_dir, synthetic_h5, tiny_cfg):
+    """fresh_every=2 over 3 adversarial steps: rounds at steps 0 and 2, the co-trained
+    discriminators untouched (no pre-training of them either), the pool accuracy in the records;
+    --resume from step 1 ends bit for bit where the run in one go ends (refiner and critics)."""
+    cfg = _fresh_cfg(tiny_cfg)
+    r, a, b = _one_go_and_resumed(cfg, real_dir, synthetic_h5, tmp_path)
+    assert r["steps"] == 3 and a["critic_round"] == 2 == b["critic_round"]
+    _assert_parts_equal(a, b, ("refiner",))
+    assert len(a["critics"]) == 2
+    for ca, cb in zip(a["critics"], b["critics"]):
+        assert all(torch.equal(ca[k], cb[k]) for k in ca)
+    fresh_disc = Trainer(cfg, real_dir, synthetic_h5, tmp_path / "unused").disc.state_dict()
+    assert all(torch.equal(fresh_disc[k], a["disc"][k]) for k in fresh_disc)
+    assert any("fresh/acc_pool" in rec for rec in a["records"])
+    with pytest.raises(CheckpointError, match="discriminator"):   # the critics' settings are the run's
+        train_refiner(tiny_cfg, real_dir, synthetic_h5, tmp_path / "once", steps=4, resume=True)
+    with pytest.raises(ConfigError, match="fresh_count"):
+        load_adapt_config(overrides=["discriminator.fresh_count=0"])
