@@ -409,6 +409,8 @@ def train_refiner(cfg: AdaptConfig, real: str | Path, synthetic: str | Path, out
         if steps < 0:
             raise InputError(f"--steps must be >= 0, got {steps}")
         cfg = _with_steps(cfg, steps)
+    if nproc > 1 and cfg.discriminator.fresh_every:
+        raise InputError("discriminator.fresh_every (fresh critics) runs in one process; train without nproc/torchrun")
     if nproc > 1 and not distributed.from_env().enabled:
         distributed.check_batch(cfg.data.batch_size, nproc, "data.batch_size")
         return distributed.launch(train_refiner, nproc, cfg, real, synthetic, out_dir, resume=resume, steps=steps)

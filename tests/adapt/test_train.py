@@ -349,3 +349,6 @@ def test_fresh_critics_are_retrained_on_schedule_logged_and_resume_exactly(tmp_p
         train_refiner(tiny_cfg, real_dir, synthetic_h5, tmp_path / "once", steps=4, resume=True)
     with pytest.raises(ConfigError, match="fresh_count"):
         load_adapt_config(overrides=["discriminator.fresh_count=0"])
+    with pytest.raises(InputError, match="one process"):   # refused before any process starts
+        train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "ddp", nproc=2)
+    assert not (tmp_path / "ddp").exists()
