@@ -91,8 +91,11 @@ def _train(args: argparse.Namespace):
     line = (f"trained {cfg.direction} refiner: {r['steps']} adversarial steps, "
             f"mean |refined-input| {r['losses'].get('refiner/delta_grey', float('nan')):.2f} grey levels, "
             f"{100 * r['losses'].get('refiner/changed_frac', float('nan')):.1f} % of pixels changed, "
-            f"disc acc target {acc.get('acc_target', float('nan')):.2f} refined "
-            f"{acc.get('acc_refined', float('nan')):.2f}; {r['refiner']}")
+            + (f"fresh critics' accuracy {r['fresh_acc_pool']:.2f} (last round, on its own frames); "
+               if r.get("fresh_acc_pool") is not None else
+               f"disc acc target {acc.get('acc_target', float('nan')):.2f} refined "
+               f"{acc.get('acc_refined', float('nan')):.2f}; ")
+            + f"{r['refiner']}")
     return line, r
 
 

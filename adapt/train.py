@@ -466,6 +466,8 @@ def train_refiner(cfg: AdaptConfig, real: str | Path, synthetic: str | Path, out
                "direction": cfg.direction, "seconds": round(time.monotonic() - t0, 1),
                "losses": {k: v for k, v in last.items() if "/acc" not in k},
                "disc_accuracy": {k.split("/")[-1]: v for k, v in last.items() if "/acc" in k},
+               # the latest round of fresh critics: their accuracy on the frames they trained on
+               "fresh_acc_pool": next((r["fresh/acc_pool"] for r in reversed(trainer.records) if "fresh/acc_pool" in r), None),
                "refiner": str(out / "refiner.pt"), "last": str(out / "last.pt"), "run_dir": str(out)}
     return distributed.from_main(summary, dist)  # every rank returns rank 0's summary
 

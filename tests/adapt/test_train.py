@@ -338,6 +338,7 @@ def test_fresh_critics_are_retrained_on_schedule_logged_and_resume_exactly(tmp_p
     cfg = _fresh_cfg(tiny_cfg)
     r, a, b = _one_go_and_resumed(cfg, real_dir, synthetic_h5, tmp_path)
     assert r["steps"] == 3 and a["critic_round"] == 2 == b["critic_round"]
+    assert r["fresh_acc_pool"] == [rec for rec in a["records"] if "fresh/acc_pool" in rec][-1]["fresh/acc_pool"]
     _assert_parts_equal(a, b, ("refiner",))
     assert len(a["critics"]) == 2
     for ca, cb in zip(a["critics"], b["critics"]):
