@@ -120,6 +120,38 @@ def _train_and_test(real: np.ndarray, synth: np.ndarray, steps: int, batch_size:
     return _fit_and_test(real, synth, steps, batch_size, seed)[0]
 
 
+def fit_classifier(xr: torch.Tensor, xs: torch.Tensor, r_idx: np.ndarray, s_idx: np.ndarray, steps: int,
+                   batch_size: int, rng: np.random.Generator, init_seed: int) -> DomainClassifier:
+    """A :class:`DomainClassifier` (initialized with torch seed ``init_seed``) trained to call the
+    frames ``xr[r_idx]`` real (logit > 0) and ``xs[s_idx]`` not: ``steps`` Adam updates (lr 1e-3)
+    of cross-entropy on batches of ``batch_size / 2`` frames of each, drawn by ``rng``, each batch
+    cropped at random to 3/4 of the side and flipped half the time; BatchNorm recalibrated at the
+    end (:func:`recalibrate_batchnorm`), so it is returned in eval mode.
+
+    xr, xs: (N, 3, S, S) float in [-1, 1], on the device the classifier is to train on."""
+    crop = max(8, (3 * xr.shape[-1]) // 4)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(init_seed)
+        model = DomainClassifier().to(xr.device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = nn.BCEWithLogitsLoss()
+    half = max(1, batch_size // 2)
+    y = torch.cat([torch.ones(half), torch.zeros(half)]).to(xr.device)
+    model.train()
+    for _ in range(steps):
+        x = torch.cat([xr[rng.choice(r_idx, half)], xs[rng.choice(s_idx, half)]])
+        top, left = rng.integers(0, x.shape[-1] - crop + 1, size=2)
+        x = x[..., top:top + crop, left:left + crop]
+        if rng.random() < 0.5:
+            x = x.flip(-1)
+        loss = loss_fn(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    recalibrate_batchnorm(model, xr[r_idx], xs[s_idx])
+    return model
+
+
 def _fit_and_test(real: np.ndarray, synth: np.ndarray, steps: int, batch_size: int,
                   seed: int) -> tuple[float, tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Train on one half of each domain, test on the other half.
@@ -136,26 +168,7 @@ def _fit_and_test(real: np.ndarray, synth: np.ndarray, steps: int, batch_size: i
     if min(r_tr.size, r_te.size, s_tr.size, s_te.size) == 0:
         raise InputError(f"scoring needs at least 2 real and 2 synthetic frames, got {len(real)} and {len(synth)}")
     xr, xs = to_tensor(real), to_tensor(synth)
-    crop = max(8, (3 * real.shape[1]) // 4)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = DomainClassifier()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = nn.BCEWithLogitsLoss()
-    half = max(1, batch_size // 2)
-    model.train()
-    for _ in range(steps):
-        x = torch.cat([xr[rng.choice(r_tr, half)], xs[rng.choice(s_tr, half)]])
-        y = torch.cat([torch.ones(half), torch.zeros(half)])
-        top, left = rng.integers(0, x.shape[-1] - crop + 1, size=2)
-        x = x[..., top:top + crop, left:left + crop]
-        if rng.random() < 0.5:
-            x = x.flip(-1)
-        loss = loss_fn(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    recalibrate_batchnorm(model, xr[r_tr], xs[s_tr])
+    model = fit_classifier(xr, xs, r_tr, s_tr, steps, batch_size, rng, seed)
     with torch.inference_mode():
         logit_r, logit_s = model(xr[r_te]).numpy(), model(xs[s_te]).numpy()
     acc = 0.5 * (float((logit_r > 0).mean()) + float((logit_s <= 0).mean()))

@@ -51,7 +51,7 @@ from .data import CropSampler, open_frames, to_uint8
 from .history import HistoryBuffer
 from .logbook import CHANGED_LEVELS, Logbook
 from .networks import CoarseDiscriminators, GlobalDiscriminator, PatchDiscriminator, Refiner, grey, square_view
-from .score import DomainClassifier, recalibrate_batchnorm
+from .score import DomainClassifier, fit_classifier
 
 log = logging.getLogger(__name__)
 
@@ -227,8 +227,8 @@ class Trainer:
 
     def train_critics(self) -> dict:
         """A new round of fresh critics: ``fresh_count`` :class:`adapt.score.DomainClassifier`
-        trained from scratch, as ``adapt score`` trains its classifier (Adam 1e-3, batches of 16 +
-        16, random crops of 3/4 of the side, flips; BatchNorm recalibrated at the end), to tell the
+        trained from scratch as ``adapt score`` trains its classifier
+        (:func:`adapt.score.fit_classifier`, batches of 16 + 16), to tell the
         current refiner's output (label 1) from target frames (label 0), each on the square inside
         the image circle at ``data.size_px``; then frozen. Returns the round's scalars: the
         critics' mean balanced accuracy on the frames they trained on and the seconds taken."""
@@ -243,27 +243,10 @@ class Trainer:
                 target.append(square_view(t, tm, size).float())
         fr, ft = torch.cat(refined)[:d.fresh_pool], torch.cat(target)[:d.fresh_pool]
         rng = np.random.default_rng([self.cfg.seed, self.critic_round])
-        crop, half = max(8, (3 * size) // 4), 16
-        label = torch.cat([torch.ones(half), torch.zeros(half)]).to(self.device)
         critics, accs = [], []
-        for k in range(d.fresh_count):
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(int(rng.integers(2**31)))
-                critic = DomainClassifier().to(self.device)
-            opt = torch.optim.Adam(critic.parameters(), lr=1e-3)
-            critic.train()
-            for _ in range(d.fresh_steps):
-                batch = torch.cat([fr[rng.integers(0, len(fr), half)], ft[rng.integers(0, len(ft), half)]])
-                top, left = rng.integers(0, size - crop + 1, size=2)
-                batch = batch[..., top:top + crop, left:left + crop]
-                if rng.random() < 0.5:
-                    batch = batch.flip(-1)
-                loss = torch.nn.functional.binary_cross_entropy_with_logits(critic(batch), label)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            recalibrate_batchnorm(critic, fr, ft)   # eval mode from here
-            critic.requires_grad_(False)
+        for _ in range(d.fresh_count):
+            critic = fit_classifier(fr, ft, np.arange(len(fr)), np.arange(len(ft)), d.fresh_steps, 32, rng,
+                                    int(rng.integers(2**31))).requires_grad_(False)   # in eval mode
             with torch.no_grad():
                 accs.append(0.5 * (float((critic(fr) > 0).float().mean()) + float((critic(ft) <= 0).float().mean())))
             critics.append(critic)
