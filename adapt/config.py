@@ -35,6 +35,10 @@ class RefinerConfig:
     # patch that overlaps the border); at 0.15 the exchange stays inside the largest square within
     # a round circle (a circle wider than tall leaves some of it beside that square)
     rim_frac: float = 0.0
+    # in training, each refined frame is rounded to the 8-bit levels it is saved with before any
+    # loss or critic sees it; the gradient passes the rounding unchanged (straight-through), so the
+    # refiner learns only changes that survive in the frames it writes
+    quantize: bool = False
 
     def __post_init__(self):
         check_range("width", self.width, 1, 1024)
@@ -76,6 +80,10 @@ class DiscriminatorConfig:
     fresh_count: int = 2
     fresh_steps: int = 300
     fresh_pool: int = 128
+    # > 0: the fresh critics train on, and judge, views with Gaussian noise of this standard
+    # deviation (8-bit grey levels) added, new noise each time: changes far under it (adversarial
+    # patterns of a level or two, which fool a frozen classifier of clean views) cannot lead them
+    fresh_noise: float = 0.0
 
     def __post_init__(self):
         check_range("width", self.width, 1, 1024)
@@ -86,6 +94,7 @@ class DiscriminatorConfig:
         check_range("fresh_count", self.fresh_count, 1, 16)
         check_range("fresh_steps", self.fresh_steps, 1)
         check_range("fresh_pool", self.fresh_pool, 2)
+        check_range("fresh_noise", self.fresh_noise, 0, 128)
 
 
 SELF_REG_SPACES = ("pixel", "lowpass", "features", "luma", "structure")

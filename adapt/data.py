@@ -29,6 +29,11 @@ def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(rgb)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
+def quantize_8bit(x: torch.Tensor) -> torch.Tensor:
+    """Float in [-1, 1] -> the same frames at the 8-bit levels :func:`to_uint8` saves, as floats."""
+    return ((x.clamp(-1, 1) + 1.0) * 127.5).round() / 127.5 - 1.0
+
+
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """(N, 3, H, W) float in [-1, 1] -> (N, H, W, 3) uint8 (rounded, clipped)."""
     y = ((x.detach().float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)

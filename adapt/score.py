@@ -121,18 +121,25 @@ def _train_and_test(real: np.ndarray, synth: np.ndarray, steps: int, batch_size:
 
 
 def fit_classifier(xr: torch.Tensor, xs: torch.Tensor, r_idx: np.ndarray, s_idx: np.ndarray, steps: int,
-                   batch_size: int, rng: np.random.Generator, init_seed: int) -> DomainClassifier:
+                   batch_size: int, rng: np.random.Generator, init_seed: int,
+                   noise_levels: float = 0.0) -> DomainClassifier:
     """A :class:`DomainClassifier` (initialized with torch seed ``init_seed``) trained to call the
     frames ``xr[r_idx]`` real (logit > 0) and ``xs[s_idx]`` not: ``steps`` Adam updates (lr 1e-3)
     of cross-entropy on batches of ``batch_size / 2`` frames of each, drawn by ``rng``, each batch
     cropped at random to 3/4 of the side and flipped half the time; BatchNorm recalibrated at the
-    end (:func:`recalibrate_batchnorm`), so it is returned in eval mode.
+    end (:func:`recalibrate_batchnorm`), so it is returned in eval mode. ``noise_levels`` > 0
+    adds Gaussian noise of that standard deviation (8-bit grey levels; torch seed ``init_seed``)
+    to every batch and to the recalibration frames: a classifier of noisy views, which changes
+    of well under that size cannot lead (as :attr:`adapt.config.DiscriminatorConfig.fresh_noise`).
 
     xr, xs: (N, 3, S, S) float in [-1, 1], on the device the classifier is to train on."""
     crop = max(8, (3 * xr.shape[-1]) // 4)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(init_seed)
         model = DomainClassifier().to(xr.device)
+    gen = torch.Generator(xr.device).manual_seed(init_seed) if noise_levels > 0 else None
+    noisy = (lambda x: x + (noise_levels / 127.5) * torch.randn(x.shape, generator=gen, device=x.device)
+             if gen is not None else x)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.BCEWithLogitsLoss()
     half = max(1, batch_size // 2)
@@ -144,11 +151,11 @@ def fit_classifier(xr: torch.Tensor, xs: torch.Tensor, r_idx: np.ndarray, s_idx:
         x = x[..., top:top + crop, left:left + crop]
         if rng.random() < 0.5:
             x = x.flip(-1)
-        loss = loss_fn(model(x), y)
+        loss = loss_fn(model(noisy(x)), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    recalibrate_batchnorm(model, xr[r_idx], xs[s_idx])
+    recalibrate_batchnorm(model, noisy(xr[r_idx]), noisy(xs[s_idx]))
     return model
 
 

@@ -47,7 +47,7 @@ from colonsim.errors import CheckpointError, InputError
 from . import losses
 from .checkpoint import TRAIN_STATE_KIND, load_checkpoint, refiner_checkpoint, save_checkpoint
 from .config import AdaptConfig
-from .data import CropSampler, open_frames, to_uint8
+from .data import CropSampler, open_frames, quantize_8bit, to_uint8
 from .history import HistoryBuffer
 from .logbook import CHANGED_LEVELS, Logbook
 from .networks import CoarseDiscriminators, GlobalDiscriminator, PatchDiscriminator, Refiner, grey, square_view
@@ -87,7 +87,7 @@ class Trainer:
 
         with torch.random.fork_rng(devices=[]):  # seeded init without touching global state
             torch.manual_seed(cfg.seed)
-            self.refiner = Refiner(**to_dict(cfg.refiner))
+            self.refiner = Refiner(**{k: v for k, v in to_dict(cfg.refiner).items() if k != "quantize"})
             if cfg.refiner.output == "colour_curve":   # the synthetic set's colour at each grey level
                 from .match import fit_target
 
@@ -135,7 +135,10 @@ class Trainer:
         """The refined frame (by ``refiner``, default the one in training), black (-1) outside the mask."""
         with self._autocast():
             y = (self.refiner if refiner is None else refiner)(x, m)
-        return y.float() * m + (m - 1.0)
+        y = y.float()
+        if self.cfg.refiner.quantize:   # the 8-bit levels the frame is saved with, gradient straight through
+            y = y + (quantize_8bit(y) - y).detach()
+        return y * m + (m - 1.0)
 
     def judge(self, x: torch.Tensor, m: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """[(logits, patch weights)] of every discriminator scale, the full resolution first, then
@@ -167,7 +170,13 @@ class Trainer:
         if adversarial and self.cfg.discriminator.fresh_every:
             # the frozen critics' cross-entropy towards the target label (a logit > 0 calls a frame
             # the refiner's), averaged over the critics
-            logits = torch.stack([c(square_view(y, m, self.cfg.data.size_px)) for c in self.critics])
+            view = square_view(y, m, self.cfg.data.size_px)
+            noise = self.cfg.discriminator.fresh_noise
+            if noise > 0:   # new noise at every step, drawn from (seed, step): a resumed run draws the same
+                gen = torch.Generator(view.device).manual_seed(int(np.random.default_rng(
+                    [self.cfg.seed, self.step, 7]).integers(2**62)))
+                view = view + (noise / 127.5) * torch.randn(view.shape, generator=gen, device=view.device)
+            logits = torch.stack([c(view) for c in self.critics])
             adv = torch.nn.functional.softplus(logits).mean()
             loss = loss + cfg.adv_weight * adv
             out["refiner/adv"] = float(adv.detach())
@@ -245,10 +254,14 @@ class Trainer:
         rng = np.random.default_rng([self.cfg.seed, self.critic_round])
         critics, accs = [], []
         for _ in range(d.fresh_count):
-            critic = fit_classifier(fr, ft, np.arange(len(fr)), np.arange(len(ft)), d.fresh_steps, 32, rng,
-                                    int(rng.integers(2**31))).requires_grad_(False)   # in eval mode
-            with torch.no_grad():
-                accs.append(0.5 * (float((critic(fr) > 0).float().mean()) + float((critic(ft) <= 0).float().mean())))
+            seed = int(rng.integers(2**31))
+            critic = fit_classifier(fr, ft, np.arange(len(fr)), np.arange(len(ft)), d.fresh_steps, 32, rng, seed,
+                                    noise_levels=d.fresh_noise).requires_grad_(False)   # in eval mode
+            with torch.no_grad():   # on the views as the critic sees them (noisy where fresh_noise > 0)
+                gen = torch.Generator(fr.device).manual_seed(seed + 1)
+                vr, vt = ((v + (d.fresh_noise / 127.5) * torch.randn(v.shape, generator=gen, device=v.device))
+                          if d.fresh_noise > 0 else v for v in (fr, ft))
+                accs.append(0.5 * (float((critic(vr) > 0).float().mean()) + float((critic(vt) <= 0).float().mean())))
             critics.append(critic)
         self.critics, self.critic_round = critics, self.critic_round + 1
         return {"fresh/acc_pool": float(np.mean(accs)), "fresh/seconds": time.monotonic() - t0}
@@ -304,9 +317,10 @@ class Trainer:
 
     def load_state_dict(self, state: dict) -> None:
         # fields that checkpoints of older versions lack, at the values those versions had
-        before = {"refiner": {"smooth_px": 0, "rim_frac": 0.0},
+        before = {"refiner": {"smooth_px": 0, "rim_frac": 0.0, "quantize": False},
                   "discriminator": {"scales": 1, "global_head": False, "global_view": "circle",
-                                    "fresh_every": 0, "fresh_count": 2, "fresh_steps": 300, "fresh_pool": 128}}
+                                    "fresh_every": 0, "fresh_count": 2, "fresh_steps": 300, "fresh_pool": 128,
+                                    "fresh_noise": 0.0}}
         for key in ("refiner", "discriminator"):
             was = {**before.get(key, {}), **state["config"][key]}
             now = to_dict(getattr(self.cfg, key))

@@ -216,8 +216,10 @@ def select_snapshot(work: Path, select_synthetic: Path | None, size_px: int, ste
     scores them against ``select_synthetic`` (renders that neither trained the refiner nor score
     it are best; default: the run's --train-synthetic) with ``select_repeats`` seeds: that is
     ``acc_select``, and the candidate with the lowest is picked. No held-out frame takes part in
-    the choice (with ``--match``, the matched training frames are scored the same way, for
-    reference: ``acc_select_matched``). Every candidate is then scored on the held-out frames as the run was (``acc_refined``,
+    the choice. With ``--match``, the matched training frames are scored the same way
+    (``acc_select_matched``) and are a candidate themselves ("match", no refiner; its held-out
+    score is the run's ``acc_matched``): a refiner is picked only where it reads lower than the
+    frames it was given, and otherwise the benchmark's answer is the match. Every candidate is then scored on the held-out frames as the run was (``acc_refined``,
     ``repeats`` seeds), so that the choice can be checked against what it was meant to find.
     Writes select.json in ``work``; a folder that is not a finished run with snapshots is one line
     on stderr and exit 2."""
@@ -263,14 +265,21 @@ def select_snapshot(work: Path, select_synthetic: Path | None, size_px: int, ste
                      "acc_refined_seeds": h.get("acc_refined_seeds", [h["acc_refined"]])})
         print(f"adapt_quality select: {name} adv_steps={steps_done} acc_select={v['acc_refined']:.3f} "
               f"acc_refined={h['acc_refined']:.3f}", flush=True)
-    pick = min(rows, key=lambda r: r["acc_select"])
+    final = rows[-1]
+    if select_matched is not None and result.get("acc_matched") is not None:
+        # the safeguard: the matched frames themselves are a candidate, first, so that a refiner is
+        # picked only where it beats them on the training frames (a tie keeps the match)
+        rows.insert(0, {"candidate": "match", "adv_steps": 0, "acc_select": select_matched,
+                        "acc_refined": result["acc_matched"],
+                        "acc_refined_seeds": result.get("acc_matched_seeds", [result["acc_matched"]])})
+    pick = min(rows, key=lambda r: r["acc_select"])   # the first of equals
     summary = {"select_synthetic": str(chooser), "select_repeats": select_repeats, "score_repeats": repeats,
                "candidates": rows, "selected": pick["candidate"], "acc_refined_selected": pick["acc_refined"],
-               "acc_refined_final": rows[-1]["acc_refined"], "acc_matched": result.get("acc_matched"),
+               "acc_refined_final": final["acc_refined"], "acc_matched": result.get("acc_matched"),
                "acc_select_matched": select_matched}
     (work / "select.json").write_text(json.dumps(summary, indent=2))
     print(f"adapt_quality select: selected={pick['candidate']} acc_refined_selected={pick['acc_refined']:.3f} "
-          f"acc_refined_final={rows[-1]['acc_refined']:.3f} acc_matched={result.get('acc_matched')} "
+          f"acc_refined_final={final['acc_refined']:.3f} acc_matched={result.get('acc_matched')} "
           f"({work / 'select.json'})")
     return 0
 

@@ -137,10 +137,13 @@ def test_adapt_quality_refuses_missing_renders_or_real_frames_in_one_line(tmp_pa
 
 
 def test_select_picks_the_snapshot_that_passes_for_synthetic_by_the_training_frames(tmp_path, tiny_cfg, aq, capsys):
-    """The "real" frames of this run are renders of the synthetic kind. A snapshot that leaves
-    them as they are passes for synthetic; a final refiner that darkens them by 80 grey levels does
-    not. --select must pick the snapshot by the training frames, and the held-out scores must agree."""
+    """The "real" frames of this run are renders of the synthetic kind, and its "match" darkened
+    them by 60 grey levels. A snapshot that brightens them back passes for synthetic; the final
+    refiner, the identity, leaves them dark. --select must pick the snapshot by the training
+    frames, the held-out scores must agree, and where no refiner beats the matched frames
+    themselves (a tie included) the choice is the match."""
     import cv2
+    import numpy as np
     import torch
 
     from adapt.checkpoint import refiner_checkpoint, save_checkpoint
@@ -151,34 +154,48 @@ def test_select_picks_the_snapshot_that_passes_for_synthetic_by_the_training_fra
     rgb, depth, mask = synthetic_frames(24, 40, seed=1)
     synth = write_h5(tmp_path / "synth.h5", rgb, depth, mask)
     frames, _, _ = synthetic_frames(24, 40, seed=5)
+    dark = np.where(frames > 0, np.clip(frames.astype(int) - 60, 1, 255), 0).astype(np.uint8)  # border stays 0
     for part, sl in (("real_train", slice(0, 12)), ("real_heldout", slice(12, 24))):
-        for folder in (part, part.replace("real", "matched")):   # a --match run whose match changed nothing
+        for folder, imgs in ((part, frames), (part.replace("real", "matched"), dark)):
             (work / folder).mkdir(parents=True)
-            for i, f in enumerate(frames[sl]):
+            for i, f in enumerate(imgs[sl]):
                 cv2.imwrite(str(work / folder / f"{i:03d}.png"), f[..., ::-1])
     (work / "results.json").write_text(json.dumps({"match": True, "synthetic": str(synth),
-                                                   "train_synthetic": str(synth), "acc_matched": 0.7}))
+                                                   "train_synthetic": str(synth), "acc_matched": 0.7,
+                                                   "acc_matched_seeds": [0.68, 0.72]}))
     snaps = work / "run" / "snapshots"
     snaps.mkdir(parents=True)
-    model = Refiner(width=4, blocks=1)                                 # untrained: the identity
-    with torch.no_grad():
-        model.tail.bias.fill_(-80 / 127.5)
-    save_checkpoint(refiner_checkpoint(model, tiny_cfg, 4), work / "run" / "refiner.pt")
-    assert aq.select_snapshot(work, None, 16, 60, 2, 2, 0) == 2      # one candidate is no choice
+
+    def refiner(shift_levels: float) -> Refiner:   # the residual refiner's identity, shifted
+        model = Refiner(width=4, blocks=1)
+        with torch.no_grad():
+            model.tail.bias.fill_(shift_levels / 127.5)
+        return model
+
+    save_checkpoint(refiner_checkpoint(refiner(0), tiny_cfg, 4), work / "run" / "refiner.pt")
+    assert aq.select_snapshot(work, None, 16, 60, 2, 2, 0) == 2      # no snapshot is no choice
     assert "snapshot_every" in capsys.readouterr().err and not (work / "select.json").exists()
-    save_checkpoint(refiner_checkpoint(Refiner(width=4, blocks=1), tiny_cfg, 2), snaps / "refiner_000002.pt")
+    save_checkpoint(refiner_checkpoint(refiner(60), tiny_cfg, 2), snaps / "refiner_000002.pt")
     assert aq.select_snapshot(work, None, 16, 60, 2, 2, 0) == 0
     s = json.loads((work / "select.json").read_text())
-    assert [c["candidate"] for c in s["candidates"]] == ["refiner_000002", "final"]
-    assert [c["adv_steps"] for c in s["candidates"]] == [2, 4]
+    assert [c["candidate"] for c in s["candidates"]] == ["match", "refiner_000002", "final"]
+    assert [c["adv_steps"] for c in s["candidates"]] == [0, 2, 4]
     assert s["selected"] == "refiner_000002"
-    first, final = s["candidates"]
+    match, first, final = s["candidates"]
     assert first["acc_select"] < final["acc_select"] and final["acc_select"] > 0.9
     assert s["acc_refined_selected"] == first["acc_refined"] < s["acc_refined_final"] == final["acc_refined"]
-    # the reference, the matched frames unrefined, reads what the identity snapshot reads
-    assert s["acc_select_matched"] == first["acc_select"]
+    # the match, scored on the same frames, reads what the identity refiner reads
+    assert s["acc_select_matched"] == match["acc_select"] == final["acc_select"]
+    assert match["acc_refined"] == 0.7 and match["acc_refined_seeds"] == [0.68, 0.72]
     (snaps / "refiner_000003.pt").write_bytes(b"not a checkpoint")    # e.g. a copy cut short
     assert aq.select_snapshot(work, None, 16, 60, 2, 2, 0) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("adapt_quality: ") and "refiner_000003.pt" in err[-1]
     assert json.loads((work / "select.json").read_text()) == s        # the last choice is kept
+    # the safeguard: a snapshot that darkens further, and the identity, which ties with the match
+    save_checkpoint(refiner_checkpoint(refiner(-40), tiny_cfg, 3), snaps / "refiner_000003.pt")
+    (snaps / "refiner_000002.pt").unlink()
+    assert aq.select_snapshot(work, None, 16, 60, 2, 2, 0) == 0
+    s = json.loads((work / "select.json").read_text())
+    assert s["selected"] == "match" and s["acc_refined_selected"] == 0.7
+    assert s["candidates"][1]["acc_select"] >= s["acc_select_matched"] == s["candidates"][2]["acc_select"]

@@ -10,6 +10,7 @@ import cli
 from adapt.apply import load_refiner
 from adapt.checkpoint import TRAIN_STATE_KIND, load_checkpoint
 from adapt.config import load_adapt_config
+from adapt.data import quantize_8bit
 from adapt.networks import square_view
 from adapt.train import Trainer, train_refiner
 from colonsim.errors import CheckpointError, ConfigError, InputError
@@ -295,8 +296,9 @@ def test_snapshots_keep_the_refiner_at_their_steps(tmp_path, real_dir, synthetic
     assert any(not torch.equal(v, final.state_dict()[k]) for k, v in at4.state_dict().items())
 
 
-def _fresh_cfg(tiny_cfg, **schedule):
-    d = dataclasses.replace(tiny_cfg.discriminator, fresh_every=2, fresh_count=2, fresh_steps=40, fresh_pool=6)
+def _fresh_cfg(tiny_cfg, noise=0.0, **schedule):
+    d = dataclasses.replace(tiny_cfg.discriminator, fresh_every=2, fresh_count=2, fresh_steps=40, fresh_pool=6,
+                            fresh_noise=noise)
     return dataclasses.replace(tiny_cfg, discriminator=d, schedule=dataclasses.replace(tiny_cfg.schedule, **schedule))
 
 
@@ -331,11 +333,14 @@ def test_fresh_critics_tell_the_domains_apart_and_pull_the_refiner_to_the_target
     assert all(torch.equal(a[k], c.state_dict()[k]) for a, c in zip(critics, trainer.critics) for k in a)
 
 
-def test_fresh_critics_are_retrained_on_schedule_logged_and_resume_exactly(tmp_path, real_dir, synthetic_h5, tiny_cfg):
+@pytest.mark.parametrize("noise", [0.0, 8.0])
+def test_fresh_critics_are_retrained_on_schedule_logged_and_resume_exactly(tmp_path, real_dir, synthetic_h5, tiny_cfg,
+                                                                           noise):
     """fresh_every=2 over 3 adversarial steps: rounds at steps 0 and 2, the co-trained
     discriminators untouched (no pre-training of them either), the pool accuracy in the records;
-    --resume from step 1 ends bit for bit where the run in one go ends (refiner and critics)."""
-    cfg = _fresh_cfg(tiny_cfg)
+    --resume from step 1 ends bit for bit where the run in one go ends (refiner and critics), with
+    the critics' noise (fresh_noise) drawn again as the run in one go drew it."""
+    cfg = _fresh_cfg(tiny_cfg, noise)
     r, a, b = _one_go_and_resumed(cfg, real_dir, synthetic_h5, tmp_path)
     assert r["steps"] == 3 and a["critic_round"] == 2 == b["critic_round"]
     assert r["fresh_acc_pool"] == [rec for rec in a["records"] if "fresh/acc_pool" in rec][-1]["fresh/acc_pool"]
@@ -353,3 +358,67 @@ def test_fresh_critics_are_retrained_on_schedule_logged_and_resume_exactly(tmp_p
     with pytest.raises(InputError, match="one process"):   # refused before any process starts
         train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "ddp", nproc=2)
     assert not (tmp_path / "ddp").exists()
+
+
+def test_quantized_training_sees_the_8bit_levels_and_passes_the_gradient(tmp_path, real_dir, synthetic_h5, tiny_cfg):
+    """refiner.quantize: the frames every loss and critic sees are those the refiner would save
+    (8-bit levels), so a change under half a level is no change at all; yet the gradient reaches
+    the refiner through the rounding (straight-through), as without it."""
+    plain = Trainer(tiny_cfg, real_dir, synthetic_h5, tmp_path / "plain")
+    cfg = dataclasses.replace(tiny_cfg, refiner=dataclasses.replace(tiny_cfg.refiner, quantize=True))
+    quant = Trainer(cfg, real_dir, synthetic_h5, tmp_path / "quant")
+    x, m = quant.fixed_source
+    x = quantize_8bit(x)   # frames at 8-bit levels, as the refiner's inputs are before any resize
+    for t in (plain, quant):   # the residual refiner's identity, shifted by 0.3 of a grey level
+        t.refiner.load_state_dict(plain.refiner.state_dict())
+        with torch.no_grad():
+            t.refiner.tail.bias.fill_(0.3 / 127.5)
+    inside = m.expand_as(x) > 0
+    yp, yq = plain.refine(x, m).detach(), quant.refine(x, m).detach()
+    levels = (yq + 1.0) * 127.5
+    assert float((levels - levels.round()).abs().max()) < 1e-3   # float rounding only, a level is 1
+    assert float((yq - x)[inside].abs().max()) < 1e-5   # 0.3 of a level rounds back to the input
+    assert 0.25 < float(((yp - x) * 127.5)[inside].abs().mean()) < 0.35   # unrounded, the shift is there
+    grads = []
+    for t in (plain, quant):
+        t.refiner.zero_grad()
+        (t.refine(x, m) * m).sum().backward()
+        grads.append(t.refiner.tail.bias.grad.clone())
+    assert torch.allclose(grads[0], grads[1]) and float(grads[1].abs().min()) > 0
+    with pytest.raises(ConfigError, match="quantize"):
+        load_adapt_config(overrides=["refiner.quantize=maybe"])
+
+
+def test_noisy_fresh_critics_judge_noisy_views_drawn_anew_each_step(tmp_path, real_dir, synthetic_h5, tiny_cfg):
+    """fresh_noise: the critics, trained on noisy views, still tell the fixtures' domains apart; the
+    refiner's adversarial loss is read on a new draw of noise at each step (the same draw for the
+    same step, so that a resumed run repeats it), and with the noise at 0 the score's classifier
+    is the one it was (fit_classifier with noise_levels=0 draws nothing more)."""
+    import numpy as np
+
+    from adapt.score import fit_classifier
+
+    trainer = Trainer(_fresh_cfg(tiny_cfg, 16.0), real_dir, synthetic_h5, tmp_path / "run")
+    assert trainer.train_critics()["fresh/acc_pool"] >= 0.9
+    state = copy.deepcopy(trainer.refiner.state_dict()), copy.deepcopy(trainer.opt_r.state_dict())
+
+    def adv_at(step: int) -> float:
+        trainer.refiner.load_state_dict(state[0])
+        trainer.opt_r.load_state_dict(state[1])
+        trainer.source.rng = np.random.default_rng(0)   # the same batch each time
+        trainer.step = step
+        return trainer.refiner_step(adversarial=True)["refiner/adv"]
+
+    a, b, c = adv_at(5), adv_at(5), adv_at(6)
+    assert a == b and a != c
+    x = torch.rand(8, 3, 16, 16) * 2 - 1
+    y = torch.rand(8, 3, 16, 16) * 2 - 1
+    idx = np.arange(8)
+    plain = fit_classifier(x, y, idx, idx, 5, 4, np.random.default_rng(3), 11)
+    zero = fit_classifier(x, y, idx, idx, 5, 4, np.random.default_rng(3), 11, noise_levels=0.0)
+    noisy = fit_classifier(x, y, idx, idx, 5, 4, np.random.default_rng(3), 11, noise_levels=8.0)
+    sp, sz, sn = plain.state_dict(), zero.state_dict(), noisy.state_dict()
+    assert all(torch.equal(sp[k], sz[k]) for k in sp)
+    assert any(not torch.equal(sp[k], sn[k]) for k in sp if sp[k].is_floating_point())
+    with pytest.raises(ConfigError, match="fresh_noise"):
+        load_adapt_config(overrides=["discriminator.fresh_noise=-1"])
