@@ -36,7 +36,8 @@ of the score.
 ``--select`` (after a run with ``--set schedule.snapshot_every=N``) picks one of the run's
 refiners by the training frames alone, against renders given by ``--select-synthetic``, and
 scores each on the held-out frames (select.json): adversarial training moves back and forth, and
-the last refiner of a time budget is one draw of where it stands.
+the last refiner of a time budget is one draw of where it stands. With ``--match`` the matched
+frames are a candidate too, so that the answer is the match where no refiner beats it.
 
 ``changed_frac`` (and ``delta_grey_heldout``) say what the refiner does to the held-out frames it
 is scored on: the fraction of their pixels it moves by more than 2 grey levels (and the mean
@@ -219,8 +220,9 @@ def select_snapshot(work: Path, select_synthetic: Path | None, size_px: int, ste
     the choice. With ``--match``, the matched training frames are scored the same way
     (``acc_select_matched``) and are a candidate themselves ("match", no refiner; its held-out
     score is the run's ``acc_matched``): a refiner is picked only where it reads lower than the
-    frames it was given, and otherwise the benchmark's answer is the match. Every candidate is then scored on the held-out frames as the run was (``acc_refined``,
-    ``repeats`` seeds), so that the choice can be checked against what it was meant to find.
+    frames it was given, and otherwise the benchmark's answer is the match. Every refiner is then
+    scored on the held-out frames as the run was (``acc_refined``, ``repeats`` seeds), so that the
+    choice can be checked against what it was meant to find.
     Writes select.json in ``work``; a folder that is not a finished run with snapshots is one line
     on stderr and exit 2."""
     from adapt.apply import apply
