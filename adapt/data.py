@@ -29,15 +29,25 @@ def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(rgb)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
+def _levels(x: torch.Tensor) -> torch.Tensor:
+    """Float in [-1, 1] -> its 8-bit grey levels 0..255 (clipped, rounded), still as floats."""
+    return ((x.clamp(-1, 1) + 1.0) * 127.5).round()
+
+
 def quantize_8bit(x: torch.Tensor) -> torch.Tensor:
     """Float in [-1, 1] -> the same frames at the 8-bit levels :func:`to_uint8` saves, as floats."""
-    return ((x.clamp(-1, 1) + 1.0) * 127.5).round() / 127.5 - 1.0
+    return _levels(x) / 127.5 - 1.0
+
+
+def add_noise(x: torch.Tensor, levels: float, gen: torch.Generator) -> torch.Tensor:
+    """``x`` (float in [-1, 1]) plus Gaussian noise of ``levels`` 8-bit grey levels (standard
+    deviation), drawn from ``gen``."""
+    return x + (levels / 127.5) * torch.randn(x.shape, generator=gen, device=x.device)
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """(N, 3, H, W) float in [-1, 1] -> (N, H, W, 3) uint8 (rounded, clipped)."""
-    y = ((x.detach().float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
-    return y.permute(0, 2, 3, 1).cpu().numpy()
+    return _levels(x.detach().float()).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def mask_tensor(mask: np.ndarray) -> torch.Tensor:

@@ -36,7 +36,7 @@ from torch import nn
 
 from colonsim.errors import InputError
 
-from .data import FolderFrames, open_frames, to_tensor
+from .data import FolderFrames, add_noise, open_frames, to_tensor
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +138,7 @@ def fit_classifier(xr: torch.Tensor, xs: torch.Tensor, r_idx: np.ndarray, s_idx:
         torch.manual_seed(init_seed)
         model = DomainClassifier().to(xr.device)
     gen = torch.Generator(xr.device).manual_seed(init_seed) if noise_levels > 0 else None
-    noisy = (lambda x: x + (noise_levels / 127.5) * torch.randn(x.shape, generator=gen, device=x.device)
-             if gen is not None else x)
+    noisy = (lambda x: add_noise(x, noise_levels, gen)) if gen is not None else (lambda x: x)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.BCEWithLogitsLoss()
     half = max(1, batch_size // 2)

@@ -47,13 +47,16 @@ from colonsim.errors import CheckpointError, InputError
 from . import losses
 from .checkpoint import TRAIN_STATE_KIND, load_checkpoint, refiner_checkpoint, save_checkpoint
 from .config import AdaptConfig
-from .data import CropSampler, open_frames, quantize_8bit, to_uint8
+from .data import CropSampler, add_noise, open_frames, quantize_8bit, to_uint8
 from .history import HistoryBuffer
 from .logbook import CHANGED_LEVELS, Logbook
 from .networks import CoarseDiscriminators, GlobalDiscriminator, PatchDiscriminator, Refiner, grey, square_view
 from .score import DomainClassifier, fit_classifier
 
 log = logging.getLogger(__name__)
+# the one-line refusal of fresh critics with data-parallel training (before a spawn, and under torchrun)
+FRESH_ONE_PROCESS = "discriminator.fresh_every (fresh critics) runs in one process; train without nproc/torchrun"
+
 
 def _device(cfg: AdaptConfig) -> torch.device:
     if cfg.compute.device == "auto":
@@ -114,7 +117,7 @@ class Trainer:
                                        *self.disc_global.parameters()],
                                       lr=o.lr_disc, betas=(o.beta1, o.beta2))
         if cfg.discriminator.fresh_every and dist.enabled:
-            raise InputError("discriminator.fresh_every (fresh critics) runs in one process; train without nproc/torchrun")
+            raise InputError(FRESH_ONE_PROCESS)
         self.critics: list[DomainClassifier] = []  # the frozen fresh critics of the current round
         self.critic_round = 0   # rounds of fresh critics trained so far
         self.step = 0  # schedule steps done, pre-training included
@@ -175,7 +178,7 @@ class Trainer:
             if noise > 0:   # new noise at every step, drawn from (seed, step): a resumed run draws the same
                 gen = torch.Generator(view.device).manual_seed(int(np.random.default_rng(
                     [self.cfg.seed, self.step, 7]).integers(2**62)))
-                view = view + (noise / 127.5) * torch.randn(view.shape, generator=gen, device=view.device)
+                view = add_noise(view, noise, gen)
             logits = torch.stack([c(view) for c in self.critics])
             adv = torch.nn.functional.softplus(logits).mean()
             loss = loss + cfg.adv_weight * adv
@@ -259,8 +262,7 @@ class Trainer:
                                     noise_levels=d.fresh_noise).requires_grad_(False)   # in eval mode
             with torch.no_grad():   # on the views as the critic sees them (noisy where fresh_noise > 0)
                 gen = torch.Generator(fr.device).manual_seed(seed + 1)
-                vr, vt = ((v + (d.fresh_noise / 127.5) * torch.randn(v.shape, generator=gen, device=v.device))
-                          if d.fresh_noise > 0 else v for v in (fr, ft))
+                vr, vt = (add_noise(v, d.fresh_noise, gen) if d.fresh_noise > 0 else v for v in (fr, ft))
                 accs.append(0.5 * (float((critic(vr) > 0).float().mean()) + float((critic(vt) <= 0).float().mean())))
             critics.append(critic)
         self.critics, self.critic_round = critics, self.critic_round + 1
@@ -407,7 +409,7 @@ def train_refiner(cfg: AdaptConfig, real: str | Path, synthetic: str | Path, out
             raise InputError(f"--steps must be >= 0, got {steps}")
         cfg = _with_steps(cfg, steps)
     if nproc > 1 and cfg.discriminator.fresh_every:
-        raise InputError("discriminator.fresh_every (fresh critics) runs in one process; train without nproc/torchrun")
+        raise InputError(FRESH_ONE_PROCESS)
     if nproc > 1 and not distributed.from_env().enabled:
         distributed.check_batch(cfg.data.batch_size, nproc, "data.batch_size")
         return distributed.launch(train_refiner, nproc, cfg, real, synthetic, out_dir, resume=resume, steps=steps)
