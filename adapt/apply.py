@@ -48,10 +48,10 @@ def load_refiner(path: str | Path) -> tuple[nn.Module, dict]:
     """
     ck = load_checkpoint(path, REFINER_KIND)
     args = ck.get("model_args")
-    known = {"width", "blocks", "output", "tones", "centred", "smooth_px", "rim_frac"}
+    known = {"width", "blocks", "output", "tones", "centred", "smooth_px", "rim_frac", "frame_knots"}
     if not isinstance(args, dict) or not {"width", "blocks", "output"} <= set(args) <= known:
         raise CheckpointError(f"{path} has no valid refiner arguments "
-                              f"(width, blocks, output[, tones, centred, smooth_px, rim_frac]): {args!r}")
+                              f"(width, blocks, output[, tones, centred, smooth_px, rim_frac, frame_knots]): {args!r}")
     if args.get("tones") == "keep" and "centred" not in args:
         args = {**args, "centred": False}   # saved before the change was centred: rebuilt as trained
     try:

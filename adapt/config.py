@@ -39,6 +39,10 @@ class RefinerConfig:
     # loss or critic sees it; the gradient passes the rounding unchanged (straight-through), so the
     # refiner learns only changes that survive in the frames it writes
     quantize: bool = False
+    # colour_curve with free tones only, > 0: one tone curve per frame instead of a change per pixel:
+    # the change of grey level at this many evenly spaced levels, from the network's features
+    # averaged over the image circle, interpolated in between (adapt.networks.frame_curve)
+    frame_knots: int = 0
 
     def __post_init__(self):
         check_range("width", self.width, 1, 1024)
@@ -48,6 +52,12 @@ class RefinerConfig:
             raise ConfigError("rim_frac", f"needs tones keep, got tones {self.tones}")
         if self.smooth_px and self.output != "colour_curve":
             raise ConfigError("smooth_px", f"needs output colour_curve, got output {self.output}")
+        check_range("frame_knots", self.frame_knots, 0, 256)
+        if self.frame_knots == 1:
+            raise ConfigError("frame_knots", "needs 0 (off) or at least 2 knots, got 1")
+        if self.frame_knots and (self.output != "colour_curve" or self.tones != "free" or self.smooth_px):
+            raise ConfigError("frame_knots", f"needs output colour_curve, tones free and smooth_px 0, got "
+                                             f"output {self.output}, tones {self.tones}, smooth_px {self.smooth_px}")
         check_range("blocks", self.blocks, 0, 64)
         check_choice("output", self.output, ("residual", "tanh", "colour_curve"))
         check_choice("tones", self.tones, ("free", "keep"))
@@ -84,6 +94,11 @@ class DiscriminatorConfig:
     # deviation (8-bit grey levels) added, new noise each time: changes far under it (adversarial
     # patterns of a level or two, which fool a frozen classifier of clean views) cannot lead them
     fresh_noise: float = 0.0
+    # > 0: between rounds the critics do not stay frozen: after each refiner step, each takes this
+    # many Adam updates (lr 1e-3, as they were trained; BatchNorm statistics as the round left them)
+    # on that step's refined views against as many target views, so that a pattern that fools them
+    # is learned back at once, not only at the next round
+    fresh_tune: int = 0
 
     def __post_init__(self):
         check_range("width", self.width, 1, 1024)
@@ -95,6 +110,9 @@ class DiscriminatorConfig:
         check_range("fresh_steps", self.fresh_steps, 1)
         check_range("fresh_pool", self.fresh_pool, 2)
         check_range("fresh_noise", self.fresh_noise, 0, 128)
+        check_range("fresh_tune", self.fresh_tune, 0, 100)
+        if self.fresh_tune and not self.fresh_every:
+            raise ConfigError("fresh_tune", "tunes the fresh critics: it needs fresh_every > 0")
 
 
 SELF_REG_SPACES = ("pixel", "lowpass", "features", "luma", "structure")

@@ -87,6 +87,22 @@ def _smooth(d: torch.Tensor, mask: torch.Tensor | None, block_px: int) -> torch.
     return F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
 
 
+def frame_curve(g: torch.Tensor, knots: torch.Tensor) -> torch.Tensor:
+    """Grey levels (N, 1, H, W) in [-1, 1], each frame moved by its own piecewise-linear function
+    of the grey level: ``knots`` (N, K) is the change at K levels evenly spaced over [-1, 1], read
+    by linear interpolation between them. Returns the changed levels, clamped to [-1, 1]. Two
+    pixels of one frame with the same input level get the same output level, so the change cannot
+    draw a pattern of its own; it can only remap the frame's tones."""
+    n, k = knots.shape
+    level = ((g.clamp(-1.0, 1.0) + 1.0) * 0.5 * (k - 1)).float().reshape(n, -1)
+    i0 = level.floor().clamp(0, k - 2)
+    w = level - i0
+    i0 = i0.long()
+    kf = knots.float()
+    d = torch.gather(kf, 1, i0) * (1.0 - w) + torch.gather(kf, 1, i0 + 1) * w
+    return (g + d.reshape(g.shape).to(g.dtype)).clamp(-1.0, 1.0)
+
+
 def inner_mask(mask: torch.Tensor, rim_frac: float) -> torch.Tensor:
     """(N, 1, H, W) float: ``mask`` less its rim, the pixels within ``rim_frac`` of the short side of
     each frame's mask box from the outside (or the image edge), by Chebyshev distance (a square
@@ -129,13 +145,24 @@ class Refiner(nn.Module):
     in the frame (benchmarks/RESULTS.md). On frames that ``adapt match``
     gave a synthetic frame's histogram, the refiner then cannot move the exposure and tones that
     every ``clean`` render shares, and its discriminator judges texture and shading only.
+    ``frame_knots`` K (with ``colour_curve`` and free tones only): the refiner sets one tone curve
+    per frame instead of a change per pixel. The network's last feature maps, averaged over the
+    image circle, give the change of grey level at K levels, and every pixel is moved by that
+    piecewise-linear function of its level (:func:`frame_curve`). With K numbers per frame the
+    refiner cannot paint the pixel patterns that fool a frozen critic; it can only choose, for each
+    frame as a whole, the tones its content should have.
     Reflect padding keeps image edges free of a dark frame that the discriminator could key on.
     Args are stored in checkpoints to rebuild the model (see :mod:`adapt.apply`).
     """
 
     def __init__(self, width: int = 64, blocks: int = 4, output: str = "residual", tones: str = "free",
-                 centred: bool = True, smooth_px: int = 0, rim_frac: float = 0.0):
+                 centred: bool = True, smooth_px: int = 0, rim_frac: float = 0.0, frame_knots: int = 0):
         super().__init__()
+        if int(frame_knots) and not (2 <= int(frame_knots) <= CURVE_LEVELS and output == "colour_curve"
+                                     and tones == "free" and not int(smooth_px)):
+            raise ValueError(f"frame_knots must be 0, or 2 to {CURVE_LEVELS} with output 'colour_curve', tones "
+                             f"'free' and smooth_px 0; got {frame_knots!r} with output {output!r}, tones "
+                             f"{tones!r}, smooth_px {smooth_px!r}")
         if tones not in ("free", "keep") or (tones == "keep" and output != "colour_curve"):
             raise ValueError(f"tones must be 'free', or 'keep' with output 'colour_curve'; got {tones!r} "
                              f"with output {output!r}")
@@ -152,11 +179,14 @@ class Refiner(nn.Module):
             self.args["smooth_px"] = int(smooth_px)
         if rim_frac:
             self.args["rim_frac"] = float(rim_frac)
+        if frame_knots:
+            self.args["frame_knots"] = int(frame_knots)
+        self.frame_knots = int(frame_knots)
         self.output, self.tones, self.centred, self.smooth_px = output, tones, bool(centred), int(smooth_px)
         self.rim_frac = float(rim_frac)
         self.head = nn.Sequential(nn.Conv2d(3, width, 3, padding=1, padding_mode="reflect"), nn.ReLU(inplace=True))
         self.body = nn.Sequential(*[ResBlock(width) for _ in range(blocks)])
-        self.tail = nn.Conv2d(width, 3, 1)
+        self.tail = nn.Conv2d(width, self.frame_knots or 3, 1)
         if output in ("residual", "colour_curve"):
             nn.init.zeros_(self.tail.weight)
             nn.init.zeros_(self.tail.bias)
@@ -175,6 +205,11 @@ class Refiner(nn.Module):
         """(N, 3, H, W) in [-1, 1] -> (N, 3, H, W) in [-1, 1]. ``mask`` ((N, 1, H, W), 1 inside the
         image circle) matters only with ``tones="keep"``: the levels are exchanged inside it."""
         f = self.tail(self.body(self.head(x)))
+        if self.frame_knots:
+            # the mean of a 1x1 conv is the 1x1 conv of the mean: K numbers per frame
+            m = torch.ones_like(x[:, :1]) if mask is None else mask.to(f.dtype)
+            knots = (f * m).sum(dim=(2, 3)) / m.sum(dim=(2, 3)).clamp_min(1.0)
+            return colour_curve(frame_curve(grey(x), knots), self.curve)
         if self.output == "residual":
             return (x + f.to(x.dtype)).clamp(-1.0, 1.0)
         if self.output == "colour_curve":

@@ -119,6 +119,7 @@ class Trainer:
         if cfg.discriminator.fresh_every and dist.enabled:
             raise InputError(FRESH_ONE_PROCESS)
         self.critics: list[DomainClassifier] = []  # the frozen fresh critics of the current round
+        self.critic_opts: list[torch.optim.Adam] = []  # their optimizers (discriminator.fresh_tune > 0)
         self.critic_round = 0   # rounds of fresh critics trained so far
         self.step = 0  # schedule steps done, pre-training included
         self.records: list[dict] = []  # one dict of mean scalars per log interval
@@ -184,6 +185,7 @@ class Trainer:
             loss = loss + cfg.adv_weight * adv
             out["refiner/adv"] = float(adv.detach())
             out["fresh/called_refined"] = float((logits.detach().mean(0) > 0).float().mean())
+            tune_view = view.detach()
         elif adversarial:
             judged = self.judge(y, m)   # the mean over the scales
             adv = sum(losses.adversarial(lg, True, cfg.adv, w) * self._share(w) for lg, w in judged) / len(judged)
@@ -203,7 +205,39 @@ class Trainer:
         self.disc.requires_grad_(True)
         self.disc_coarse.requires_grad_(True)
         self.disc_global.requires_grad_(True)
+        if adversarial and self.cfg.discriminator.fresh_tune:
+            out.update(self.tune_critics(tune_view))
         return out
+
+    def tune_critics(self, refined_view: torch.Tensor) -> dict:
+        """``discriminator.fresh_tune`` Adam updates of each fresh critic (kept in eval mode: its
+        BatchNorm statistics stay as the round's recalibration left them) on ``refined_view``
+        (label 1, the square views the refiner was just judged on, noise included) against as many
+        target views (label 0; noisy with ``fresh_noise``, drawn from (seed, step)). Returns the
+        critics' mean balanced accuracy on that batch before the updates."""
+        d = self.cfg.discriminator
+        t, tm = (self._to(v) for v in self.target.next_batch())
+        target = square_view(t, tm, self.cfg.data.size_px).float()
+        if d.fresh_noise > 0:
+            gen = torch.Generator(target.device).manual_seed(int(np.random.default_rng(
+                [self.cfg.seed, self.step, 8]).integers(2**62)))
+            target = add_noise(target, d.fresh_noise, gen)
+        x = torch.cat([refined_view.float(), target])
+        y = torch.cat([torch.ones(len(refined_view)), torch.zeros(len(target))]).to(x.device)
+        accs = []
+        for critic, opt in zip(self.critics, self.critic_opts):
+            critic.requires_grad_(True)
+            for i in range(d.fresh_tune):
+                logits = critic(x)
+                if i == 0:
+                    called = (logits.detach() > 0).float()
+                    accs.append(0.5 * (float(called[y > 0.5].mean()) + float(1.0 - called[y < 0.5].mean())))
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            critic.requires_grad_(False)
+        return {"fresh/acc_tune": float(np.mean(accs))}
 
     def disc_step(self) -> dict:
         """One discriminator update: target frames against refined ones (half from the history)."""
@@ -266,6 +300,7 @@ class Trainer:
                 accs.append(0.5 * (float((critic(vr) > 0).float().mean()) + float((critic(vt) <= 0).float().mean())))
             critics.append(critic)
         self.critics, self.critic_round = critics, self.critic_round + 1
+        self.critic_opts = [torch.optim.Adam(c.parameters(), lr=1e-3) for c in critics] if d.fresh_tune else []
         return {"fresh/acc_pool": float(np.mean(accs)), "fresh/seconds": time.monotonic() - t0}
 
     def _share(self, weights: torch.Tensor) -> float:
@@ -315,14 +350,15 @@ class Trainer:
                 "rng_source": _rng_state(self.source.rng), "rng_target": _rng_state(self.target.rng),
                 "records": self.records, "config": to_dict(self.cfg), "software_version": __version__,
                 "critics": [c.state_dict() for c in self.critics], "critic_round": self.critic_round,
+                "critic_opts": [o.state_dict() for o in self.critic_opts],
                 **({"refiner_ema": self.refiner_ema.state_dict()} if self.refiner_ema is not None else {})}
 
     def load_state_dict(self, state: dict) -> None:
         # fields that checkpoints of older versions lack, at the values those versions had
-        before = {"refiner": {"smooth_px": 0, "rim_frac": 0.0, "quantize": False},
+        before = {"refiner": {"smooth_px": 0, "rim_frac": 0.0, "quantize": False, "frame_knots": 0},
                   "discriminator": {"scales": 1, "global_head": False, "global_view": "circle",
                                     "fresh_every": 0, "fresh_count": 2, "fresh_steps": 300, "fresh_pool": 128,
-                                    "fresh_noise": 0.0}}
+                                    "fresh_noise": 0.0, "fresh_tune": 0}}
         for key in ("refiner", "discriminator"):
             was = {**before.get(key, {}), **state["config"][key]}
             now = to_dict(getattr(self.cfg, key))
@@ -347,6 +383,12 @@ class Trainer:
             critic = DomainClassifier().to(self.device)
             critic.load_state_dict(sd)
             self.critics.append(critic.eval().requires_grad_(False))
+        self.critic_opts = []
+        if self.cfg.discriminator.fresh_tune:
+            for critic, sd in zip(self.critics, state.get("critic_opts", [])):
+                opt = torch.optim.Adam(critic.parameters(), lr=1e-3)
+                opt.load_state_dict(sd)
+                self.critic_opts.append(opt)
         self.critic_round = int(state.get("critic_round", 0))
         self.step, self.records = int(state["step"]), list(state["records"])
 

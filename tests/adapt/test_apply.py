@@ -103,3 +103,21 @@ def test_keep_tones_refiners_saved_before_the_centred_change_load_as_they_were_t
         assert torch.equal(new_model(x), model(x))
         model.centred = False
         assert torch.equal(old_model(x), model(x))
+
+
+def test_frame_knots_refiners_round_trip_through_refiner_pt(tmp_path, tiny_cfg):
+    """A refiner.pt of a per-frame tone curve rebuilds the same refiner, knots and all; one whose
+    weights do not fit its knots is refused."""
+    torch.manual_seed(1)
+    model = Refiner(width=4, blocks=1, output="colour_curve", frame_knots=6)
+    torch.nn.init.normal_(model.tail.weight, std=0.5)
+    ck = refiner_checkpoint(model, tiny_cfg, 0)
+    assert ck["model_args"]["frame_knots"] == 6
+    save_checkpoint(ck, tmp_path / "knots.pt")
+    loaded, _ = load_refiner(tmp_path / "knots.pt")
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        assert loaded.frame_knots == 6 and torch.equal(loaded(x), model(x))
+    save_checkpoint(dict(ck, model_args={**ck["model_args"], "frame_knots": 5}), tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="weights do not match"):
+        load_refiner(tmp_path / "bad.pt")

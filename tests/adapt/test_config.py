@@ -49,6 +49,17 @@ def test_keep_tones_needs_the_colour_curve_output(tmp_path, real_dir, synthetic_
     assert not (tmp_path / "run").exists()
 
 
+def test_frame_knots_needs_the_colour_curve_with_free_tones_and_no_smoothing():
+    assert load_adapt_config().refiner.frame_knots == 0
+    cc = "refiner.output=colour_curve"
+    assert load_adapt_config(overrides=[cc, "refiner.frame_knots=16"]).refiner.frame_knots == 16
+    for bad in (["refiner.frame_knots=16"], [cc, "refiner.frame_knots=1"], [cc, "refiner.frame_knots=-2"],
+                [cc, "refiner.frame_knots=300"], [cc, "refiner.tones=keep", "refiner.frame_knots=16"],
+                [cc, "refiner.smooth_px=8", "refiner.frame_knots=16"]):
+        with pytest.raises(ConfigError, match="frame_knots"):
+            load_adapt_config(overrides=bad)
+
+
 def test_smooth_px_needs_the_colour_curve_output():
     assert load_adapt_config().refiner.smooth_px == 0
     assert load_adapt_config(overrides=["refiner.output=colour_curve", "refiner.smooth_px=8"]).refiner.smooth_px == 8

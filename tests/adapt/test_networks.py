@@ -382,3 +382,62 @@ def test_rim_frac_keeps_the_rim_and_the_inner_histogram():
     assert r.args["rim_frac"] == 0.1
     with pytest.raises(ValueError, match="rim_frac"):
         Refiner(width=8, blocks=1, output="colour_curve", tones="free", rim_frac=0.1)
+
+
+def test_frame_knots_refiner_sets_one_tone_curve_per_frame():
+    """With refiner.frame_knots the refiner starts as the colour curve of the input's grey, and
+    once trained it moves each frame by one function of the grey level: two pixels of a frame with
+    the same input level come out the same, frames of other content get other curves, the pixels
+    outside the image circle do not enter the curve, and a loss on the output trains it."""
+    from adapt.networks import frame_curve
+
+    torch.manual_seed(5)
+    x = torch.rand(2, 3, 24, 24) * 1.6 - 0.8
+    x[1, :, :12] = -0.6                                  # other content in the second frame
+    r = Refiner(width=8, blocks=1, output="colour_curve", frame_knots=8)
+    assert r.args["frame_knots"] == 8 and "frame_knots" not in Refiner(width=8, blocks=1, output="colour_curve").args
+    with torch.no_grad():
+        assert torch.equal(r(x), colour_curve(grey(x), r.curve))    # the identity until trained
+    torch.nn.init.normal_(r.tail.weight, std=0.5)
+    # two pixels of frame 0 with one grey level and different colours and neighbours
+    x[0, :, 3, 3] = torch.tensor([0.3, -0.1, 0.1])
+    x[0, :, 20, 17] = torch.tensor([-0.1, 0.2, 0.2])
+    with torch.no_grad():
+        g = grey(r(x))
+        assert abs(float(g[0, 0, 3, 3] - g[0, 0, 20, 17])) < 1e-5
+        assert (g - grey(colour_curve(grey(x), r.curve))).abs().max() > 0.01   # it changes the tones
+        # the change as a function of the level differs between the frames
+        d0 = grey(r(x[:1])) - grey(colour_curve(grey(x[:1]), r.curve))
+        probe = x[:1].clone()
+        probe[0, :, 12:] = x[1, :, 12:]
+        probe[0, :, :12] = x[1, :, :12]
+        assert torch.equal(grey(r(probe)), grey(r(x[1:])))
+        assert (grey(r(x[1:2])) - grey(r(x[:1]))).abs().max() > 0
+        # the border: outside pixels beyond the features' reach (3 px) change nothing inside
+        mask = torch.ones(1, 1, 24, 24)
+        mask[..., :, :6] = 0
+        other = x[:1].clone()
+        other[..., :, :3] = 0.9
+        assert torch.equal(r(x[:1], mask)[..., 6:], r(other, mask)[..., 6:])
+        assert not torch.equal(r(x[:1])[..., 6:], r(other)[..., 6:])
+    assert d0.abs().max() > 0
+    # frame_curve itself: knots at the evenly spaced levels, linear in between, clamped
+    g0 = torch.tensor([-1.0, 0.0, 0.5, 1.0]).reshape(1, 1, 1, 4)
+    out = frame_curve(g0, torch.tensor([[0.2, -0.4, 0.6]]))
+    assert torch.allclose(out.flatten(), torch.tensor([-0.8, -0.4, 0.6, 1.0]))
+    # trained to darken the frame by 0.2 grey levels, it learns it
+    r = Refiner(width=8, blocks=1, output="colour_curve", frame_knots=8)
+    opt = torch.optim.Adam(r.parameters(), lr=0.02)
+    target = grey(colour_curve(grey(x) - 0.2, r.curve))
+    losses = []
+    for _ in range(60):
+        loss = (grey(r(x)) - target).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.3 * losses[0]
+    for bad in ({"output": "residual"}, {"output": "colour_curve", "tones": "keep"},
+                {"output": "colour_curve", "smooth_px": 4}, {"output": "colour_curve", "frame_knots": 1}):
+        with pytest.raises(ValueError, match="frame_knots"):
+            Refiner(width=8, blocks=1, **{"frame_knots": 8, **bad})

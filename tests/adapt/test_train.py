@@ -154,9 +154,12 @@ def test_coarse_scales_train_and_resume_exactly(tmp_path, real_dir, synthetic_h5
         assert "scales" in str(e)
 
 
-def test_colour_curve_refiner_trains_with_the_synthetic_sets_colours(tmp_path, real_dir, synthetic_h5, tiny_cfg):
+@pytest.mark.parametrize("knots", [0, 8])
+def test_colour_curve_refiner_trains_with_the_synthetic_sets_colours(tmp_path, real_dir, synthetic_h5, tiny_cfg,
+                                                                     knots):
     """refiner.output colour_curve: the curve is fitted to the synthetic HDF5 before training, saved
-    in refiner.pt, and every refined pixel takes the synthetic set's colour at its grey level."""
+    in refiner.pt, and every refined pixel takes the synthetic set's colour at its grey level; with
+    refiner.frame_knots the per-frame tone curve trains and is saved too."""
     import numpy as np
 
     from adapt.apply import refine_images
@@ -164,10 +167,13 @@ def test_colour_curve_refiner_trains_with_the_synthetic_sets_colours(tmp_path, r
     from adapt.match import fit_target
     from adapt.networks import colour_curve, grey
 
-    cfg = dataclasses.replace(tiny_cfg, refiner=dataclasses.replace(tiny_cfg.refiner, output="colour_curve"))
+    cfg = dataclasses.replace(tiny_cfg, refiner=dataclasses.replace(tiny_cfg.refiner, output="colour_curve",
+                                                                     frame_knots=knots))
     train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "run")
     model, meta = load_refiner(tmp_path / "run" / "refiner.pt")
     assert meta["model_args"]["output"] == "colour_curve"
+    assert meta["model_args"].get("frame_knots", 0) == knots and model.frame_knots == knots
+    assert float(model.tail.weight.abs().sum()) > 0                # it trained away from the identity
     lut = torch.as_tensor(fit_target(synthetic_h5).lut).clamp(0, 255) / 127.5 - 1
     assert torch.allclose(model.curve, lut)
     rgb, mask = open_frames(real_dir).get(0)
@@ -296,9 +302,9 @@ def test_snapshots_keep_the_refiner_at_their_steps(tmp_path, real_dir, synthetic
     assert any(not torch.equal(v, final.state_dict()[k]) for k, v in at4.state_dict().items())
 
 
-def _fresh_cfg(tiny_cfg, noise=0.0, **schedule):
+def _fresh_cfg(tiny_cfg, noise=0.0, tune=0, **schedule):
     d = dataclasses.replace(tiny_cfg.discriminator, fresh_every=2, fresh_count=2, fresh_steps=40, fresh_pool=6,
-                            fresh_noise=noise)
+                            fresh_noise=noise, fresh_tune=tune)
     return dataclasses.replace(tiny_cfg, discriminator=d, schedule=dataclasses.replace(tiny_cfg.schedule, **schedule))
 
 
@@ -333,14 +339,15 @@ def test_fresh_critics_tell_the_domains_apart_and_pull_the_refiner_to_the_target
     assert all(torch.equal(a[k], c.state_dict()[k]) for a, c in zip(critics, trainer.critics) for k in a)
 
 
-@pytest.mark.parametrize("noise", [0.0, 8.0])
+@pytest.mark.parametrize("noise,tune", [(0.0, 0), (8.0, 0), (8.0, 2)])
 def test_fresh_critics_are_retrained_on_schedule_logged_and_resume_exactly(tmp_path, real_dir, synthetic_h5, tiny_cfg,
-                                                                           noise):
+                                                                           noise, tune):
     """fresh_every=2 over 3 adversarial steps: rounds at steps 0 and 2, the co-trained
     discriminators untouched (no pre-training of them either), the pool accuracy in the records;
     --resume from step 1 ends bit for bit where the run in one go ends (refiner and critics), with
-    the critics' noise (fresh_noise) drawn again as the run in one go drew it."""
-    cfg = _fresh_cfg(tiny_cfg, noise)
+    the critics' noise (fresh_noise) drawn again as the run in one go drew it, and the critics'
+    updates between rounds (fresh_tune) and their optimizers restored."""
+    cfg = _fresh_cfg(tiny_cfg, noise, tune)
     r, a, b = _one_go_and_resumed(cfg, real_dir, synthetic_h5, tmp_path)
     assert r["steps"] == 3 and a["critic_round"] == 2 == b["critic_round"]
     assert r["fresh_acc_pool"] == [rec for rec in a["records"] if "fresh/acc_pool" in rec][-1]["fresh/acc_pool"]
@@ -351,6 +358,8 @@ def test_fresh_critics_are_retrained_on_schedule_logged_and_resume_exactly(tmp_p
     fresh_disc = Trainer(cfg, real_dir, synthetic_h5, tmp_path / "unused").disc.state_dict()
     assert all(torch.equal(fresh_disc[k], a["disc"][k]) for k in fresh_disc)
     assert any("fresh/acc_pool" in rec for rec in a["records"])
+    assert len(a["critic_opts"]) == (2 if tune else 0)
+    assert any("fresh/acc_tune" in rec for rec in a["records"]) == bool(tune)
     with pytest.raises(CheckpointError, match="discriminator"):   # the critics' settings are the run's
         train_refiner(tiny_cfg, real_dir, synthetic_h5, tmp_path / "once", steps=4, resume=True)
     with pytest.raises(ConfigError, match="fresh_count"):
@@ -358,6 +367,42 @@ def test_fresh_critics_are_retrained_on_schedule_logged_and_resume_exactly(tmp_p
     with pytest.raises(InputError, match="one process"):   # refused before any process starts
         train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "ddp", nproc=2)
     assert not (tmp_path / "ddp").exists()
+
+
+def test_tuned_critics_learn_back_what_fooled_them_and_stay_in_eval_mode(tmp_path, real_dir, synthetic_h5,
+                                                                         tiny_cfg):
+    """fresh_tune: after each refiner step the critics update on that step's refined views against
+    target views. Refined frames that the refiner pushed towards the target are called the
+    refiner's again after a few such updates, the critics stay frozen for the refiner's own step
+    and in eval mode (their BatchNorm statistics as the round left them), and fresh_tune without
+    fresh critics is refused."""
+    cfg = _fresh_cfg(tiny_cfg, tune=3)
+    cfg = dataclasses.replace(cfg, losses=dataclasses.replace(cfg.losses, self_reg_weight=0.0),
+                              optim=dataclasses.replace(cfg.optim, lr_refiner=3e-3))
+    trainer = Trainer(cfg, real_dir, synthetic_h5, tmp_path / "run")
+    trainer.train_critics()
+    assert len(trainer.critic_opts) == 2
+    x, m = trainer.fixed_source
+    bn = [copy.deepcopy({k: v for k, v in c.state_dict().items() if "running" in k}) for c in trainer.critics]
+    for _ in range(15):   # the refiner fools the critics, which learn back after each of its steps
+        out = trainer.refiner_step(adversarial=True)
+    assert 0.0 <= out["fresh/acc_tune"] <= 1.0
+    with torch.no_grad():
+        view = square_view(trainer.refine(x, m), m, cfg.data.size_px)
+    def verdict() -> float:
+        with torch.no_grad():
+            return float(torch.stack([c(view) for c in trainer.critics]).mean())
+    before = verdict()
+    for _ in range(5):
+        trainer.tune_critics(view)
+    assert verdict() > before + 0.5
+    for c, stats in zip(trainer.critics, bn):
+        assert not c.training and not any(p.requires_grad for p in c.parameters())
+        assert all(torch.equal(v, c.state_dict()[k]) for k, v in stats.items())
+    with pytest.raises(ConfigError, match="fresh_tune"):
+        load_adapt_config(overrides=["discriminator.fresh_tune=2"])
+    with pytest.raises(ConfigError, match="fresh_tune"):
+        load_adapt_config(overrides=["discriminator.fresh_every=50", "discriminator.fresh_tune=-1"])
 
 
 def test_quantized_training_sees_the_8bit_levels_and_passes_the_gradient(tmp_path, real_dir, synthetic_h5, tiny_cfg):
