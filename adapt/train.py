@@ -16,7 +16,9 @@ refiner, every ``fresh_every`` adversarial steps new classifiers of ``adapt scor
 trained from scratch on the refiner's current output against target frames (the square inside the
 image circle, as the score sees it), then frozen as the refiner's critics until the next round. A
 co-trained discriminator follows the refiner and can be led away; a classifier trained afresh
-finds whatever still tells the sets apart, as the score's classifier will.
+finds whatever still tells the sets apart, as the score's classifier will. With
+``discriminator.fresh_tune`` the critics of a round are not frozen: after each refiner step they
+update on that step's refined views, so that a pattern that fools them is learned back at once.
 
 Data-parallel: under ``torchrun --nproc_per_node K`` (or ``nproc=K``) each process takes its part of
 the same global batches (:class:`adapt.data.CropSampler` with ``part``), the refined frames are
