@@ -203,7 +203,8 @@ class Refiner(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """(N, 3, H, W) in [-1, 1] -> (N, 3, H, W) in [-1, 1]. ``mask`` ((N, 1, H, W), 1 inside the
-        image circle) matters only with ``tones="keep"``: the levels are exchanged inside it."""
+        image circle) matters only with ``tones="keep"``, whose levels are exchanged inside it, and
+        with ``frame_knots``, whose knots are averaged inside it."""
         f = self.tail(self.body(self.head(x)))
         if self.frame_knots:
             # the mean of a 1x1 conv is the 1x1 conv of the mean: K numbers per frame

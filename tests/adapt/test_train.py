@@ -173,7 +173,7 @@ def test_colour_curve_refiner_trains_with_the_synthetic_sets_colours(tmp_path, r
     model, meta = load_refiner(tmp_path / "run" / "refiner.pt")
     assert meta["model_args"]["output"] == "colour_curve"
     assert meta["model_args"].get("frame_knots", 0) == knots and model.frame_knots == knots
-    assert float(model.tail.weight.abs().sum()) > 0                # it trained away from the identity
+    assert bool((model.tail.weight.detach() != 0).any())           # it trained away from the identity
     lut = torch.as_tensor(fit_target(synthetic_h5).lut).clamp(0, 255) / 127.5 - 1
     assert torch.allclose(model.curve, lut)
     rgb, mask = open_frames(real_dir).get(0)
