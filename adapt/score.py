@@ -120,6 +120,10 @@ def _train_and_test(real: np.ndarray, synth: np.ndarray, steps: int, batch_size:
     return _fit_and_test(real, synth, steps, batch_size, seed)[0]
 
 
+#: the learning rate (Adam) of the classifier's updates, here and in the fresh critics' tuning
+CLASSIFIER_LR = 1e-3
+
+
 def fit_classifier(xr: torch.Tensor, xs: torch.Tensor, r_idx: np.ndarray, s_idx: np.ndarray, steps: int,
                    batch_size: int, rng: np.random.Generator, init_seed: int,
                    noise_levels: float = 0.0) -> DomainClassifier:
@@ -139,7 +143,7 @@ def fit_classifier(xr: torch.Tensor, xs: torch.Tensor, r_idx: np.ndarray, s_idx:
         model = DomainClassifier().to(xr.device)
     gen = torch.Generator(xr.device).manual_seed(init_seed) if noise_levels > 0 else None
     noisy = (lambda x: add_noise(x, noise_levels, gen)) if gen is not None else (lambda x: x)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(model.parameters(), lr=CLASSIFIER_LR)
     loss_fn = nn.BCEWithLogitsLoss()
     half = max(1, batch_size // 2)
     y = torch.cat([torch.ones(half), torch.zeros(half)]).to(xr.device)

@@ -53,11 +53,23 @@ from .data import CropSampler, add_noise, open_frames, quantize_8bit, to_uint8
 from .history import HistoryBuffer
 from .logbook import CHANGED_LEVELS, Logbook
 from .networks import CoarseDiscriminators, GlobalDiscriminator, PatchDiscriminator, Refiner, grey, square_view
-from .score import DomainClassifier, fit_classifier
+from .score import CLASSIFIER_LR, DomainClassifier, fit_classifier
 
 log = logging.getLogger(__name__)
 # the one-line refusal of fresh critics with data-parallel training (before a spawn, and under torchrun)
 FRESH_ONE_PROCESS = "discriminator.fresh_every (fresh critics) runs in one process; train without nproc/torchrun"
+
+
+def _balanced_accuracy(logit_refined: torch.Tensor, logit_target: torch.Tensor) -> float:
+    """A critic's balanced accuracy: the mean of the refined frames it calls the refiner's (logit
+    > 0) and the target frames it calls target (logit <= 0)."""
+    return 0.5 * (float((logit_refined > 0).float().mean()) + float((logit_target <= 0).float().mean()))
+
+
+def _critic_optimizer(critic: nn.Module) -> torch.optim.Adam:
+    """The optimizer of a fresh critic's tuning (``discriminator.fresh_tune``): Adam at the rate
+    the critic was trained with."""
+    return torch.optim.Adam(critic.parameters(), lr=CLASSIFIER_LR)
 
 
 def _device(cfg: AdaptConfig) -> torch.device:
@@ -179,9 +191,7 @@ class Trainer:
             view = square_view(y, m, self.cfg.data.size_px)
             noise = self.cfg.discriminator.fresh_noise
             if noise > 0:   # new noise at every step, drawn from (seed, step): a resumed run draws the same
-                gen = torch.Generator(view.device).manual_seed(int(np.random.default_rng(
-                    [self.cfg.seed, self.step, 7]).integers(2**62)))
-                view = add_noise(view, noise, gen)
+                view = add_noise(view, noise, self._step_generator(view.device, 7))
             logits = torch.stack([c(view) for c in self.critics])
             adv = torch.nn.functional.softplus(logits).mean()
             loss = loss + cfg.adv_weight * adv
@@ -221,19 +231,17 @@ class Trainer:
         t, tm = (self._to(v) for v in self.target.next_batch())
         target = square_view(t, tm, self.cfg.data.size_px).float()
         if d.fresh_noise > 0:
-            gen = torch.Generator(target.device).manual_seed(int(np.random.default_rng(
-                [self.cfg.seed, self.step, 8]).integers(2**62)))
-            target = add_noise(target, d.fresh_noise, gen)
+            target = add_noise(target, d.fresh_noise, self._step_generator(target.device, 8))
+        n = len(refined_view)
         x = torch.cat([refined_view.float(), target])
-        y = torch.cat([torch.ones(len(refined_view)), torch.zeros(len(target))]).to(x.device)
+        y = torch.cat([torch.ones(n), torch.zeros(len(target))]).to(x.device)
         accs = []
         for critic, opt in zip(self.critics, self.critic_opts):
             critic.requires_grad_(True)
             for i in range(d.fresh_tune):
                 logits = critic(x)
                 if i == 0:
-                    called = (logits.detach() > 0).float()
-                    accs.append(0.5 * (float(called[y > 0.5].mean()) + float(1.0 - called[y < 0.5].mean())))
+                    accs.append(_balanced_accuracy(logits.detach()[:n], logits.detach()[n:]))
                 loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -299,11 +307,17 @@ class Trainer:
             with torch.no_grad():   # on the views as the critic sees them (noisy where fresh_noise > 0)
                 gen = torch.Generator(fr.device).manual_seed(seed + 1)
                 vr, vt = (add_noise(v, d.fresh_noise, gen) if d.fresh_noise > 0 else v for v in (fr, ft))
-                accs.append(0.5 * (float((critic(vr) > 0).float().mean()) + float((critic(vt) <= 0).float().mean())))
+                accs.append(_balanced_accuracy(critic(vr), critic(vt)))
             critics.append(critic)
         self.critics, self.critic_round = critics, self.critic_round + 1
-        self.critic_opts = [torch.optim.Adam(c.parameters(), lr=1e-3) for c in critics] if d.fresh_tune else []
+        self.critic_opts = [_critic_optimizer(c) for c in critics] if d.fresh_tune else []
         return {"fresh/acc_pool": float(np.mean(accs)), "fresh/seconds": time.monotonic() - t0}
+
+    def _step_generator(self, device: torch.device, tag: int) -> torch.Generator:
+        """A torch generator seeded from (run seed, schedule step, ``tag``): draws that differ from
+        step to step and purpose to purpose, and that a resumed run repeats."""
+        seed = int(np.random.default_rng([self.cfg.seed, self.step, tag]).integers(2**62))
+        return torch.Generator(device).manual_seed(seed)
 
     def _share(self, weights: torch.Tensor) -> float:
         """1 for one process; with K, this rank's share of a weighted mean over the global batch
@@ -388,7 +402,7 @@ class Trainer:
         self.critic_opts = []
         if self.cfg.discriminator.fresh_tune:
             for critic, sd in zip(self.critics, state.get("critic_opts", [])):
-                opt = torch.optim.Adam(critic.parameters(), lr=1e-3)
+                opt = _critic_optimizer(critic)
                 opt.load_state_dict(sd)
                 self.critic_opts.append(opt)
         self.critic_round = int(state.get("critic_round", 0))
