@@ -1,4 +1,4 @@
-"""``colonsim adapt train | apply | match | score``: argument parsing and one library call each."""
+"""``colonsim adapt train | apply | match | pick | score``: argument parsing and one library call each."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +9,7 @@ from colonsim.cliutil import add_config_args, add_json_arg
 def add_parsers(subparsers) -> None:
     p = subparsers.add_parser("adapt", help="reverse domain adaptation: refine real frames to look synthetic")
     sub = p.add_subparsers(dest="adapt_command", metavar="ACTION", parser_class=type(p))
-    p.set_defaults(func=lambda args: p.error("choose an action: train, apply, match or score"))
+    p.set_defaults(func=lambda args: p.error("choose an action: train, apply, match, pick or score"))
 
     t = sub.add_parser("train", help="train a refiner adversarially (SimGAN schedule)")
     t.add_argument("--real", required=True, metavar="DIR|VIDEO|DATA.h5", help="real frames")
@@ -53,6 +53,18 @@ def add_parsers(subparsers) -> None:
     m.add_argument("--overwrite", action="store_true", help="replace an existing OUT.h5 or non-empty DIR/")
     add_json_arg(m)
     m.set_defaults(func=_match)
+
+    k = sub.add_parser("pick", help="keep from a pool of renders the views whose layout is nearest the real "
+                       "frames' (a synthetic set that shows what the real frames show)")
+    k.add_argument("--real", required=True, metavar="DIR|VIDEO|DATA.h5",
+                   help="real frames to pick by (not the frames held out for scoring)")
+    k.add_argument("--pool", required=True, metavar="POOL.h5", help="ColonSim HDF5 to pick from")
+    k.add_argument("--out", required=True, metavar="OUT.h5")
+    k.add_argument("--frames", required=True, type=int, metavar="N", help="frames to keep")
+    k.add_argument("--seed", type=int, default=0, help="seed of the real frames' turns")
+    k.add_argument("--overwrite", action="store_true", help="replace an existing OUT.h5")
+    add_json_arg(k)
+    k.set_defaults(func=_pick)
 
     s = sub.add_parser("score", help="real-vs-synthetic classifier accuracy on raw and refined frames")
     s.add_argument("--real", required=True, metavar="DIR|VIDEO|DATA.h5", help="held-out real frames")
@@ -114,6 +126,15 @@ def _match(args: argparse.Namespace):
               highlight_max_frac=args.highlight_max_frac, overwrite=args.overwrite)
     return (f"matched {r['frames']} frames ({','.join(r['steps'])}) to {r['synthetic']} ({r['frames_fitted']} frames fitted, "
             f"defocus {r['blur_frac']:.4f} of the circle's height) into {r['out']} ({r['seconds']} s)"), r
+
+
+def _pick(args: argparse.Namespace):
+    from .pick import pick
+
+    r = pick(args.real, args.pool, args.out, args.frames, seed=args.seed, overwrite=args.overwrite)
+    return (f"picked {r['frames']} of {r['pool_frames']} renders of {r['pool']} by the layouts of "
+            f"{r['real_frames']} real frames into {r['out']} (median rank {r['median_rank']:g}, "
+            f"largest {r['max_rank']}; {r['seconds']} s)"), r
 
 
 def _score(args: argparse.Namespace):

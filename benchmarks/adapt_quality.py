@@ -39,6 +39,12 @@ scores each on the held-out frames (select.json): adversarial training moves bac
 the last refiner of a time budget is one draw of where it stands. With ``--match`` the matched
 frames are a candidate too, so that the answer is the match where no refiner beats it.
 
+``--pick N`` (and ``--pick-train M``) treat ``--synthetic`` (and ``--train-synthetic``) as pools
+of renders: the benchmark keeps N (M) of them by the layouts of its own training frames
+(``colonsim adapt pick``; the held-out frames take no part), writes them into the work folder
+(synthetic_picked.h5, train_synthetic_picked.h5) and goes on with those: a target that shows what
+the real frames show, so that the score reads how the frames look more than what they show.
+
 ``changed_frac`` (and ``delta_grey_heldout``) say what the refiner does to the held-out frames it
 is scored on: the fraction of their pixels it moves by more than 2 grey levels (and the mean
 move). Near 0 the refiner is the identity, and acc_refined measures its input; the run says so.
@@ -382,6 +388,11 @@ def main() -> None:
     ap.add_argument("--select-synthetic", type=Path,
                     help="renders for --select's choice (default: the run's --train-synthetic)")
     ap.add_argument("--select-repeats", type=int, default=4, help="classifier seeds for --select's choice")
+    ap.add_argument("--pick", type=int, metavar="N",
+                    help="keep N frames of --synthetic (a pool) by the layouts of the training frames "
+                         "(colonsim adapt pick) and score against those")
+    ap.add_argument("--pick-train", type=int, metavar="M",
+                    help="keep M frames of --train-synthetic (a pool) the same way and train against those")
     ap.add_argument("--cues", action="store_true",
                     help="also score the views that keep the layout and one more cue (adapt score --cues)")
     args = ap.parse_args()
@@ -421,7 +432,31 @@ def main() -> None:
     if not Path(train_synthetic).is_file():
         print(f"adapt_quality: --train-synthetic not found: {train_synthetic}", file=sys.stderr)
         sys.exit(2)
+    if args.pick_train and not args.train_synthetic:
+        print("adapt_quality: --pick-train needs --train-synthetic (a pool to pick from)", file=sys.stderr)
+        sys.exit(2)
     train_dir, held_dir, n_train, n_held = split_real(args.real, work, args.holdout, args.block)
+    picks = {}
+    if args.pick is not None or args.pick_train is not None:
+        from adapt.pick import pick
+
+        try:
+            for n, pool, name in ((args.pick, synthetic, "synthetic_picked.h5"),
+                                  (args.pick_train, train_synthetic, "train_synthetic_picked.h5")):
+                if n is not None:
+                    r = pick(train_dir, pool, work / name, n, seed=args.seed, overwrite=True)
+                    picks[name] = r
+                    print(f"adapt_quality: picked {n} of {r['pool_frames']} renders of {pool} by the layouts "
+                          f"of {r['real_frames']} training frames (median rank {r['median_rank']:g})", flush=True)
+        except InputError as e:
+            print(f"adapt_quality: {e}", file=sys.stderr)
+            sys.exit(2)
+        if args.pick is not None:
+            synthetic = work / "synthetic_picked.h5"
+        if args.pick_train is not None:
+            train_synthetic = work / "train_synthetic_picked.h5"
+        elif not args.train_synthetic:
+            train_synthetic = synthetic
     if args.diagnose:
         result = diagnose(held_dir, synthetic, work, args.score_size, args.score_steps, args.seed)
         (work / "diagnose.json").write_text(json.dumps(result, indent=2))
@@ -469,7 +504,7 @@ def main() -> None:
               "delta_grey": summary["losses"].get("refiner/delta_grey"),
               "disc_acc": summary["disc_accuracy"], "config_overrides": args.overrides, "match": args.match,
               "synthetic": str(synthetic), "train_synthetic": str(train_synthetic),
-              "torch_threads": args.threads, **s,
+              "torch_threads": args.threads, "picks": picks, **s,
               "acc_matched": m["acc_refined"], "acc_matched_seeds": m.get("acc_refined_seeds", [m["acc_refined"]]),
               "self_reg_l1_matched": m["self_reg_l1"], **change}
     (work / "results.json").write_text(json.dumps(result, indent=2))

@@ -136,6 +136,17 @@ def test_adapt_quality_refuses_missing_renders_or_real_frames_in_one_line(tmp_pa
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "no_frames" in r.stderr
 
 
+def test_adapt_quality_refuses_a_pick_it_cannot_make_in_one_line(tmp_path, synthetic_h5, real_dir):
+    base = [sys.executable, str(SCRIPT.with_name("adapt_quality.py")), "--synthetic", str(synthetic_h5),
+            "--real", str(real_dir), "--block", "1", "--minutes", "0.01"]
+    for extra, words in ((["--pick", "9"], "which has 8"), (["--pick", "0"], "cannot keep 0"),
+                         (["--pick-train", "4"], "--pick-train needs --train-synthetic")):
+        work = tmp_path / f"w{extra[1]}"
+        r = subprocess.run([*base, *extra, "--work", str(work)], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and words in r.stderr, r.stderr
+        assert not (work / "run").exists() and not list(work.glob("*picked.h5"))   # nothing trained or kept
+
+
 def test_select_picks_the_snapshot_that_passes_for_synthetic_by_the_training_frames(tmp_path, tiny_cfg, aq, capsys):
     """The "real" frames of this run are renders of the synthetic kind, and its "match" darkened
     them by 60 grey levels. A snapshot that brightens them back passes for synthetic; the final
