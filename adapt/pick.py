@@ -16,6 +16,11 @@ render not yet taken, until ``n`` are taken; so every real frame's layout is rep
 equally, not only the commonest. The output is a ColonSim HDF5 of the kept frames with every dataset
 (depth, pose, intrinsics, params) carried along, plus ``params/pool_index``: each frame's index in
 the pool. The real frames chosen from must not include frames held out for scoring.
+
+What it is good for is measured in benchmarks/RESULTS.md ("Renders picked by the real frames'
+layouts"): frames of the videos it picked by read as synthetic far more often, but frames of other
+videos less often than against renders kept at random. It matches a target to the views of the
+videos at hand, not to colonoscopy at large.
 """
 from __future__ import annotations
 

@@ -44,6 +44,9 @@ of renders: the benchmark keeps N (M) of them by the layouts of its own training
 (``colonsim adapt pick``; the held-out frames take no part), writes them into the work folder
 (synthetic_picked.h5, train_synthetic_picked.h5) and goes on with those: a target that shows what
 the real frames show, so that the score reads how the frames look more than what they show.
+The held-out blocks (``--block``, 10 frames) come from the same videos as the training frames, so
+the picked renders resemble the held-out frames' neighbours: with ``--block 95`` (whole videos
+held out) picking scores worse than renders kept at random (benchmarks/RESULTS.md).
 
 ``changed_frac`` (and ``delta_grey_heldout``) say what the refiner does to the held-out frames it
 is scored on: the fraction of their pixels it moves by more than 2 grey levels (and the mean
