@@ -18,14 +18,14 @@ equally, not only the commonest. The output is a ColonSim HDF5 of the kept frame
 the pool. The real frames chosen from must not include frames held out for scoring.
 
 What it is good for is measured in benchmarks/RESULTS.md ("Renders picked by the real frames'
-layouts"): frames of the videos it picked by read as synthetic far more often, but frames of other
-videos less often than against renders kept at random. It matches a target to the views of the
-videos at hand, not to colonoscopy at large.
+layouts"): after ``adapt match``, held-out frames of the videos it picked by read as synthetic far
+more often than against renders kept at random; frames of other videos, in two folds of four
+more often and in two less often. It matches a target to the views of the videos at hand, not to
+colonoscopy at large.
 """
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from pathlib import Path
@@ -40,8 +40,6 @@ from colonsim.errors import DatasetError, InputError
 from .apply import _open_checked, _tmp_path, check_paths
 from .data import H5Frames, is_hdf5, open_frames
 from .score import inscribed_square
-
-log = logging.getLogger(__name__)
 
 LAYOUT_SIDE = 16       # px of the square a layout is read at
 LAYOUT_SIGMA_PX = 1.0  # its low-pass, px at that size

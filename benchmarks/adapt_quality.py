@@ -45,8 +45,9 @@ of renders: the benchmark keeps N (M) of them by the layouts of its own training
 (synthetic_picked.h5, train_synthetic_picked.h5) and goes on with those: a target that shows what
 the real frames show, so that the score reads how the frames look more than what they show.
 The held-out blocks (``--block``, 10 frames) come from the same videos as the training frames, so
-the picked renders resemble the held-out frames' neighbours: with ``--block 95`` (whole videos
-held out) picking scores worse than renders kept at random (benchmarks/RESULTS.md).
+the picked renders resemble the held-out frames' neighbours. Held out by whole videos (folds of
+95 frames; ``--block 95`` is one) picking is no reliable gain: better than renders kept at random
+in two folds of four, worse in two (benchmarks/RESULTS.md).
 
 ``changed_frac`` (and ``delta_grey_heldout``) say what the refiner does to the held-out frames it
 is scored on: the fraction of their pixels it moves by more than 2 grey levels (and the mean
@@ -435,7 +436,7 @@ def main() -> None:
     if not Path(train_synthetic).is_file():
         print(f"adapt_quality: --train-synthetic not found: {train_synthetic}", file=sys.stderr)
         sys.exit(2)
-    if args.pick_train and not args.train_synthetic:
+    if args.pick_train is not None and not args.train_synthetic:
         print("adapt_quality: --pick-train needs --train-synthetic (a pool to pick from)", file=sys.stderr)
         sys.exit(2)
     train_dir, held_dir, n_train, n_held = split_real(args.real, work, args.holdout, args.block)
