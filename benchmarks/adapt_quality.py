@@ -46,7 +46,7 @@ of renders: the benchmark keeps N (M) of them by the layouts of its own training
 the real frames show, so that the score reads how the frames look more than what they show.
 The held-out blocks (``--block``, 10 frames) come from the same videos as the training frames, so
 the picked renders resemble the held-out frames' neighbours. Held out by whole videos (folds of
-95 frames; ``--block 95`` is one) picking is no reliable gain: better than renders kept at random
+95 frames: ``--block 95 --fold K``, K = 0..3) picking is no reliable gain: better than renders kept at random
 in two folds of four, worse in two (benchmarks/RESULTS.md).
 
 ``changed_frac`` (and ``delta_grey_heldout``) say what the refiner does to the held-out frames it
@@ -90,13 +90,18 @@ def render_clean(out: Path, frames: int, size: int, seed: int) -> Path:
     return out
 
 
-def split_real(real: Path, work: Path, holdout: float, block: int) -> tuple[Path, Path, int, int]:
+def split_real(real: Path, work: Path, holdout: float, block: int, fold: int | None = None
+               ) -> tuple[Path, Path, int, int]:
     """Symlink folders train/ and heldout/: alternate blocks of ``block`` neighbouring frames, with
-    about ``holdout`` of the blocks held out (neighbouring CVC frames come from the same video)."""
+    about ``holdout`` of the blocks held out (neighbouring CVC frames come from the same video):
+    block k is held out when k % round(1 / holdout) is ``fold`` (default the last of them)."""
     from colonsim.realdata import list_images
 
     files = list_images(real)
     every = max(2, round(1.0 / holdout))
+    fold = every - 1 if fold is None else fold
+    if not 0 <= fold < every:
+        raise ValueError(f"--fold {fold}: choose 0..{every - 1} (one in {every} blocks is held out)")
     train, held = work / "real_train", work / "real_heldout"
     for d in (train, held):
         d.mkdir(parents=True, exist_ok=True)
@@ -104,7 +109,7 @@ def split_real(real: Path, work: Path, holdout: float, block: int) -> tuple[Path
             p.unlink()
     n_held = 0
     for i, p in enumerate(files):
-        is_held = (i // block) % every == every - 1
+        is_held = (i // block) % every == fold
         n_held += is_held
         (held if is_held else train).joinpath(p.name).symlink_to(p.resolve())
     return train, held, len(files) - n_held, n_held
@@ -368,6 +373,9 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=128, help="training crop side, px")
     ap.add_argument("--holdout", type=float, default=0.25, help="fraction of real frames held out")
     ap.add_argument("--block", type=int, default=10, help="neighbouring frames held out together")
+    ap.add_argument("--fold", type=int, default=None,
+                    help="which block of each round(1/holdout) is held out (default the last); with "
+                         "--block 95, --fold 0..3 hold out CVC-ColonDB by whole videos, a quarter at a time")
     ap.add_argument("--synth-frames", type=int, default=400, help="frames to render when --synthetic is omitted")
     ap.add_argument("--synth-size", type=int, default=256, help="their size, px")
     ap.add_argument("--score-size", type=int, default=64, help="classifier input side, px")
@@ -439,7 +447,11 @@ def main() -> None:
     if args.pick_train is not None and not args.train_synthetic:
         print("adapt_quality: --pick-train needs --train-synthetic (a pool to pick from)", file=sys.stderr)
         sys.exit(2)
-    train_dir, held_dir, n_train, n_held = split_real(args.real, work, args.holdout, args.block)
+    try:
+        train_dir, held_dir, n_train, n_held = split_real(args.real, work, args.holdout, args.block, args.fold)
+    except ValueError as e:
+        print(f"adapt_quality: {e}", file=sys.stderr)
+        sys.exit(2)
     picks = {}
     if args.pick is not None or args.pick_train is not None:
         from adapt.pick import pick

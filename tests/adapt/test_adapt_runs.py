@@ -136,12 +136,31 @@ def test_adapt_quality_refuses_missing_renders_or_real_frames_in_one_line(tmp_pa
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "no_frames" in r.stderr
 
 
-def test_adapt_quality_refuses_a_pick_it_cannot_make_in_one_line(tmp_path, synthetic_h5, real_dir):
+def test_split_real_holds_out_the_chosen_block_of_each_round(tmp_path, real_dir, aq):
+    """Six frames in blocks of one, one block in four held out: the default holds out the last
+    position of each round (frame 4), ``fold`` 0 the first (frames 1 and 5); blocks of three with
+    fold 1 hold out a whole block (frames 4-6), as ``--block 95 --fold K`` holds out whole videos."""
+    def held(block, fold):
+        train, heldout, n_train, n_held = aq.split_real(real_dir, tmp_path / f"w{block}_{fold}", 0.25, block, fold)
+        names = sorted(int(p.stem) for p in heldout.iterdir())
+        assert n_held == len(names) and n_train == len(list(train.iterdir())) == 6 - n_held
+        assert not {p.name for p in train.iterdir()} & {p.name for p in heldout.iterdir()}
+        return names
+
+    assert held(1, None) == held(1, 3) == [4]
+    assert held(1, 0) == [1, 5]
+    assert held(3, 1) == [4, 5, 6]
+    with pytest.raises(ValueError, match="--fold 4"):
+        aq.split_real(real_dir, tmp_path / "bad", 0.25, 1, 4)
+
+
+def test_adapt_quality_refuses_a_pick_or_fold_it_cannot_make_in_one_line(tmp_path, synthetic_h5, real_dir):
     base = [sys.executable, str(SCRIPT.with_name("adapt_quality.py")), "--synthetic", str(synthetic_h5),
             "--real", str(real_dir), "--block", "1", "--minutes", "0.01"]
-    for extra, words in ((["--pick", "9"], "which has 8"), (["--pick", "0"], "cannot keep 0"),
-                         (["--pick-train", "4"], "--pick-train needs --train-synthetic")):
-        work = tmp_path / f"w{extra[1]}"
+    cases = ((["--pick", "9"], "which has 8"), (["--pick", "0"], "cannot keep 0"),
+             (["--pick-train", "4"], "--pick-train needs --train-synthetic"), (["--fold", "4"], "--fold 4: choose 0..3"))
+    for i, (extra, words) in enumerate(cases):
+        work = tmp_path / f"w{i}"
         r = subprocess.run([*base, *extra, "--work", str(work)], capture_output=True, text=True, timeout=120)
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and words in r.stderr, r.stderr
         assert not (work / "run").exists() and not list(work.glob("*picked.h5"))   # nothing trained or kept
