@@ -99,11 +99,19 @@ def pick_indices(real: np.ndarray, pool: np.ndarray, n: int, seed: int = 0) -> t
     return np.asarray(keep, np.int64), np.asarray(ranks, np.int64)
 
 
+def _check_fields(f: h5py.File, src: Path) -> None:
+    """DatasetError unless ``f`` has every per-frame dataset that a kept frame carries along."""
+    missing = [name for name in (*h5io.IMAGE_FIELDS, *h5io.SMALL_FIELDS) if name not in f]
+    if missing:
+        raise DatasetError(f"{src} has no '{missing[0]}' dataset; adapt pick keeps whole rendered frames")
+
+
 def write_subset(src: Path, dst: Path, keep: np.ndarray, picked_from: dict) -> None:
     """A ColonSim HDF5 at ``dst`` holding the frames ``keep`` of ``src`` in that order, every dataset
     carried along, ``params/pool_index`` added and ``picked_from`` recorded. Written under a
     temporary name and renamed once complete."""
     with h5io.open_file(src) as f:
+        _check_fields(f, src)
         n_src = f[schema.RGB].shape[0]
         done = f[schema.DONE][()] if schema.DONE in f else np.ones(n_src, np.uint8)
         if not np.all(done[keep] == 1):
@@ -166,7 +174,8 @@ def pick(real: str | Path, pool: str | Path, out: str | Path, n: int, *, seed: i
     check_paths(src, dst, overwrite, keep=[Path(real)])
     if Path(real).resolve() == dst.resolve():
         raise InputError(f"--out {dst} is the real frames themselves; choose another path")
-    _open_checked(src).close()
+    with _open_checked(src) as f:
+        _check_fields(f, src)
     t0 = time.monotonic()
     real_frames = open_frames(real)
     if isinstance(real_frames, H5Frames):

@@ -110,7 +110,11 @@ def _run(capsys, args):
 
 
 def test_pick_bad_inputs_are_one_line_and_exit_2(pool_h5, tmp_path, capsys):
+    from .conftest import synthetic_frames, write_h5
+
     real = _real_like(pool_h5, [1, 5], tmp_path / "real")
+    rgb, _, mask = synthetic_frames(4, 40, seed=0)
+    no_depth = write_h5(tmp_path / "no_depth.h5", rgb, None, mask)
     empty = tmp_path / "empty"
     empty.mkdir()
     not_h5 = tmp_path / "x.h5"
@@ -121,6 +125,7 @@ def test_pick_bad_inputs_are_one_line_and_exit_2(pool_h5, tmp_path, capsys):
         (["--real", str(real), "--pool", str(real), "--frames", "2"], "not a ColonSim HDF5"),
         (["--real", str(empty), "--pool", str(pool_h5), "--frames", "2"], "no images"),
         (["--real", str(tmp_path / "nowhere"), "--pool", str(pool_h5), "--frames", "2"], "not found"),
+        (["--real", str(real), "--pool", str(no_depth), "--frames", "2"], "no 'depth' dataset"),
         (["--real", str(real), "--pool", str(pool_h5), "--frames", "0"], "cannot keep 0"),
         (["--real", str(real), "--pool", str(pool_h5), "--frames", "21"], "which has 20"),
     ]
