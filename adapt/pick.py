@@ -30,7 +30,6 @@ import os
 import time
 from pathlib import Path
 
-import cv2
 import h5py
 import numpy as np
 
@@ -39,7 +38,7 @@ from colonsim.errors import DatasetError, InputError
 
 from .apply import _open_checked, _tmp_path, check_paths
 from .data import H5Frames, is_hdf5, open_frames
-from .score import inscribed_square
+from .score import _blurred, _squares
 
 LAYOUT_SIDE = 16       # px of the square a layout is read at
 LAYOUT_SIGMA_PX = 1.0  # its low-pass, px at that size
@@ -52,13 +51,9 @@ def layouts(frames, desc: str = "layouts") -> np.ndarray:
     ``get(i) -> (rgb, mask)``), as in the module doc."""
     from tqdm import tqdm
 
-    out = np.empty((len(frames), LAYOUT_SIDE * LAYOUT_SIDE), np.float32)
-    for i in tqdm(range(len(frames)), desc=desc, unit="frame", disable=None):
-        rgb, mask = frames.get(i)[:2]
-        grey = inscribed_square(rgb, mask, LAYOUT_SIDE).astype(np.float32).mean(-1)
-        grey = cv2.GaussianBlur(grey, (0, 0), LAYOUT_SIGMA_PX)
-        out[i] = ((grey - grey.mean()) / (grey.std() + 1.0)).ravel()
-    return out
+    squares = _squares(frames, tqdm(range(len(frames)), desc=desc, unit="frame", disable=None), LAYOUT_SIDE)
+    grey = _blurred(squares.astype(np.float32).mean(-1), LAYOUT_SIGMA_PX).reshape(len(squares), -1)
+    return (grey - grey.mean(1, keepdims=True)) / (grey.std(1, keepdims=True) + 1.0)
 
 
 def pick_indices(real: np.ndarray, pool: np.ndarray, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -145,13 +140,10 @@ def write_subset(src: Path, dst: Path, keep: np.ndarray, picked_from: dict) -> N
                     else:
                         for j, i in enumerate(keep):
                             t[j] = s[int(i)]
-                order = np.argsort(keep)  # h5py reads sorted indices; put them back in keep's order
-                back = np.empty_like(order)
-                back[order] = np.arange(len(keep))
                 for name in h5io.SMALL_FIELDS:
-                    g[name][:] = f[name][np.sort(keep)][back]
+                    g[name][:] = f[name][()][keep]
                 for k, v in params.items():
-                    g[schema.PARAMS][k][:] = v[np.sort(keep)][back]
+                    g[schema.PARAMS][k][:] = v[()][keep]
                 g[schema.PARAMS][POOL_INDEX][:] = keep.astype(np.int32)
                 g[schema.DONE][:] = 1
                 g.attrs[ATTR_PICKED] = json.dumps(picked_from)
@@ -176,12 +168,11 @@ def pick(real: str | Path, pool: str | Path, out: str | Path, n: int, *, seed: i
         raise InputError(f"--out {dst} is the real frames themselves; choose another path")
     with _open_checked(src) as f:
         _check_fields(f, src)
+        n_pool = f[schema.RGB].shape[0]
     t0 = time.monotonic()
     real_frames = open_frames(real)
     if isinstance(real_frames, H5Frames):
         real_frames = H5Frames(real, cache_mb=0)
-    with h5py.File(src, "r") as f:
-        n_pool = f[schema.RGB].shape[0]
     if not 1 <= n <= n_pool:
         raise InputError(f"cannot keep {n} frames of {src}, which has {n_pool}; choose 1..{n_pool}")
     r = layouts(real_frames, desc="real layouts")
