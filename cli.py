@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, FileExistsError) as e:
         return _error(f"{e.strerror or e}: {e.filename}" if getattr(e, "filename", None) else str(e))
     except KeyboardInterrupt:  # an interrupted run is bad input too: one line, exit 2, work kept
-        return _error("interrupted; what was written so far is kept (run again with --resume)")
+        resume = " (run again with --resume)" if hasattr(args, "resume") else ""
+        return _error(f"interrupted; what was written so far is kept{resume}")
     try:
         print(json.dumps(result, sort_keys=True) if getattr(args, "json", False) else summary, flush=True)
     except BrokenPipeError:  # e.g. `colonsim inspect X --json | head`: the reader left, not an error

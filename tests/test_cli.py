@@ -87,6 +87,7 @@ def test_ctrl_c_during_render_is_one_line_exit_2_and_resume_finishes(tmp_path):
     # Besides the progress bar (drawn to stderr), exactly one line: the error.
     lines = [ln for ln in err.replace("\r", "\n").splitlines() if ln.strip() and not ln.startswith("render:")]
     assert len(lines) == 1 and lines[0].startswith("colonsim: error: interrupted") and "Traceback" not in err, err
+    assert "run again with --resume" in lines[0]   # render can resume, so the line says how
     kept = len(list(parts.glob("shard_*.h5")))
     assert kept >= 1
     r = subprocess.run(args + ["--resume"], capture_output=True, text=True, cwd=REPO, timeout=300)
