@@ -15,7 +15,8 @@ texture play no part. The real frames take turns in a seeded random order, each 
 render not yet taken, until ``n`` are taken; so every real frame's layout is represented about
 equally, not only the commonest. The output is a ColonSim HDF5 of the kept frames with every dataset
 (depth, pose, intrinsics, params) carried along, plus ``params/pool_index``: each frame's index in
-the pool. The real frames chosen from must not include frames held out for scoring.
+the pool. The real frames chosen from must not include frames held out for scoring. In the pool of
+an interrupted render (``done`` not all set) only the finished frames are candidates.
 
 What it is good for is measured in benchmarks/RESULTS.md ("Renders picked by the real frames'
 layouts"): after ``adapt match``, held-out frames of the videos it picked by read as synthetic far
@@ -34,6 +35,7 @@ import h5py
 import numpy as np
 
 from colonsim import h5io, schema
+from colonsim.dataset import complete_indices
 from colonsim.errors import DatasetError, InputError
 
 from .apply import _open_checked, _tmp_path, check_paths
@@ -168,17 +170,22 @@ def pick(real: str | Path, pool: str | Path, out: str | Path, n: int, *, seed: i
         raise InputError(f"--out {dst} is the real frames themselves; choose another path")
     with _open_checked(src) as f:
         _check_fields(f, src)
-        n_pool = f[schema.RGB].shape[0]
+        n_rows = f[schema.RGB].shape[0]
+        rendered = complete_indices(f)  # an interrupted render's pool: its finished frames only
+    n_pool = len(rendered)
     t0 = time.monotonic()
     real_frames = open_frames(real)
     if isinstance(real_frames, H5Frames):
         real_frames = H5Frames(real, cache_mb=0)
     if not 1 <= n <= n_pool:
-        raise InputError(f"cannot keep {n} frames of {src}, which has {n_pool}; choose 1..{n_pool}")
+        has = f"{n_pool}" if n_pool == n_rows else f"{n_pool} rendered of {n_rows}"
+        raise InputError(f"cannot keep {n} frames of {src}, which has {has}; choose 1..{n_pool}")
     r = layouts(real_frames, desc="real layouts")
-    p = layouts(H5Frames(src, cache_mb=0), desc="pool layouts")
+    p = layouts(H5Frames(src, cache_mb=0), desc="pool layouts")  # row j is frame rendered[j]
     keep, ranks = pick_indices(r, p, n, seed)
+    keep = rendered[keep]
     write_subset(src, dst, keep, {"pool": str(src), "real": str(real), "n_real": len(r), "seed": int(seed)})
-    return {"frames": int(n), "pool": str(src), "pool_frames": int(n_pool), "real": str(real),
+    return {"frames": int(n), "pool": str(src), "pool_frames": int(n_pool), "pool_rows": int(n_rows),
+            "real": str(real),
             "real_frames": len(r), "out": str(dst), "median_rank": float(np.median(ranks)),
             "max_rank": int(ranks.max()), "seconds": round(time.monotonic() - t0, 1)}

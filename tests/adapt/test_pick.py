@@ -104,6 +104,27 @@ def test_pick_keeps_the_frames_that_show_what_the_real_ones_show(pool_h5, tmp_pa
     assert len(set(idx.tolist())) == 9 and {2, 9, 15} <= set(idx.tolist())
 
 
+def test_pick_from_an_interrupted_render_keeps_finished_frames_by_their_pool_index(pool_h5, tmp_path):
+    """Unfinished frames (``done`` 0) are no candidates, and picks name the pool's own rows: frame
+    3 is the third finished one when frame 0 is unfinished, and must still be written as frame 3."""
+    pool = tmp_path / "interrupted.h5"
+    pool.write_bytes(pool_h5.read_bytes())
+    with h5py.File(pool, "r+") as f:
+        f[schema.DONE][0] = 0
+        f[schema.DONE][11] = 0
+    real = _real_like(pool_h5, [0, 3, 9, 15], tmp_path / "real")   # frame 0's twin is unfinished
+    r = pick(real, pool, tmp_path / "picked.h5", 4, seed=1)
+    assert r["pool_frames"] == 18 and r["pool_rows"] == 20
+    with h5py.File(tmp_path / "picked.h5") as g, h5py.File(pool_h5) as f:
+        idx = g[schema.PARAMS][POOL_INDEX][()]
+        assert {3, 9, 15} <= set(idx.tolist()) and not {0, 11} & set(idx.tolist())
+        for j, i in enumerate(idx):
+            np.testing.assert_array_equal(g[schema.RGB][j], f[schema.RGB][i])
+            np.testing.assert_array_equal(g[schema.DEPTH][j], f[schema.DEPTH][i])
+    with pytest.raises(Exception, match="which has 18 rendered of 20"):
+        pick(real, pool, tmp_path / "all.h5", 20)
+
+
 def _run(capsys, args):
     rc = cli.main(args)
     return rc, [line for line in capsys.readouterr().err.splitlines() if line.strip()]
