@@ -87,6 +87,12 @@ class FrameDataset(Dataset):
             self._files[k] = h5py.File(self.paths[k], "r")
         return self._files[k]
 
+    def row(self, i: int) -> tuple[Path, int]:
+        """The file and the row in it of item ``i`` (rows of unfinished frames are skipped, so the
+        two differ after an interrupted render)."""
+        k, j = self._entries[i]
+        return self.paths[int(k)], int(j)
+
     def read(self, i: int) -> dict[str, np.ndarray]:
         """Frame ``i`` as numpy arrays in file units: rgb (H, W, 3) uint8, depth (H, W) float32 mm,
         mask (H, W) uint8."""

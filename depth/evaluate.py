@@ -25,14 +25,15 @@ HDF5_SUFFIXES = (".h5", ".hdf5")
 
 
 def iter_hdf5(path: Path) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
-    """(name, rgb (H, W, 3) uint8, depth (H, W) float32 mm, mask (H, W) uint8) of each complete frame."""
+    """(name, rgb (H, W, 3) uint8, depth (H, W) float32 mm, mask (H, W) uint8) of each complete frame;
+    the name is its row in the file, six digits."""
     from colonsim.dataset import FrameDataset
 
     ds = FrameDataset(path)
     try:
         for i in range(len(ds)):
             a = ds.read(i)
-            yield f"{i:06d}", a[schema.RGB], a[schema.DEPTH], a[schema.MASK]
+            yield f"{ds.row(i)[1]:06d}", a[schema.RGB], a[schema.DEPTH], a[schema.MASK]
     finally:
         ds.close()
 

@@ -22,6 +22,21 @@ def test_eval_on_hdf5_matches_metrics_of_predictions(tiny_model, tiny_val_h5):
     assert r["metrics"]["abs_rel"] == pytest.approx(aggregate(expect)["abs_rel"])
 
 
+def test_eval_on_an_interrupted_render_names_each_frame_by_its_row(tiny_model, tiny_val_h5, tmp_path):
+    import h5py
+
+    from colonsim import schema
+
+    part = tmp_path / "part.h5"
+    part.write_bytes(tiny_val_h5.read_bytes())
+    with h5py.File(part, "r+") as f:
+        f[schema.DONE][1] = 0          # an unfinished frame: skipped, and the others keep their rows
+    r = evaluate(tiny_model, part)
+    assert [p["name"] for p in r["per_image"]] == [f"{i:06d}" for i in (0, 2, 3, 4, 5, 6, 7)]
+    full = {p["name"]: p["abs_rel"] for p in evaluate(tiny_model, tiny_val_h5)["per_image"]}
+    assert all(p["abs_rel"] == pytest.approx(full[p["name"]]) for p in r["per_image"])
+
+
 def test_eval_on_a_folder_with_npy_ground_truth(tiny_model, tmp_path):
     rng = np.random.default_rng(0)
     for i in range(3):
