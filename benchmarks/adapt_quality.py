@@ -49,6 +49,11 @@ the picked renders resemble the held-out frames' neighbours. Held out by whole v
 95 frames: ``--block 95 --fold K``, K = 0..3) picking is no reliable gain: better than renders kept at random
 in two folds of four, worse in two (benchmarks/RESULTS.md).
 
+``--control N`` (after a run) scores it again against N renders picked by the held-out frames'
+own layouts: what the two sets show is then about the same, and the classifier reads how they look,
+the part a structure-keeping refiner may change (control.json; see :func:`control_score`). The
+held-out frames choose only the renders of this score, never what a refiner or a match trains on.
+
 ``changed_frac`` (and ``delta_grey_heldout``) say what the refiner does to the held-out frames it
 is scored on: the fraction of their pixels it moves by more than 2 grey levels (and the mean
 move). Near 0 the refiner is the identity, and acc_refined measures its input; the run says so.
@@ -301,6 +306,60 @@ def select_snapshot(work: Path, select_synthetic: Path | None, size_px: int, ste
     return 0
 
 
+def control_score(work: Path, pool: Path | None, n: int, size_px: int, steps: int, repeats: int, seed: int) -> int:
+    """``--control N``: score a finished run again, against renders that show what its held-out
+    frames show.
+
+    The classifier of the run's score tells the held-out frames from the target renders by how
+    they look and by what they show (the layout of lumen, folds and wall). A refiner that keeps
+    structure may change only the first. Here ``n`` renders of ``pool`` (default: the pool the
+    run picked its target from, else its target itself) are kept by the layouts of the held-out
+    frames (``colonsim adapt pick --real real_heldout``), and the raw, matched and refined held-out
+    frames are scored against those with the run's classifier settings. What the frames show is
+    then about the same in both sets, and the accuracies read mostly how they look. The held-out
+    frames choose the renders of this score only: no training saw them. Writes control.json and
+    synthetic_control.h5 in ``work``; a folder that is not a finished run, or a pool too small,
+    is one line on stderr and exit 2."""
+    from adapt.pick import pick
+    from adapt.score import score
+    from colonsim.errors import ColonSimError
+
+    try:
+        result = json.loads((work / "results.json").read_text())
+        held = work / "real_heldout"
+        refined = work / "refined_heldout" if result.get("match") else work / "run" / "refiner.pt"
+        matched = work / "matched_heldout"
+        picked = (result.get("picks") or {}).get("synthetic_picked.h5") or {}
+        pool = Path(pool or picked.get("pool") or result["synthetic"])
+        missing = [p for p in (held, refined, matched, pool) if not p.exists()]
+        if missing:
+            raise FileNotFoundError(f"missing {missing[0]}")
+    except (OSError, ValueError, KeyError, AttributeError, TypeError) as e:
+        print(f"adapt_quality: {work} is not a finished run's --work folder ({e})", file=sys.stderr)
+        return 2
+    target = work / "synthetic_control.h5"
+    try:
+        r = pick(held, pool, target, n, seed=seed, overwrite=True)
+    except ColonSimError as e:
+        print(f"adapt_quality: {e}", file=sys.stderr)
+        return 2
+    print(f"adapt_quality control: picked {n} of {r['pool_frames']} renders of {pool} by the layouts of "
+          f"{r['real_frames']} held-out frames (median rank {r['median_rank']:g})", flush=True)
+    m = score(held, matched, target, size_px=size_px, steps=steps, seed=seed, repeats=repeats)
+    s = score(held, refined, target, size_px=size_px, steps=steps, seed=seed, floor=True, repeats=repeats)
+    out = {"frames": n, "pool": str(pool), "picked_by": str(held), "median_rank": r["median_rank"],
+           "score_repeats": repeats, "acc_raw": round(s["acc_raw"], 4), "acc_matched": round(m["acc_refined"], 4),
+           "acc_refined": round(s["acc_refined"], 4), "acc_structure": round(s["acc_structure"], 4),
+           "acc_matched_seeds": m.get("acc_refined_seeds", [m["acc_refined"]]),
+           "acc_refined_seeds": s.get("acc_refined_seeds", [s["acc_refined"]]),
+           "uncontrolled": {k: result.get(k) for k in ("acc_raw", "acc_matched", "acc_refined", "acc_structure")}}
+    (work / "control.json").write_text(json.dumps(out, indent=2))
+    print(f"adapt_quality control: acc_raw={out['acc_raw']:.3f} acc_matched={out['acc_matched']:.3f} "
+          f"acc_refined={out['acc_refined']:.3f} acc_structure={out['acc_structure']:.3f} "
+          f"({work / 'control.json'})")
+    return 0
+
+
 def diagnose(held: Path, synthetic: Path, work: Path, size_px: int, steps: int, seed: int) -> dict:
     """Score hand-made refinements of the held-out frames: {transform: score dict}."""
     import cv2
@@ -405,6 +464,9 @@ def main() -> None:
                          "(colonsim adapt pick) and score against those")
     ap.add_argument("--pick-train", type=int, metavar="M",
                     help="keep M frames of --train-synthetic (a pool) the same way and train against those")
+    ap.add_argument("--control", type=int, metavar="N",
+                    help="train nothing: score the finished run in --work again against N renders of its "
+                         "pool (or --synthetic) picked by the held-out frames' layouts (control.json)")
     ap.add_argument("--cues", action="store_true",
                     help="also score the views that keep the layout and one more cue (adapt score --cues)")
     args = ap.parse_args()
@@ -434,6 +496,9 @@ def main() -> None:
 
     cv2.setNumThreads(args.threads)  # OpenCV takes every core by default: runs side by side would crowd
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    if args.control is not None:
+        sys.exit(control_score(args.work, args.synthetic, args.control, args.score_size, args.score_steps,
+                               args.score_repeats, args.seed))
     if args.select:
         sys.exit(select_snapshot(args.work, args.select_synthetic, args.score_size, args.score_steps,
                                  args.score_repeats, args.select_repeats, args.seed))

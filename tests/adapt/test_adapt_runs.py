@@ -229,3 +229,55 @@ def test_select_picks_the_snapshot_that_passes_for_synthetic_by_the_training_fra
     s = json.loads((work / "select.json").read_text())
     assert s["selected"] == "match" and s["acc_refined_selected"] == 0.7
     assert s["candidates"][1]["acc_select"] >= s["acc_select_matched"] == s["candidates"][2]["acc_select"]
+
+
+def test_control_scores_against_renders_that_show_what_the_held_out_frames_show(tmp_path, aq, capsys):
+    """The held-out frames are flat views of the wall; the run's pool is mostly lumen views (a dark
+    centre) with some flat ones. Against the whole pool a classifier tells the refined frames from
+    the renders by what they show; --control keeps the flat renders only, and then it cannot,
+    while the raw frames (darker and tinted) are still told apart."""
+    import cv2
+    import numpy as np
+    from adapt.score import score
+    from tests.adapt.conftest import synthetic_frames, write_h5
+
+    size = 32
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size - 0.5
+    mask = (xx ** 2 + yy ** 2 < 0.47 ** 2).astype(np.uint8)
+
+    def flat(n, seed):   # the near wall, lit a little unevenly
+        rng = np.random.default_rng(seed)
+        out = []
+        for a, g in zip(rng.uniform(0, 2 * np.pi, n), rng.uniform(0.1, 0.3, n)):
+            shade = 0.8 + g * (xx * np.cos(a) + yy * np.sin(a))
+            out.append((shade[..., None] * np.array([230, 150, 140]) * mask[..., None]).astype(np.uint8))
+        return np.stack(out)
+
+    lumen, depth, _ = synthetic_frames(72, size, seed=3)
+    walls = flat(24, seed=4)
+    pool = write_h5(tmp_path / "pool.h5", np.concatenate([lumen, walls]),
+                    np.concatenate([depth, np.full((24, size, size), 10.0, np.float32) * mask]), mask)
+    work = tmp_path / "work"
+    held = flat(24, seed=5)
+    raw = np.where(held > 0, np.clip(held * np.array([0.7, 0.5, 0.6]) - 30, 1, 255), 0).astype(np.uint8)
+    for folder, imgs in (("real_heldout", raw), ("matched_heldout", held), ("refined_heldout", held)):
+        (work / folder).mkdir(parents=True)
+        for i, f in enumerate(imgs):
+            cv2.imwrite(str(work / folder / f"{i:03d}.png"), f[..., ::-1])
+    (work / "results.json").write_text(json.dumps({"match": True, "synthetic": str(pool), "acc_refined": 0.9}))
+    assert aq.control_score(work, None, 24, 16, 80, 2, 0) == 0
+    c = json.loads((work / "control.json").read_text())
+    import h5py
+    with h5py.File(work / "synthetic_control.h5") as f:
+        kept = f["params/pool_index"][()]
+    assert (kept >= 72).mean() >= 0.9                  # the flat renders, nearly all of them
+    whole = score(work / "real_heldout", work / "refined_heldout", pool, size_px=16, steps=80, seed=0, repeats=2)
+    assert whole["acc_refined"] > 0.75                 # against the whole pool: told apart by content
+    assert c["acc_refined"] < 0.65 and c["acc_matched"] < 0.65     # content alike: not told apart
+    assert c["acc_raw"] > 0.9                          # how the raw frames look still gives them away
+    assert c["uncontrolled"]["acc_refined"] == 0.9 and "control.json" in capsys.readouterr().out
+    # not a finished run, or a pool too small: one line, exit 2
+    assert aq.control_score(tmp_path / "nothing", None, 24, 16, 80, 2, 0) == 2
+    assert aq.control_score(work, None, 200, 16, 80, 2, 0) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 2 and "not a finished run" in err[0] and "cannot keep 200" in err[1]
