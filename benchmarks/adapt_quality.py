@@ -309,8 +309,8 @@ def select_snapshot(work: Path, select_synthetic: Path | None, size_px: int, ste
 
 
 def control_score(work: Path, pool: Path | None, n: int, size_px: int, steps: int, repeats: int, seed: int) -> int:
-    """``--control N``: score a finished run again, against renders that show what its held-out
-    frames show.
+    """``--control N``: score a finished run again, against renders of its held-out frames' own
+    layouts.
 
     The classifier of the run's score tells the held-out frames from the target renders by how
     they look and by what they show (the layout of lumen, folds and wall). A refiner that keeps
