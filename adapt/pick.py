@@ -35,7 +35,6 @@ import h5py
 import numpy as np
 
 from colonsim import h5io, schema
-from colonsim.dataset import complete_indices
 from colonsim.errors import DatasetError, InputError
 
 from .apply import _open_checked, _tmp_path, check_paths
@@ -171,7 +170,8 @@ def pick(real: str | Path, pool: str | Path, out: str | Path, n: int, *, seed: i
     with _open_checked(src) as f:
         _check_fields(f, src)
         n_rows = f[schema.RGB].shape[0]
-        rendered = complete_indices(f)  # an interrupted render's pool: its finished frames only
+    pool_frames = H5Frames(src, cache_mb=0)  # an interrupted render's pool: its finished frames only
+    rendered = np.array([pool_frames.dataset.row(i)[1] for i in range(len(pool_frames))], np.int64)
     n_pool = len(rendered)
     t0 = time.monotonic()
     real_frames = open_frames(real)
@@ -181,7 +181,7 @@ def pick(real: str | Path, pool: str | Path, out: str | Path, n: int, *, seed: i
         has = f"{n_pool}" if n_pool == n_rows else f"{n_pool} rendered of {n_rows}"
         raise InputError(f"cannot keep {n} frames of {src}, which has {has}; choose 1..{n_pool}")
     r = layouts(real_frames, desc="real layouts")
-    p = layouts(H5Frames(src, cache_mb=0), desc="pool layouts")  # row j is frame rendered[j]
+    p = layouts(pool_frames, desc="pool layouts")  # row j is frame rendered[j]
     keep, ranks = pick_indices(r, p, n, seed)
     keep = rendered[keep]
     write_subset(src, dst, keep, {"pool": str(src), "real": str(real), "n_real": len(r), "seed": int(seed)})
