@@ -334,11 +334,15 @@ def control_score(work: Path, pool: Path | None, n: int, size_px: int, steps: in
         matched = work / "matched_heldout"
         picked = (result.get("picks") or {}).get("synthetic_picked.h5") or {}
         pool = Path(pool or picked.get("pool") or result["synthetic"])
-        missing = [p for p in (held, refined, matched, pool) if not p.exists()]
+        missing = [p for p in (held, refined, matched) if not p.exists()]
         if missing:
             raise FileNotFoundError(f"missing {missing[0]}")
     except (OSError, ValueError, KeyError, AttributeError, TypeError) as e:
         print(f"adapt_quality: {work} is not a finished run's --work folder ({e})", file=sys.stderr)
+        return 2
+    if not pool.is_file():
+        print(f"adapt_quality: the pool to pick the control renders from is not found: {pool} "
+              "(give it with --synthetic)", file=sys.stderr)
         return 2
     target = work / "synthetic_control.h5"
     try:

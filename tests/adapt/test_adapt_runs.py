@@ -279,5 +279,8 @@ def test_control_scores_against_renders_that_show_what_the_held_out_frames_show(
     # not a finished run, or a pool too small: one line, exit 2
     assert aq.control_score(tmp_path / "nothing", None, 24, 16, 80, 2, 0) == 2
     assert aq.control_score(work, None, 200, 16, 80, 2, 0) == 2
+    assert aq.control_score(work, tmp_path / "no_pool.h5", 24, 16, 80, 2, 0) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(err) == 2 and "not a finished run" in err[0] and "cannot keep 200" in err[1]
+    assert len(err) == 3 and "not a finished run" in err[0] and "cannot keep 200" in err[1]
+    assert "no_pool.h5" in err[2] and "--synthetic" in err[2]
+    assert json.loads((work / "control.json").read_text()) == c     # the earlier score is kept
