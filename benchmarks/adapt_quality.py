@@ -7,6 +7,8 @@ pass for synthetic), and a small self_reg_l1 (structure kept). Look at grid.png:
 must still be where they were.
 
     python benchmarks/adapt_quality.py --synthetic clean.h5               # ~20 min of training
+    python benchmarks/adapt_quality.py --config benchmarks/configs/adapt_refiner.yaml --match ...
+                                              # the refiner of the results (README; RESULTS.md)
     python benchmarks/adapt_quality.py --minutes 1 --size 64 --set refiner.width=16   # a smoke run
     python benchmarks/adapt_quality.py        # renders its target first (configs/adapt_target.yaml)
 
@@ -82,6 +84,20 @@ REAL = ROOT.parent / "shared" / "data" / "real" / "cvc-colondb"
 
 
 TARGET = ROOT / "benchmarks" / "configs" / "adapt_target.yaml"
+
+
+def refiner_config(path: Path | None, overrides: list[str], size: int, seed: int, threads: int, minutes: float):
+    """The refiner's config: adapt's defaults, then this benchmark's (width 32 where SimGAN uses 64,
+    sized for a CPU budget), then the user's file (``--config``), then the run's own settings
+    (direction, seed, size, threads, a wall-time budget in place of a step count), then ``--set``.
+    A wrong key or value raises ConfigError, before anything is split, matched or trained."""
+    from adapt.config import DEFAULTS, AdaptConfig
+    from colonsim.config import load
+
+    return load(AdaptConfig, defaults=[DEFAULTS, {"refiner": {"width": 32}}], path=path, overrides=[
+        "direction=reverse", f"seed={seed}", f"data.size_px={size}", f"data.cache_short_side_px={2 * size}",
+        f"compute.threads={threads}", "compute.device=auto", "schedule.steps=1000000",
+        f"schedule.time_limit_min={minutes}", *overrides])
 
 
 def render_clean(out: Path, frames: int, size: int, seed: int) -> Path:
@@ -450,6 +466,9 @@ def main() -> None:
                     help="classifier seeds; acc_raw and acc_refined are their mean (one varies by about +-0.05)")
     ap.add_argument("--threads", type=int, default=2, help="torch and OpenCV CPU threads")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--config", type=Path,
+                    help="adapt config YAML for the refiner (e.g. benchmarks/configs/adapt_refiner.yaml); "
+                         "--set overrides it")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="adapt config override (repeatable), e.g. --set refiner.width=32")
     ap.add_argument("--diagnose", action="store_true", help="score hand-made transforms instead of training")
@@ -484,18 +503,18 @@ def main() -> None:
         print(f"adapt_quality: real frames not found: {args.real}", file=sys.stderr)
         sys.exit(2)
     from adapt.score import check_repeats
-    from colonsim.errors import InputError
+    from colonsim.errors import ColonSimError, InputError
 
     try:   # before the training, not 20 minutes later at the scoring
         check_repeats(args.score_repeats, "--score-repeats")
         check_repeats(args.select_repeats, "--select-repeats")
-    except InputError as e:
+        cfg = refiner_config(args.config, args.overrides, args.size, args.seed, args.threads, args.minutes)
+    except ColonSimError as e:
         print(f"adapt_quality: {e}", file=sys.stderr)
         sys.exit(2)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     import torch
 
-    from adapt.config import load_adapt_config
     from adapt.score import score
     from adapt.train import train_refiner
 
@@ -563,11 +582,6 @@ def main() -> None:
     if args.match:
         train_dir = work / "matched_train"
         match(train_synthetic, work / "real_train", train_dir, seed=args.seed, overwrite=True)
-    # Defaults sized for a CPU budget: width 32 (SimGAN uses 64), 4 blocks; anything can be --set.
-    cfg = load_adapt_config(overrides=[
-        "direction=reverse", f"seed={args.seed}", f"data.size_px={args.size}", "refiner.width=32",
-        f"data.cache_short_side_px={2 * args.size}", f"compute.threads={args.threads}", "compute.device=auto",
-        "schedule.steps=1000000", f"schedule.time_limit_min={args.minutes}", *args.overrides])
     run = work / "run"
     t0 = time.monotonic()
     summary = train_refiner(cfg, train_dir, train_synthetic, run, resume=(run / "last.pt").exists())
@@ -591,7 +605,8 @@ def main() -> None:
               "schedule_steps": summary["schedule_steps"], "train_s": round(train_s, 1),
               "score_s": round(score_s, 1), "n_real_train": n_train, "n_real_heldout": n_held,
               "delta_grey": summary["losses"].get("refiner/delta_grey"),
-              "disc_acc": summary["disc_accuracy"], "config_overrides": args.overrides, "match": args.match,
+              "disc_acc": summary["disc_accuracy"],
+              "config": str(args.config) if args.config else None, "config_overrides": args.overrides, "match": args.match,
               "synthetic": str(synthetic), "train_synthetic": str(train_synthetic),
               "torch_threads": args.threads, "picks": picks, **s,
               "acc_matched": m["acc_refined"], "acc_matched_seeds": m.get("acc_refined_seeds", [m["acc_refined"]]),

@@ -284,3 +284,42 @@ def test_control_scores_against_renders_that_show_what_the_held_out_frames_show(
     assert len(err) == 3 and "not a finished run" in err[0] and "cannot keep 200" in err[1]
     assert "no_pool.h5" in err[2] and "--synthetic" in err[2]
     assert json.loads((work / "control.json").read_text()) == c     # the earlier score is kept
+
+
+def test_refiner_config_layers_file_over_benchmark_defaults_and_run_settings_over_file(tmp_path, aq):
+    """The benchmark's width (32) gives way to a --config file, the run's own settings (size, seed,
+    budget) to nothing in the file, and --set to nothing at all."""
+    plain = aq.refiner_config(None, [], 64, 3, 1, 5.0)
+    assert plain.refiner.width == 32 and plain.data.size_px == 64 and plain.seed == 3
+    f = tmp_path / "c.yaml"
+    f.write_text("refiner: {width: 12, blocks: 2}\ndata: {size_px: 999}\nseed: 7\nschedule: {time_limit_min: 99}\n")
+    cfg = aq.refiner_config(f, [], 64, 3, 1, 5.0)
+    assert (cfg.refiner.width, cfg.refiner.blocks) == (12, 2)
+    assert (cfg.data.size_px, cfg.seed, cfg.schedule.time_limit_min) == (64, 3, 5.0)
+    assert aq.refiner_config(f, ["refiner.width=20"], 64, 3, 1, 5.0).refiner.width == 20
+
+
+def test_the_shipped_refiner_config_is_the_one_the_results_were_measured_with(aq):
+    """benchmarks/configs/adapt_refiner.yaml resolves to the config of the --set list that the
+    README's and RESULTS.md's runs recorded (results.json's config_overrides)."""
+    recorded = ["losses.self_reg_space=structure", "refiner.width=16", "losses.self_reg_weight=0.5",
+                "data.crop=[1.0,1.0]", "refiner.output=colour_curve", "refiner.tones=free", "refiner.smooth_px=8",
+                "optim.ema_decay=0.999", "schedule.snapshot_every=1000", "discriminator.fresh_every=50",
+                "discriminator.fresh_pool=512", "discriminator.fresh_tune=2"]
+    shipped = SCRIPT.parent / "configs" / "adapt_refiner.yaml"
+    assert aq.refiner_config(shipped, [], 64, 0, 2, 20.0) == aq.refiner_config(None, recorded, 64, 0, 2, 20.0)
+    assert aq.refiner_config(shipped, [], 64, 0, 2, 20.0) != aq.refiner_config(None, recorded[1:], 64, 0, 2, 20.0)
+
+
+def test_adapt_quality_refuses_a_wrong_config_key_in_one_line_before_any_work(tmp_path, synthetic_h5, real_dir):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("refiner: {widht: 16}\n")
+    base = [sys.executable, str(SCRIPT.with_name("adapt_quality.py")), "--synthetic", str(synthetic_h5),
+            "--real", str(real_dir), "--block", "1", "--minutes", "0.01"]
+    cases = ((["--config", str(bad)], "refiner.widht"), (["--set", "refiner.width=wide"], "refiner.width"),
+             (["--config", str(tmp_path / "none.yaml")], "none.yaml"))
+    for i, (extra, words) in enumerate(cases):
+        work = tmp_path / f"w{i}"
+        r = subprocess.run([*base, *extra, "--work", str(work)], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and words in r.stderr, r.stderr
+        assert not work.exists()   # nothing split, matched or trained
