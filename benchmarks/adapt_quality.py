@@ -464,7 +464,8 @@ def main() -> None:
     ap.add_argument("--score-steps", type=int, default=300, help="classifier training steps")
     ap.add_argument("--score-repeats", type=int, default=3,
                     help="classifier seeds; acc_raw and acc_refined are their mean (one varies by about +-0.05)")
-    ap.add_argument("--threads", type=int, default=2, help="torch and OpenCV CPU threads")
+    ap.add_argument("--threads", type=int, default=2, help="torch and OpenCV CPU threads (scores repeat exactly only at the same count; "
+                         "they differ by about 0.01 between counts)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--config", type=Path,
                     help="adapt config YAML for the refiner (e.g. benchmarks/configs/adapt_refiner.yaml); "
