@@ -1,7 +1,7 @@
 """The config machinery: typed loading, dotted overrides, errors that name the key."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
