@@ -40,7 +40,7 @@ from colonsim import realdata
 from colonsim.errors import DatasetError, InputError
 
 from .apply import check_paths, write_frames, write_h5
-from .data import H5Frames, is_hdf5
+from .data import H5Frames
 
 #: Points of each synthetic frame's grey-level quantile function.
 QUANTILES = 257
