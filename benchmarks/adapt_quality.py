@@ -464,7 +464,8 @@ def main() -> None:
     ap.add_argument("--score-steps", type=int, default=300, help="classifier training steps")
     ap.add_argument("--score-repeats", type=int, default=3,
                     help="classifier seeds; acc_raw and acc_refined are their mean (one varies by about +-0.05)")
-    ap.add_argument("--threads", type=int, default=2, help="torch and OpenCV CPU threads (scores repeat exactly only at the same count; "
+    ap.add_argument("--threads", type=int, default=2,
+                    help="torch and OpenCV CPU threads (scores repeat exactly only at the same count; "
                          "they differ by about 0.01 between counts)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--config", type=Path,
@@ -607,7 +608,8 @@ def main() -> None:
               "score_s": round(score_s, 1), "n_real_train": n_train, "n_real_heldout": n_held,
               "delta_grey": summary["losses"].get("refiner/delta_grey"),
               "disc_acc": summary["disc_accuracy"],
-              "config": str(args.config) if args.config else None, "config_overrides": args.overrides, "match": args.match,
+              "config": str(args.config) if args.config else None, "config_overrides": args.overrides,
+              "match": args.match,
               "synthetic": str(synthetic), "train_synthetic": str(train_synthetic),
               "torch_threads": args.threads, "picks": picks, **s,
               "acc_matched": m["acc_refined"], "acc_matched_seeds": m.get("acc_refined_seeds", [m["acc_refined"]]),
