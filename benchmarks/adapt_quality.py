@@ -28,7 +28,9 @@ normalized per frame), about as low as a refiner that keeps the layout can bring
 Every training run also scores ``acc_matched``: the held-out frames after ``colonsim adapt match``
 (the synthetic set's defocus, tone distribution and colour, no training), the reference a learned
 refiner has to beat. ``--match`` trains the refiner on matched frames and refines the matched
-held-out frames; the score still compares with the raw ones.
+held-out frames; the score still compares with the raw ones. ``--match-steps`` gives the refiner
+only some of the match's steps (for example ``highlights,defocus``), so that it has to learn the
+rest itself; ``acc_input`` then scores its input, and ``acc_matched`` stays the whole match.
 
 ``--train-synthetic`` gives the refiner other renders to train against than the ones that score
 it (``--synthetic``): the match, the colour curve and the discriminators then see only those, so
@@ -224,13 +226,21 @@ def held_out_change(inputs: Path, refiner: Path) -> dict:
             "shift_rim": round(float(np.mean(shift_rim)), 3) if shift_rim else 0.0}
 
 
+def heldout_input(work: Path, result: dict) -> Path:
+    """The folder of held-out frames a finished run's refiner was applied to: the raw frames, the
+    matched ones (``--match``), or the partly matched ones (``--match-steps``)."""
+    if not result.get("match"):
+        return work / "real_heldout"
+    return work / ("input_heldout" if result.get("acc_input") is not None else "matched_heldout")
+
+
 def remeasure(work: Path) -> int:
     """``--remeasure``: :func:`held_out_change` of a finished run's saved refiner, written into its
     results.json and printed; a folder without one is one line on stderr and exit 2."""
     path = work / "results.json"
     try:
         result = json.loads(path.read_text())
-        inputs = work / ("matched_heldout" if result.get("match") else "real_heldout")
+        inputs = heldout_input(work, result)
         refiner = work / "run" / "refiner.pt"
         if not inputs.is_dir() or not refiner.is_file():
             raise FileNotFoundError(f"{inputs} or {refiner} is missing")
@@ -270,7 +280,7 @@ def select_snapshot(work: Path, select_synthetic: Path | None, size_px: int, ste
     try:
         result = json.loads((work / "results.json").read_text())
         train_in = work / ("matched_train" if result.get("match") else "real_train")
-        held_in = work / ("matched_heldout" if result.get("match") else "real_heldout")
+        held_in = heldout_input(work, result)
         candidates = sorted((work / "run" / "snapshots").glob("refiner_*.pt")) + [work / "run" / "refiner.pt"]
         synthetic = Path(result["synthetic"])
         chooser = Path(select_synthetic or result.get("train_synthetic") or synthetic)
@@ -306,12 +316,13 @@ def select_snapshot(work: Path, select_synthetic: Path | None, size_px: int, ste
         print(f"adapt_quality select: {name} adv_steps={steps_done} acc_select={v['acc_refined']:.3f} "
               f"acc_refined={h['acc_refined']:.3f}", flush=True)
     final = rows[-1]
-    if select_matched is not None and result.get("acc_matched") is not None:
+    ref = "acc_input" if result.get("acc_input") is not None else "acc_matched"   # the refiner's own input
+    if select_matched is not None and result.get(ref) is not None:
         # the safeguard: the matched frames themselves are a candidate, first, so that a refiner is
         # picked only where it beats them on the training frames (a tie keeps the match)
         rows.insert(0, {"candidate": "match", "adv_steps": 0, "acc_select": select_matched,
-                        "acc_refined": result["acc_matched"],
-                        "acc_refined_seeds": result.get("acc_matched_seeds", [result["acc_matched"]])})
+                        "acc_refined": result[ref],
+                        "acc_refined_seeds": result.get(ref + "_seeds", [result[ref]])})
     pick = min(rows, key=lambda r: r["acc_select"])   # the first of equals
     summary = {"select_synthetic": str(chooser), "select_repeats": select_repeats, "score_repeats": repeats,
                "candidates": rows, "selected": pick["candidate"], "acc_refined_selected": pick["acc_refined"],
@@ -477,6 +488,10 @@ def main() -> None:
     ap.add_argument("--match", action="store_true",
                     help="match the real frames to the synthetic set (colonsim adapt match) before the refiner: "
                     "train on the matched frames, refine the matched held-out frames")
+    ap.add_argument("--match-steps", metavar="STEPS",
+                    help="with --match: the steps of adapt match the refiner's input gets (comma-separated, "
+                         "of highlights,defocus,tones,colour; default all four), so that the refiner has to "
+                         "learn the rest; acc_matched stays the whole match, and acc_input scores the input")
     ap.add_argument("--remeasure", action="store_true",
                     help="no training: measure again what the saved refiner of --work does to its held-out "
                     "frames (changed_frac, changed_frac_square, shift_square, shift_rim) and update its results.json")
@@ -504,10 +519,17 @@ def main() -> None:
     if not args.real.is_dir():
         print(f"adapt_quality: real frames not found: {args.real}", file=sys.stderr)
         sys.exit(2)
+    from adapt.match import STEPS, check_steps
     from adapt.score import check_repeats
     from colonsim.errors import ColonSimError, InputError
 
     try:   # before the training, not 20 minutes later at the scoring
+        if args.match_steps is not None and not args.match:
+            raise InputError("--match-steps needs --match")
+        try:
+            input_steps = check_steps(args.match_steps) if args.match_steps is not None else STEPS
+        except InputError as e:
+            raise InputError(str(e).replace("--steps", "--match-steps", 1)) from None
         check_repeats(args.score_repeats, "--score-repeats")
         check_repeats(args.select_repeats, "--select-repeats")
         cfg = refiner_config(args.config, args.overrides, args.size, args.seed, args.threads, args.minutes)
@@ -581,9 +603,18 @@ def main() -> None:
               seed=args.seed, repeats=args.score_repeats)
     print(f"adapt_quality: training-free match acc_refined={m['acc_refined']:.3f} "
           f"seeds={m.get('acc_refined_seeds', [m['acc_refined']])} self_reg_l1={m['self_reg_l1']:.4f}", flush=True)
+    input_held, mi = matched_held, None   # the refiner's held-out input, and its score when not the match
+    if args.match and input_steps != STEPS:
+        input_held = work / "input_heldout"
+        match(train_synthetic, held_dir, input_held, seed=args.seed, steps=input_steps, overwrite=True)
+        mi = score(held_dir, input_held, synthetic, size_px=args.score_size, steps=args.score_steps,
+                   seed=args.seed, repeats=args.score_repeats)
+        print(f"adapt_quality: the refiner's input (adapt match --steps {','.join(input_steps)}) "
+              f"acc_refined={mi['acc_refined']:.3f} seeds={mi.get('acc_refined_seeds', [mi['acc_refined']])}",
+              flush=True)
     if args.match:
         train_dir = work / "matched_train"
-        match(train_synthetic, work / "real_train", train_dir, seed=args.seed, overwrite=True)
+        match(train_synthetic, work / "real_train", train_dir, seed=args.seed, steps=input_steps, overwrite=True)
     run = work / "run"
     t0 = time.monotonic()
     summary = train_refiner(cfg, train_dir, train_synthetic, run, resume=(run / "last.pt").exists())
@@ -595,38 +626,49 @@ def main() -> None:
         from adapt.apply import apply
 
         refined = work / "refined_heldout"
-        apply(run / "refiner.pt", matched_held, refined, overwrite=True)
+        apply(run / "refiner.pt", input_held, refined, overwrite=True)
     s = score(held_dir, refined, synthetic, size_px=args.score_size, steps=args.score_steps,
               seed=args.seed, floor=True, cues=args.cues, repeats=args.score_repeats,
               examples=work / "examples.png")
     score_s = time.monotonic() - t1
-    change = held_out_change(matched_held if args.match else held_dir, run / "refiner.pt")
+    change = held_out_change(input_held if args.match else held_dir, run / "refiner.pt")
     side_by_side(held_dir, run / "refiner.pt", work / "grid.png", 8, 2 * args.size,
-                 matched_held if args.match else None)
+                 input_held if args.match else None)
     result = {"minutes": args.minutes, "size_px": args.size, "adversarial_steps": summary["steps"],
               "schedule_steps": summary["schedule_steps"], "train_s": round(train_s, 1),
               "score_s": round(score_s, 1), "n_real_train": n_train, "n_real_heldout": n_held,
               "delta_grey": summary["losses"].get("refiner/delta_grey"),
               "disc_acc": summary["disc_accuracy"],
               "config": str(args.config) if args.config else None, "config_overrides": args.overrides,
-              "match": args.match,
+              "match": args.match, "match_steps": list(input_steps) if args.match else None,
               "synthetic": str(synthetic), "train_synthetic": str(train_synthetic),
               "torch_threads": args.threads, "picks": picks, **s,
               "acc_matched": m["acc_refined"], "acc_matched_seeds": m.get("acc_refined_seeds", [m["acc_refined"]]),
               "self_reg_l1_matched": m["self_reg_l1"], **change}
+    if mi is not None:
+        result.update({"acc_input": mi["acc_refined"],
+                       "acc_input_seeds": mi.get("acc_refined_seeds", [mi["acc_refined"]])})
     (work / "results.json").write_text(json.dumps(result, indent=2))
     print(f"adapt_quality: minutes={args.minutes:g} size={args.size} adv_steps={summary['steps']} "
           f"match={args.match} acc_raw={s['acc_raw']:.3f} acc_refined={s['acc_refined']:.3f} "
-          f"acc_matched={m['acc_refined']:.3f} acc_structure={s['acc_structure']:.3f} "
+          f"acc_matched={m['acc_refined']:.3f} "
+          f"{'' if mi is None else 'acc_input=%.3f ' % mi['acc_refined']}acc_structure={s['acc_structure']:.3f} "
           f"self_reg_l1={s['self_reg_l1']:.4f} acc_refined_seeds={s.get('acc_refined_seeds', [s['acc_refined']])} "
           f"delta_grey={result['delta_grey']} changed_frac={change['changed_frac']} "
           f"changed_frac_square={change['changed_frac_square']} shift_square={change['shift_square']} "
           f"shift_rim={change['shift_rim']} "
           f"train_s={train_s:.0f} grid={work / 'grid.png'}")
-    if change["changed_frac"] < IDENTITY_WARN_FRAC:
+    colours_given = args.match and "colour" in input_steps   # else the colour curve recolours the input
+    if change["changed_frac"] < IDENTITY_WARN_FRAC and not colours_given and cfg.refiner.output == "colour_curve":
+        print(f"adapt_quality: the refiner moves {100 * change['changed_frac']:.2f} % of the held-out pixels "
+              f"by more than {CHANGED_LEVELS:g} grey levels: its grey levels are (nearly) its input's, and "
+              "acc_refined measures the input with the renders' colour at each grey level (the colour "
+              "curve), not a learned change")
+    elif change["changed_frac"] < IDENTITY_WARN_FRAC:
         print(f"adapt_quality: the refiner moves {100 * change['changed_frac']:.2f} % of the held-out pixels "
               f"by more than {CHANGED_LEVELS:g} grey levels: it is (nearly) the identity, and acc_refined "
-              f"measures its input ({'the match' if args.match else 'the raw frames'}), not the refiner")
+              f"measures its input ({'the raw frames' if not args.match else 'the match' if mi is None else 'acc_input'}), "
+              "not the refiner")
     print(f"adapt_quality: the frames the classifier calls most real and most synthetic: {s['examples']}")
     for view in s.get("cues_raw", {}):
         print(f"adapt_quality: cue view={view} acc_raw={s['cues_raw'][view]:.3f} "

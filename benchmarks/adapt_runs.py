@@ -11,6 +11,9 @@ and its standard error (the runs' standard deviation over the square root of the
 
 ``refined_minus_matched`` is each run's acc_refined minus its acc_matched: the learned refiner
 against the training-free match on the same draws (the same tone draws and classifier seeds).
+Runs with ``--match-steps`` (the refiner given only some of the match's steps) also have
+``acc_input``, the score of the refiner's own input, and ``refined_minus_input``: what the learned
+refiner did on its own.
 Its mean is the paired comparison, and its standard error is much smaller than that of either
 score alone, since most of a seed's luck is common to both.
 
@@ -31,10 +34,11 @@ import sys
 from pathlib import Path
 
 #: The scores summarized, in the order printed.
-KEYS = ("acc_raw", "acc_matched", "acc_refined", "refined_minus_matched", "acc_structure", "self_reg_l1",
+KEYS = ("acc_raw", "acc_matched", "acc_input", "acc_refined", "refined_minus_matched", "refined_minus_input",
+        "acc_structure", "self_reg_l1",
         "changed_frac", "changed_frac_square", "shift_square", "shift_rim")
 #: Keys printed with a sign.
-SIGNED = ("refined_minus_matched", "shift_square", "shift_rim")
+SIGNED = ("refined_minus_matched", "refined_minus_input", "shift_square", "shift_rim")
 
 
 def load(work: Path) -> dict:
@@ -51,6 +55,8 @@ def load(work: Path) -> dict:
     out = {"work": str(work), **data}
     if all(isinstance(data.get(k), (int, float)) for k in ("acc_refined", "acc_matched")):
         out["refined_minus_matched"] = float(data["acc_refined"]) - float(data["acc_matched"])
+    if all(isinstance(data.get(k), (int, float)) for k in ("acc_refined", "acc_input")):
+        out["refined_minus_input"] = float(data["acc_refined"]) - float(data["acc_input"])
     return out
 
 

@@ -66,6 +66,11 @@ def test_refined_against_matched_is_paired_by_run(tmp_path, adapt_runs):
     rows = adapt_runs.table(s).splitlines()
     assert "+0.010" in rows[2] and "+0.020" in rows[3] and "**+0.015** ± 0.005" in rows[-1]
     assert "refined_minus_matched" not in adapt_runs.load(c)
+    # a run whose refiner was given part of the match: what the refiner did on its own, paired too
+    d = _run(tmp_path, "d", acc_refined=0.60, acc_matched=0.58, acc_input=0.85)
+    assert adapt_runs.load(d)["refined_minus_input"] == pytest.approx(-0.25)
+    assert "refined_minus_input" not in adapt_runs.load(a)
+    assert "-0.250" in adapt_runs.table(adapt_runs.summarize([adapt_runs.load(d)]))
     assert "refined_minus_matched" not in adapt_runs.summarize([adapt_runs.load(a), adapt_runs.load(c)])["mean"]
 
 
@@ -311,15 +316,25 @@ def test_the_shipped_refiner_config_is_the_one_the_results_were_measured_with(aq
     assert aq.refiner_config(shipped, [], 64, 0, 2, 20.0) != aq.refiner_config(None, recorded[1:], 64, 0, 2, 20.0)
 
 
-def test_adapt_quality_refuses_a_wrong_config_key_in_one_line_before_any_work(tmp_path, synthetic_h5, real_dir):
+def test_adapt_quality_refuses_a_wrong_config_key_or_match_step_in_one_line_before_any_work(tmp_path, synthetic_h5, real_dir):
     bad = tmp_path / "bad.yaml"
     bad.write_text("refiner: {widht: 16}\n")
     base = [sys.executable, str(SCRIPT.with_name("adapt_quality.py")), "--synthetic", str(synthetic_h5),
             "--real", str(real_dir), "--block", "1", "--minutes", "0.01"]
     cases = ((["--config", str(bad)], "refiner.widht"), (["--set", "refiner.width=wide"], "refiner.width"),
-             (["--config", str(tmp_path / "none.yaml")], "none.yaml"))
+             (["--config", str(tmp_path / "none.yaml")], "none.yaml"),
+             (["--match-steps", "highlights"], "--match-steps needs --match"),
+             (["--match", "--match-steps", "highlights,blur"], "--match-steps must be one or more of"))
     for i, (extra, words) in enumerate(cases):
         work = tmp_path / f"w{i}"
         r = subprocess.run([*base, *extra, "--work", str(work)], capture_output=True, text=True, timeout=120)
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and words in r.stderr, r.stderr
         assert not work.exists()   # nothing split, matched or trained
+
+
+def test_a_finished_runs_refiner_is_measured_on_the_frames_it_was_given(tmp_path, aq):
+    """--remeasure and --select apply the saved refiner to its own held-out input: the raw frames,
+    the whole match (--match), or the part of it the run gave (--match-steps, which records acc_input)."""
+    assert aq.heldout_input(tmp_path, {"match": False}) == tmp_path / "real_heldout"
+    assert aq.heldout_input(tmp_path, {"match": True, "acc_matched": 0.6}) == tmp_path / "matched_heldout"
+    assert aq.heldout_input(tmp_path, {"match": True, "acc_matched": 0.6, "acc_input": 0.9}) == tmp_path / "input_heldout"
