@@ -11,11 +11,13 @@ and its standard error (the runs' standard deviation over the square root of the
 
 ``refined_minus_matched`` is each run's acc_refined minus its acc_matched: the learned refiner
 against the training-free match on the same draws (the same tone draws and classifier seeds).
-Runs with ``--match-steps`` (the refiner given only some of the match's steps) also have
-``acc_input``, the score of the refiner's own input, and ``refined_minus_input``: what the learned
-refiner did on its own.
 Its mean is the paired comparison, and its standard error is much smaller than that of either
 score alone, since most of a seed's luck is common to both.
+
+Runs with ``--match-steps`` (the refiner given only some of the match's steps) also have
+``acc_input``, the score of the refiner's own input, and ``refined_minus_input``: what the refiner
+did to it (with ``refiner.output=colour_curve`` that includes the renders' colours, which the
+colour curve gives before any training).
 
 ``changed_frac_square``, ``shift_square`` and ``shift_rim`` (runs measured since they were added,
 or remeasured with ``adapt_quality.py --remeasure WORK``) say where the refiner moves the held-out
