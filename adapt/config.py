@@ -194,7 +194,9 @@ class OptimConfig:
     beta2: float  # Adam beta2
     # exponential moving average of the refiner's weights, kept next to the trained ones and saved
     # as refiner.pt (Yazici et al. 2019): each refiner update, ema = decay * ema + (1 - decay) * w.
-    # 0 = off (refiner.pt holds the last weights); 0.999 averages over about the last 1,000 updates
+    # 0 = off (refiner.pt holds the last weights); 0.999 averages over about the last 1,000 updates,
+    # and so lags a refiner that is still moving by about as many (the log's refiner/ema_lag: a run
+    # of a few thousand steps wants 0.99 or less; benchmarks/RESULTS.md, "The moving average lagged")
     ema_decay: float = 0.0
 
     def __post_init__(self):

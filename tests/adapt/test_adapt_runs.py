@@ -316,6 +316,16 @@ def test_the_shipped_refiner_config_is_the_one_the_results_were_measured_with(aq
     assert aq.refiner_config(shipped, [], 64, 0, 2, 20.0) != aq.refiner_config(None, recorded[1:], 64, 0, 2, 20.0)
 
 
+def test_the_shipped_tones_config_is_the_one_its_results_were_measured_with(aq):
+    """benchmarks/configs/adapt_tones.yaml resolves to adapt_refiner.yaml with the three --set items
+    that the learned-tones runs recorded (results.json's config_overrides)."""
+    configs = SCRIPT.parent / "configs"
+    recorded = ["refiner.smooth_px=0", "refiner.frame_knots=16", "optim.ema_decay=0.99"]
+    tones = aq.refiner_config(configs / "adapt_tones.yaml", [], 64, 0, 2, 20.0)
+    assert tones == aq.refiner_config(configs / "adapt_refiner.yaml", recorded, 64, 0, 2, 20.0)
+    assert tones != aq.refiner_config(configs / "adapt_refiner.yaml", recorded[:2], 64, 0, 2, 20.0)
+
+
 def test_adapt_quality_refuses_a_wrong_config_key_or_match_step_in_one_line_before_any_work(tmp_path, synthetic_h5, real_dir):
     bad = tmp_path / "bad.yaml"
     bad.write_text("refiner: {widht: 16}\n")
