@@ -195,8 +195,9 @@ class OptimConfig:
     # exponential moving average of the refiner's weights, kept next to the trained ones and saved
     # as refiner.pt (Yazici et al. 2019): each refiner update, ema = decay * ema + (1 - decay) * w.
     # 0 = off (refiner.pt holds the last weights); 0.999 averages over about the last 1,000 updates,
-    # and so lags a refiner that is still moving by about as many (the log's refiner/ema_lag: a run
-    # of a few thousand steps wants 0.99 or less; benchmarks/RESULTS.md, "The moving average lagged")
+    # and so follows a refiner that is still moving about as many behind (the log's
+    # refiner/delta_grey_ema beside refiner/delta_grey): for a run of a few thousand updates 0.99
+    # is the better choice (benchmarks/RESULTS.md, "The moving average lagged")
     ema_decay: float = 0.0
 
     def __post_init__(self):

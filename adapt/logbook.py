@@ -22,9 +22,6 @@ CHANGED_LEVELS = 2.0
 IDENTITY_WARN_FRAC = 0.01
 #: Above this accuracy on both refined and target frames, the discriminator has won.
 DISC_WINS_ACC = 0.99
-#: Above this mean |refiner.pt's output - the refiner's| (8-bit levels, on a training batch), the
-#: moving average of the weights (optim.ema_decay) is far behind a refiner that is still moving.
-EMA_LAG_WARN_GREY = 4.0
 #: Flushes between two warnings of the same kind.
 WARN_EVERY = 50
 
@@ -70,9 +67,8 @@ class Logbook:
         self._warn(step, phase, rec)
 
     def _warn(self, step: int, phase: str, rec: dict) -> None:
-        """Say so when the refiner stays the identity, when refiner.pt's moving average is far behind
-        the refiner, or when the discriminator wins outright (each warning at most once every
-        WARN_EVERY flushes)."""
+        """Say so when the refiner stays the identity or the discriminator wins outright (each
+        warning at most once every WARN_EVERY flushes)."""
         self.n_flushes += 1
         if phase != "adversarial":
             return
@@ -85,12 +81,6 @@ class Logbook:
             log.warning("step %d: refined frames are nearly identical to their inputs (mean |refined - input| "
                         "= %.2f grey levels%s): lower losses.self_reg_weight or raise losses.adv_weight",
                         step, delta, moved)
-        lag = rec.get("refiner/ema_lag")
-        if lag is not None and lag > EMA_LAG_WARN_GREY and self._due("ema"):
-            log.warning("step %d: refiner.pt, the moving average of the refiner's weights, is %.1f grey levels "
-                        "from the refiner (mean |difference| on a training batch): the refiner is still moving "
-                        "and the average follows it about 1 / (1 - optim.ema_decay) updates behind; lower "
-                        "optim.ema_decay or train longer", step, lag)
         acc_t, acc_r = rec.get("disc/acc_target"), rec.get("disc/acc_refined")
         if acc_t is not None and acc_r is not None and min(acc_t, acc_r) > DISC_WINS_ACC and self._due("disc"):
             log.warning("step %d: the discriminator tells refined from target frames perfectly (acc %.3f / %.3f)",
@@ -124,7 +114,7 @@ class Logbook:
 
 def plot_losses(records: list[dict], path: Path) -> None:
     """loss_curve.png: losses, discriminator accuracies with the fraction of pixels changed, and mean
-    |refined - input| (with the moving average's lag behind the refiner) in grey levels."""
+    |refined - input| in grey levels (by the refiner, and by its moving average where there is one)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -132,10 +122,10 @@ def plot_losses(records: list[dict], path: Path) -> None:
     keys = sorted({k for r in records for k in r if k not in ("step", "phase")})
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     titles = ("losses", "discriminator accuracy; fraction of pixels the refiner changes",
-              "mean |refined - input|; ema_lag: mean |refiner.pt's - refiner's| (grey levels)")
+              "mean |refined - input| (grey levels); _ema: by refiner.pt, the moving average")
     for k in keys:
         pts = [(r["step"], r[k]) for r in records if k in r]
-        ax = axes[1] if ("/acc" in k or "changed_frac" in k) else axes[2] if ("delta" in k or "ema_lag" in k) else axes[0]
+        ax = axes[1] if ("/acc" in k or "changed_frac" in k) else axes[2] if "delta" in k else axes[0]
         ax.plot(*zip(*pts), label=k)
     axes[0].set_yscale("symlog", linthresh=1e-3)
     for ax, title in zip(axes, titles):

@@ -209,11 +209,12 @@ class Trainer:
             loss = loss + cfg.identity_weight * ident
             out["refiner/identity"] = float(ident.detach())
         if self.refiner_ema is not None and (self.step + 1) % self.cfg.schedule.log_every == 0:
-            # how far refiner.pt (the moving average) is behind the refiner, on this batch: the
-            # average lags a refiner that is still moving by about 1 / (1 - ema_decay) updates
+            # what refiner.pt (the moving average) does to this batch, beside delta_grey (what the
+            # refiner does): the average follows the refiner about 1 / (1 - ema_decay) updates behind,
+            # and smooths its swings from one round of critics to the next
             with torch.no_grad():
                 y_ema = self.refine(x, m, self.refiner_ema)
-            out["refiner/ema_lag"] = 127.5 * float(losses.masked_l1(y_ema, y.detach(), m)) * share_m
+            out["refiner/delta_grey_ema"] = 127.5 * float(losses.masked_l1(y_ema, x, m)) * share_m
         self.opt_r.zero_grad(set_to_none=True)
         loss.backward()
         distributed.average_gradients(self.refiner, self.dist)

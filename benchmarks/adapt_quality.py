@@ -63,9 +63,10 @@ score by 0.036 and the structure floor by 0.020 on average (four folds; benchmar
 ``changed_frac`` (and ``delta_grey_heldout``) say what the refiner does to the held-out frames it
 is scored on: the fraction of their pixels it moves by more than 2 grey levels (and the mean
 move). Near 0 the refiner is the identity, and acc_refined measures its input; the run says so.
-``ema_lag`` (with ``optim.ema_decay``): how far refiner.pt, the moving average of the weights that
-is scored, was from the refiner at the last logged step (mean grey levels on a training batch);
-a few levels or more mean the run scored a refiner well behind the one it trained.
+``delta_grey`` is the refiner's mean change to a training batch at its last logged step (8-bit
+grey levels); ``delta_grey_ema`` (with ``optim.ema_decay``) is that of refiner.pt, the moving
+average of its weights, which is what is scored. The training log has both at every step, so a
+loss_curve.png whose ``_ema`` curve is still climbing shows an average behind its refiner.
 """
 from __future__ import annotations
 
@@ -641,7 +642,7 @@ def main() -> None:
               "schedule_steps": summary["schedule_steps"], "train_s": round(train_s, 1),
               "score_s": round(score_s, 1), "n_real_train": n_train, "n_real_heldout": n_held,
               "delta_grey": summary["losses"].get("refiner/delta_grey"),
-              "ema_lag": summary["losses"].get("refiner/ema_lag"),
+              "delta_grey_ema": summary["losses"].get("refiner/delta_grey_ema"),
               "disc_acc": summary["disc_accuracy"],
               "config": str(args.config) if args.config else None, "config_overrides": args.overrides,
               "match": args.match, "match_steps": list(input_steps) if args.match else None,
@@ -659,7 +660,8 @@ def main() -> None:
           f"{'' if mi is None else 'acc_input=%.3f ' % mi['acc_refined']}acc_structure={s['acc_structure']:.3f} "
           f"self_reg_l1={s['self_reg_l1']:.4f} acc_refined_seeds={s.get('acc_refined_seeds', [s['acc_refined']])} "
           f"delta_grey={result['delta_grey']} "
-          f"{'' if result['ema_lag'] is None else 'ema_lag=%s ' % result['ema_lag']}changed_frac={change['changed_frac']} "
+          f"{'' if result['delta_grey_ema'] is None else 'delta_grey_ema=%s ' % result['delta_grey_ema']}"
+          f"changed_frac={change['changed_frac']} "
           f"changed_frac_square={change['changed_frac_square']} shift_square={change['shift_square']} "
           f"shift_rim={change['shift_rim']} "
           f"train_s={train_s:.0f} grid={work / 'grid.png'}")
