@@ -122,7 +122,7 @@ def plot_losses(records: list[dict], path: Path) -> None:
     keys = sorted({k for r in records for k in r if k not in ("step", "phase")})
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     titles = ("losses", "discriminator accuracy; fraction of pixels the refiner changes",
-              "mean |refined - input| (grey levels); _ema: by refiner.pt, the moving average")
+              "mean |refined - input| (grey levels); _ema: refiner.pt's average")
     for k in keys:
         pts = [(r["step"], r[k]) for r in records if k in r]
         ax = axes[1] if ("/acc" in k or "changed_frac" in k) else axes[2] if "delta" in k else axes[0]
