@@ -15,10 +15,10 @@ import sys
 # Modules that declare subcommands. They import heavy libraries (torch, pyrender) lazily, inside
 # their handlers, so that `colonsim --help` stays fast.
 COMMAND_MODULES = (
-    "colonsim.commands_mesh",
-    "colonsim.commands_render",
-    "colonsim.commands_tune",
-    "colonsim.commands_plan",
+    "colonsim.commands.mesh",
+    "colonsim.commands.render",
+    "colonsim.commands.tune",
+    "colonsim.commands.plan",
     "depth.commands",
     "adapt.commands",
     "experiment.commands",
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0 if args.command is None else 2
 
-    from colonsim import interrupt
+    from colonsim.run import interrupt
     from colonsim.errors import ColonSimError
 
     interrupt.install()   # a Ctrl-C swallowed by a garbage-collector callback is raised again

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from colonsim import realdata, schema
-from colonsim.dataset import _open_checked
+from colonsim.data import realdata, schema
+from colonsim.data.dataset import open_checked
 from colonsim.errors import CheckpointError, InputError
 
 from .checkpoint import REFINER_KIND, load_checkpoint
@@ -212,7 +212,7 @@ def write_h5(transform, by: dict, src: Path, dst: Path, batch_size: int, desc: s
     """Copy src to a temporary file next to dst, replace the rgb of every complete frame there by
     ``transform(indices, rgb, mask)`` (mask None, (H, W) or (N, H, W)), record ``by`` as the root
     attribute ``refined_by``, then rename it to dst."""
-    _open_checked(src).close()  # DatasetError for a corrupt or foreign file
+    open_checked(src).close()  # DatasetError for a corrupt or foreign file
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_path(dst)
     try:

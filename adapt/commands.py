@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from colonsim.cliutil import add_config_args, add_json_arg
+from colonsim.commands.common import add_config_args, add_json_arg
 
 
 def add_parsers(subparsers) -> None:

@@ -1,6 +1,6 @@
 """Frames of one domain, and random crops of them resized to a common size.
 
-A source is a folder of images or a video (the real-data folder contract, :mod:`colonsim.realdata`;
+A source is a folder of images or a video (the real-data folder contract, :mod:`colonsim.data.realdata`;
 the black border outside the scope's image circle is detected per frame), or a ColonSim HDF5 file
 (its ``rgb`` and ``mask``). Inside the networks, images are (N, 3, H, W) float32 in [-1, 1] and
 masks (N, 1, H, W) float32 in {0, 1}; pixels outside the mask are -1 (black).
@@ -15,7 +15,7 @@ import hdf5plugin  # noqa: F401  registers the blosc/zstd filters that rendered 
 import numpy as np
 import torch
 
-from colonsim import realdata, schema
+from colonsim.data import realdata, schema
 from colonsim.config import Range, sample
 from colonsim.errors import DatasetError, InputError
 
@@ -101,7 +101,7 @@ class H5Frames:
     they fit in ``cache_mb`` (the first ones read; 0 keeps none); a cached frame is read-only."""
 
     def __init__(self, path: str | Path, cache_mb: float = H5_CACHE_MB):
-        from colonsim.dataset import FrameDataset
+        from colonsim.data.dataset import FrameDataset
 
         self.source = Path(path)
         with h5py.File(self.source, "r") as f:

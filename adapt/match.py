@@ -36,7 +36,7 @@ import cv2
 import h5py
 import numpy as np
 
-from colonsim import realdata
+from colonsim.data import realdata
 from colonsim.errors import DatasetError, InputError
 
 from .apply import check_paths, write_frames, write_h5

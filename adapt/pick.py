@@ -34,10 +34,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from colonsim import h5io, schema
+from colonsim.data import h5io, schema
 from colonsim.errors import DatasetError, InputError
 
-from .apply import _open_checked, _tmp_path, check_paths
+from .apply import open_checked, _tmp_path, check_paths
 from .data import H5Frames, is_hdf5, open_frames
 from .score import _blurred, _squares
 
@@ -167,7 +167,7 @@ def pick(real: str | Path, pool: str | Path, out: str | Path, n: int, *, seed: i
     check_paths(src, dst, overwrite, keep=[Path(real)])
     if Path(real).resolve() == dst.resolve():
         raise InputError(f"--out {dst} is the real frames themselves; choose another path")
-    with _open_checked(src) as f:
+    with open_checked(src) as f:
         _check_fields(f, src)
         n_rows = f[schema.RGB].shape[0]
     pool_frames = H5Frames(src, cache_mb=0)  # an interrupted render's pool: its finished frames only

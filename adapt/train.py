@@ -42,7 +42,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from colonsim import __version__, distributed, interrupt
+from colonsim import __version__
+from colonsim.run import distributed, interrupt
 from colonsim.config import to_dict, to_yaml
 from colonsim.errors import CheckpointError, InputError
 
@@ -328,7 +329,7 @@ class Trainer:
 
     def _share(self, weights: torch.Tensor) -> float:
         """1 for one process; with K, this rank's share of a weighted mean over the global batch
-        (see :func:`colonsim.distributed.share`): crops differ in how much of them is inside the
+        (see :func:`colonsim.run.distributed.share`): crops differ in how much of them is inside the
         image circle, so the ranks' plain means would weigh the frames differently."""
         return distributed.share(float(weights.detach().sum()), self.dist) if self.dist.enabled else 1.0
 

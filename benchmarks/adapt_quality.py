@@ -124,7 +124,7 @@ def split_real(real: Path, work: Path, holdout: float, block: int, fold: int | N
     """Symlink folders train/ and heldout/: alternate blocks of ``block`` neighbouring frames, with
     about ``holdout`` of the blocks held out (neighbouring CVC frames come from the same video):
     block k is held out when k % round(1 / holdout) is ``fold`` (default the last of them)."""
-    from colonsim.realdata import list_images
+    from colonsim.data.realdata import list_images
 
     files = list_images(real)
     every = max(2, round(1.0 / holdout))
@@ -152,7 +152,7 @@ def side_by_side(held: Path, refiner: Path, out: Path, n: int, short_side_px: in
     import numpy as np
 
     from adapt.apply import load_refiner, refine_images
-    from colonsim.realdata import detect_border_mask, list_images, read_image
+    from colonsim.data.realdata import detect_border_mask, list_images, read_image
 
     model, _ = load_refiner(refiner)
     files = list_images(held)
@@ -197,7 +197,7 @@ def held_out_change(inputs: Path, refiner: Path) -> dict:
 
     from adapt.apply import load_refiner, refine_images
     from adapt.score import inscribed_box
-    from colonsim.realdata import detect_border_mask, list_images, read_image
+    from colonsim.data.realdata import detect_border_mask, list_images, read_image
 
     model, _ = load_refiner(refiner)
     total = moved = moved_sq = total_sq = 0
@@ -405,7 +405,7 @@ def diagnose(held: Path, synthetic: Path, work: Path, size_px: int, steps: int, 
 
     from adapt.data import open_frames
     from adapt.score import score
-    from colonsim.realdata import detect_border_mask, list_images, read_image
+    from colonsim.data.realdata import detect_border_mask, list_images, read_image
 
     syn = open_frames(synthetic)
     pix = np.concatenate([f[m > 0] for f, m in (syn.get(i) for i in range(0, len(syn), 4))]).astype(np.float32)

@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT))
 
 
 def renderer(style: str, size: int, scale: float):
-    from colonsim.generate import load_colons, mesh_source
-    from colonsim.scene import FrameRenderer
+    from colonsim.run.shard import load_colons, mesh_source
+    from colonsim.render.scene import FrameRenderer
     from colonsim.simconfig import load_sim_config
 
     cfg = load_sim_config(style, None, [f"output.size_px={size}", f"lens.render_scale={scale}",
@@ -43,10 +43,10 @@ def main() -> None:
     import cv2
     import numpy as np
 
-    from colonsim import light as lightmod
-    from colonsim import sensor
-    from colonsim import tissue as tissuemod
-    from colonsim.trajectory import pose_for_frame
+    from colonsim.render import light as lightmod
+    from colonsim.render import sensor
+    from colonsim.render import tissue as tissuemod
+    from colonsim.render.trajectory import pose_for_frame
 
     s = args.size
     variants = {"render_scale 0.5 (default)": (s, 0.5), "render_scale 1.0": (s, 1.0),

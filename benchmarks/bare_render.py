@@ -24,8 +24,8 @@ def _worker(args, barrier, out):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("LP_NUM_THREADS", "1")       # one llvmpipe thread per process
     import numpy as np
-    from colonsim.anatomy import generate_colon
-    from colonsim.scene import FrameRenderer
+    from colonsim.anatomy.colon import generate_colon
+    from colonsim.render.scene import FrameRenderer
     from colonsim.simconfig import load_sim_config
 
     over = [f"output.size_px={args.size}", f"anatomy.triangles={args.triangles}"]
@@ -37,7 +37,7 @@ def _worker(args, barrier, out):
     first = fr.render(0, 1)
     pose = first.pose.astype(np.float64)
     if args.mode == "bare":
-        from colonsim import light, tissue
+        from colonsim.render import light, tissue
         rng = np.random.default_rng(0)
         uniforms = fr._uniforms(pose, tissue.sample_params(cfg.tissue, rng), light.sample_params(cfg.light, rng))
         uniforms["u_cam_fwd"] = (-pose[:3, 2]).astype(np.float32)

@@ -16,8 +16,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from colonsim.anatomy import generate_colon, load_anatomy_config  # noqa: E402
-from colonsim.measure import measure_colon  # noqa: E402
+from colonsim.anatomy.colon import generate_colon, load_anatomy_config  # noqa: E402
+from colonsim.anatomy.measure import measure_colon  # noqa: E402
 
 
 def timed(fn, repeats: int) -> tuple[float, float, object]:

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def render(cfg, out: Path, frames: int, backend: str, workers: int, address: str | None) -> dict:
-    from colonsim.generate import render_dataset
+    from colonsim.run.generate import render_dataset
 
     r = render_dataset(cfg, out, frames, seed=0, workers=workers, backend=backend,
                        address=address if backend == "ray" else None, progress=False)
@@ -33,7 +33,7 @@ def render(cfg, out: Path, frames: int, backend: str, workers: int, address: str
 def same(a: Path, b: Path) -> bool:
     import numpy as np
 
-    from colonsim import h5io, schema
+    from colonsim.data import h5io, schema
     with h5io.open_file(a) as f, h5io.open_file(b) as g:
         return all(np.array_equal(f[k][()], g[k][()]) for k in (schema.RGB, schema.DEPTH, schema.POSE))
 
@@ -42,7 +42,7 @@ def read(paths: list[Path], workers: list[int], batch: int, epochs: int) -> None
     import torch
     from torch.utils.data import DataLoader
 
-    from colonsim.dataset import FrameDataset
+    from colonsim.data.dataset import FrameDataset
 
     torch.set_num_threads(1)
     ds = FrameDataset(paths)

@@ -25,7 +25,7 @@ def main() -> None:
     import torch
     from torch.utils.data import DataLoader
 
-    from colonsim.dataset import FrameDataset
+    from colonsim.data.dataset import FrameDataset
 
     torch.set_num_threads(1)
     ds = FrameDataset(args.data)

@@ -68,12 +68,12 @@ def _bare_worker(size: int, n: int, first: int, step: int, lp_threads: int | Non
         os.environ["LP_NUM_THREADS"] = str(lp_threads)
     import numpy as np
 
-    from colonsim import light as lightmod
-    from colonsim import tissue as tissuemod
-    from colonsim.generate import load_colons, mesh_source
-    from colonsim.scene import FrameRenderer
+    from colonsim.render import light as lightmod
+    from colonsim.render import tissue as tissuemod
+    from colonsim.run.shard import load_colons, mesh_source
+    from colonsim.render.scene import FrameRenderer
     from colonsim.simconfig import load_sim_config
-    from colonsim.trajectory import pose_for_frame
+    from colonsim.render.trajectory import pose_for_frame
 
     cfg = load_sim_config(STYLE, None, _overrides(size))
     colons = load_colons(cfg, mesh_source(cfg, "procedural", SEED))

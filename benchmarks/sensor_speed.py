@@ -1,4 +1,4 @@
-"""CPU time of the sensor model (colonsim/sensor.py) per 256x256 frame, by stage.
+"""CPU time of the sensor model (colonsim/render/sensor.py) per 256x256 frame, by stage.
 
     python benchmarks/sensor_speed.py [--style realistic] [--frames 200] [--root CHECKOUT] [--malloc keep|default]
 
@@ -31,14 +31,14 @@ def main() -> None:
     args = ap.parse_args()
     sys.path.insert(0, args.root)
     import numpy as np
-    if args.malloc == "keep":   # what colonsim.scene._keep_freed_memory does (any --root)
+    if args.malloc == "keep":   # what colonsim.render.scene._keep_freed_memory does (any --root)
         import ctypes
         import ctypes.util
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         libc.mallopt(-1, 256 << 20)   # M_TRIM_THRESHOLD
         libc.mallopt(-3, 64 << 20)    # M_MMAP_THRESHOLD
 
-    from colonsim import sensor
+    from colonsim.render import sensor
     from colonsim.simconfig import load_sim_config
 
     rng = np.random.default_rng(0)

@@ -1,4 +1,4 @@
-"""CPU time of camera pose sampling (colonsim/trajectory.py) on a 100k-triangle procedural colon.
+"""CPU time of camera pose sampling (colonsim/render/trajectory.py) on a 100k-triangle procedural colon.
 
     python benchmarks/trajectory_speed.py [--frames 300] [--root CHECKOUT]
 
@@ -24,8 +24,8 @@ def main() -> None:
     ap.add_argument("--root", default=str(Path(__file__).resolve().parents[1]))
     args = ap.parse_args()
     sys.path.insert(0, args.root)
-    from colonsim import trajectory
-    from colonsim.anatomy import generate_colon
+    from colonsim.render import trajectory
+    from colonsim.anatomy.colon import generate_colon
     from colonsim.simconfig import load_sim_config
 
     cfg = load_sim_config("realistic", overrides=["anatomy.triangles=100000"])

@@ -21,7 +21,7 @@ from typing import Any, Iterable, Literal, Mapping, Sequence, TypeVar, Union, ge
 import numpy as np
 import yaml
 
-from .errors import ConfigError, InputError
+from colonsim.errors import ConfigError, InputError
 
 T = TypeVar("T")
 

@@ -9,15 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from . import config as cfgmod
-from .anatomy import AnatomyConfig
-from .errors import ConfigError
-from .lens import LensConfig
-from .light import LightConfig
-from .output import OutputConfig
-from .sensor import SensorConfig
-from .tissue import TissueConfig
-from .trajectory import TrajectoryConfig
+from colonsim import config as cfgmod
+from colonsim.anatomy.colon import AnatomyConfig
+from colonsim.errors import ConfigError
+from colonsim.render.lens import LensConfig
+from colonsim.render.light import LightConfig
+from colonsim.data.output import OutputConfig
+from colonsim.render.sensor import SensorConfig
+from colonsim.render.tissue import TissueConfig
+from colonsim.render.trajectory import TrajectoryConfig
 
 SECTIONS = ("anatomy", "lens", "light", "tissue", "sensor", "trajectory", "output")
 

@@ -5,7 +5,7 @@ Heavy imports (torch) happen inside the handlers, so ``colonsim --help`` stays f
 from __future__ import annotations
 
 
-from colonsim.cliutil import add_config_args, add_json_arg
+from colonsim.commands.common import add_config_args, add_json_arg
 
 
 def _train(args) -> tuple[str, dict]:

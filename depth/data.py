@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from colonsim import schema
-from colonsim.dataset import FrameDataset
+from colonsim.data import schema
+from colonsim.data.dataset import FrameDataset
 from colonsim.errors import DatasetError
 
 

@@ -2,7 +2,7 @@
 
 The data is a ColonSim HDF5 file (rgb, depth, mask) or a folder of real frames whose ground truth
 follows the folder contract (:mod:`depth.gt`); in a folder the field mask is the detected image
-circle (:func:`colonsim.realdata.detect_border_mask`). With a refiner (adapt/), every frame is made
+circle (:func:`colonsim.data.realdata.detect_border_mask`). With a refiner (adapt/), every frame is made
 to look synthetic before the depth network sees it: the paper's reverse domain adaptation.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from colonsim import schema
+from colonsim.data import schema
 from colonsim.errors import InputError
 
 from .metrics import ALIGN_MODES, aggregate, compute_metrics
@@ -27,7 +27,7 @@ HDF5_SUFFIXES = (".h5", ".hdf5")
 def iter_hdf5(path: Path) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
     """(name, rgb (H, W, 3) uint8, depth (H, W) float32 mm, mask (H, W) uint8) of each complete frame;
     the name is its row in the file, six digits."""
-    from colonsim.dataset import FrameDataset
+    from colonsim.data.dataset import FrameDataset
 
     ds = FrameDataset(path)
     try:
@@ -40,7 +40,7 @@ def iter_hdf5(path: Path) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndar
 
 def iter_folder(path: Path, depth_scale: float | None) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
     """The same for a folder of images with ground-truth depth files; images without one are skipped."""
-    from colonsim.realdata import detect_border_mask, list_images, read_image
+    from colonsim.data.realdata import detect_border_mask, list_images, read_image
 
     from .gt import read_depth_for
 

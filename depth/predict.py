@@ -101,7 +101,7 @@ def predict_folder(model_path: str | Path, source: str | Path, out_dir: str | Pa
                    fov_deg: float | None = None, batch_size: int = 16) -> dict[str, Any]:
     """Predict every frame of a folder of images or a video: ``NAME.npy`` (float32 mm, 0 outside
     the detected image circle), ``NAME.png`` (colour map) and, with ``ply``, ``NAME.ply``."""
-    from colonsim.realdata import detect_border_mask, iter_frames
+    from colonsim.data.realdata import detect_border_mask, iter_frames
 
     from .networks import load_model
 

@@ -8,7 +8,7 @@ so a resumed run follows the same path as one that never stopped.
 
 Data-parallel: under ``torchrun --nproc_per_node K`` (or ``train_depth(..., nproc=K)``, the CLI's
 ``--nproc K``) each of K processes trains its contiguous part of the same global batch of
-``train.batch`` frames in DistributedDataParallel (:mod:`colonsim.distributed`); the logged loss is
+``train.batch`` frames in DistributedDataParallel (:mod:`colonsim.run.distributed`); the logged loss is
 the mean over the processes, and rank 0 alone validates and writes the run folder.
 """
 from __future__ import annotations
@@ -24,9 +24,11 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from colonsim import __version__, distributed, interrupt, schema
+from colonsim import __version__
+from colonsim.run import distributed, interrupt
+from colonsim.data import schema
 from colonsim import config as cfgmod
-from colonsim.dataset import FrameDataset
+from colonsim.data.dataset import FrameDataset
 from colonsim.errors import DatasetError, InputError
 
 from . import networks

@@ -4,9 +4,9 @@ import os
 os.environ["PYOPENGL_PLATFORM"] = "egl"
 import numpy as np, trimesh, pyrender
 import matplotlib; matplotlib.use("Agg"); import matplotlib.pyplot as plt
-from colonsim.anatomy import generate_colon, load_anatomy_config
-from colonsim.meshio import load_colon
-from colonsim.measure import resample
+from colonsim.anatomy.colon import generate_colon, load_anatomy_config
+from colonsim.anatomy.meshio import load_colon
+from colonsim.anatomy.measure import resample
 
 D = str(__import__('pathlib').Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'meshes' / 'gca-edin-00020')
 proc = generate_colon(load_anatomy_config(), seed=0)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from colonsim.cliutil import add_config_args, add_json_arg
+from colonsim.commands.common import add_config_args, add_json_arg
 
 
 def _summary(results: dict, out: Path) -> tuple[str, dict]:

@@ -39,7 +39,7 @@ def _error_map(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray, cap: float =
 def frame_grid(test_h5: Path, depth_model: Path, refiner: Path, n: int, max_depth_mm: float) -> bytes:
     """Rows of: input, adapted, depth (raw), depth (adapted), ground truth, error (raw), error (adapted)."""
     from adapt.apply import load_refiner, refine_images
-    from colonsim.dataset import FrameDataset
+    from colonsim.data.dataset import FrameDataset
     from depth.networks import load_model
     from depth.predict import colorize, predict_depth
 
@@ -73,7 +73,7 @@ def qualitative_grid(folder: Path, depth_model: Path, refiner: Path, n: int, siz
     import cv2
 
     from adapt.apply import load_refiner, refine_images
-    from colonsim import realdata
+    from colonsim.data import realdata
     from depth.networks import load_model
     from depth.predict import colorize, predict_depth
 

@@ -91,7 +91,7 @@ class Stages:
 
 def _render(cfg: ExperimentConfig, rs: RenderSet, out: Path, redo: bool, mesh: str = "procedural",
             frames: int | None = None) -> dict:
-    from colonsim.generate import render_dataset
+    from colonsim.run.generate import render_dataset
     from colonsim.simconfig import load_sim_config
 
     sim = load_sim_config(rs.style, None, [f"output.size_px={cfg.size_px}", *rs.sim_set])
@@ -244,7 +244,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path) -> dict:
 
 def _import_ct(ct: Path, cfg: ExperimentConfig, out: Path) -> dict:
     """The CT colon in mm with its centreline, saved as PLY + centreline npz for the renderer."""
-    from colonsim.meshio import load_colon, save_colon
+    from colonsim.anatomy.meshio import load_colon, save_colon
 
     centerline = ct / cfg.ct_centerline if cfg.ct_centerline else None
     colon = load_colon(ct, scale=cfg.ct_scale, centerline=centerline)

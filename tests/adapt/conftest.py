@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from adapt.config import load_adapt_config
-from colonsim import schema
+from colonsim.data import schema
 
 
 def octagon_mask(h: int, w: int, margin: int = 2) -> np.ndarray:

@@ -8,7 +8,7 @@ import torch
 from adapt.apply import apply, load_refiner, refine_images
 from adapt.checkpoint import refiner_checkpoint, save_checkpoint
 from adapt.networks import Refiner
-from colonsim import realdata, schema
+from colonsim.data import realdata, schema
 from colonsim.errors import CheckpointError
 
 

@@ -5,7 +5,7 @@ import cv2
 import pytest
 
 import cli
-from colonsim import schema
+from colonsim.data import schema
 
 
 def _run(capsys, args):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from adapt.data import CropSampler, FolderFrames, H5Frames, open_frames, random_crop
-from colonsim import schema
+from colonsim.data import schema
 from colonsim.errors import DatasetError, InputError
 
 

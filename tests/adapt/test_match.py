@@ -10,7 +10,7 @@ import pytest
 
 import cli
 from adapt.match import QUANTILES, fit_target, frame_key, match, match_frame, remove_highlights
-from colonsim import realdata, schema
+from colonsim.data import realdata, schema
 
 from .conftest import octagon_mask, real_frames, synthetic_frames, write_h5
 

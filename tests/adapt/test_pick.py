@@ -12,7 +12,7 @@ import pytest
 import cli
 from adapt.data import open_frames
 from adapt.pick import POOL_INDEX, layouts, pick, pick_indices
-from colonsim import h5io, schema
+from colonsim.data import h5io, schema
 
 # A short straight tube at 48 px: enough frames with different views to pick from.
 SMALL = ["--size", "48", "--seed", "3", "--quiet", "--set", "anatomy.path=straight",

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from colonsim import light, scene, tissue
-from colonsim.anatomy import generate_colon
-from colonsim.lens import Lens, Remap
-from colonsim.scene import FrameRenderer
+from colonsim.render import light, scene, tissue
+from colonsim.anatomy.colon import generate_colon
+from colonsim.render.lens import Lens, Remap
+from colonsim.render.scene import FrameRenderer
 from colonsim.simconfig import load_sim_config
-from colonsim.trajectory import pose_for_frame
+from colonsim.render.trajectory import pose_for_frame
 
 OVER = ["output.size_px=96", "anatomy.triangles=30000", "anatomy.max_length_mm=600", "tissue.texture_px=64"]
 
@@ -137,7 +137,7 @@ CT = Path(__file__).resolve().parents[3] / "shared" / "data" / "meshes" / "gca-e
 
 @pytest.mark.skipif(not CT.is_dir(), reason=f"CT reference mesh not found at {CT}")
 def test_occlusion_culling_is_exact_on_the_ct_colon():
-    from colonsim.meshio import load_colon
+    from colonsim.anatomy.meshio import load_colon
 
     colon = load_colon(CT, scale="0.808594,0.808594,0.7", centerline=CT / "Paths_large_intestine_path.jsn")
     cfg = load_sim_config("realistic", None, ["output.size_px=96", "trajectory.wall_view_probability=0.5"])

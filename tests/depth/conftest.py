@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from colonsim import schema
+from colonsim.data import schema
 
 
 def synthetic_frames(n: int, size: int, seed: int) -> dict[str, np.ndarray]:

@@ -9,7 +9,7 @@ from depth.predict import predict_depth
 
 
 def test_eval_on_hdf5_matches_metrics_of_predictions(tiny_model, tiny_val_h5):
-    from colonsim.dataset import FrameDataset
+    from colonsim.data.dataset import FrameDataset
 
     r = evaluate(tiny_model, tiny_val_h5, align="median")
     assert r["n"] == 8 and r["align"] == "median" and set(r["metrics"]) == set(METRIC_KEYS)
@@ -25,7 +25,7 @@ def test_eval_on_hdf5_matches_metrics_of_predictions(tiny_model, tiny_val_h5):
 def test_eval_on_an_interrupted_render_names_each_frame_by_its_row(tiny_model, tiny_val_h5, tmp_path):
     import h5py
 
-    from colonsim import schema
+    from colonsim.data import schema
 
     part = tmp_path / "part.h5"
     part.write_bytes(tiny_val_h5.read_bytes())

@@ -1,0 +1,180 @@
+"""Real endoscopy frames: the real-data folder contract shared by adapt/ and depth/.
+
+A source of real frames is a folder of images (``IMAGE_EXTS``), or a video file that OpenCV can
+read. Frames are (H, W, 3) uint8 RGB. Real scopes show a black border outside their round or
+octagonal image circle; :func:`detect_border_mask` finds the inside of that circle.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Iterator
+
+# ffmpeg inside OpenCV writes its own complaints ("moov atom not found") to stderr; errors here are
+# reported as one InputError line instead. These take effect only if cv2 is not imported yet.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
+
+import cv2  # noqa: E402
+import numpy as np
+
+from colonsim.errors import InputError
+
+#: Image file extensions accepted in a folder of real frames (lower case).
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+#: Pixels whose brightest channel (after a small blur) is above this are "inside the scope's image".
+#: The border of CVC-ColonDB frames is 0-5 (JPEG noise); its darkest lumen is about 15-25.
+BORDER_THRESHOLD = 10
+
+
+def _natural_key(p: Path) -> list:
+    """Sort ``2.jpg`` before ``10.jpg``: runs of digits compare as numbers."""
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", p.name.lower()) if t]
+
+
+def list_images(directory: str | Path) -> list[Path]:
+    """The image files of a folder (not recursive), in natural order (``2.jpg`` before ``10.jpg``).
+
+    Raises InputError if the folder is missing or holds no image with an extension in IMAGE_EXTS.
+    """
+    d = Path(directory)
+    if not d.is_dir():
+        raise InputError(f"image folder not found: {d}")
+    files = [p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS]
+    if not files:
+        raise InputError(f"no images in {d}; expected files ending in {', '.join(IMAGE_EXTS)}")
+    return sorted(files, key=_natural_key)
+
+
+def _check_frame(img: np.ndarray | None, name: str) -> np.ndarray:
+    """Check a decoded BGR(A) image and return it as (H, W, 3) uint8 RGB."""
+    if img is None:
+        raise InputError(f"cannot read image {name}: not a readable image file")
+    if img.dtype != np.uint8:
+        raise InputError(f"image {name} is {img.dtype} ({8 * img.dtype.itemsize}-bit); "
+                         "real frames must be 8-bit RGB")
+    if img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 1):
+        raise InputError(f"image {name} is grayscale; real frames must be 8-bit RGB colour")
+    if img.ndim != 3 or img.shape[2] not in (3, 4):
+        raise InputError(f"image {name} has shape {img.shape}; real frames must be (H, W, 3) RGB")
+    return np.ascontiguousarray(cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2RGB))
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read one real frame as (H, W, 3) uint8 RGB.
+
+    Raises InputError for a missing or unreadable file, a grayscale image, or one that is not
+    8-bit (a 16-bit PNG/TIFF is a depth map, not a frame).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"image not found: {p}")
+    # IMREAD_UNCHANGED keeps the bit depth and channel count, so that 16-bit and gray are caught
+    # instead of being silently converted.
+    img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+    return _check_frame(img, str(p))
+
+
+def is_video(path: str | Path) -> bool:
+    """True if ``path`` is a file that is not an image (so it is read as a video)."""
+    p = Path(path)
+    return p.is_file() and p.suffix.lower() not in IMAGE_EXTS
+
+
+def iter_frames(source: str | Path) -> Iterator[tuple[str, np.ndarray]]:
+    """Yield ``(name, rgb)`` for each frame of a folder of images or a video file.
+
+    ``name`` is the image file name (``12.jpg``) for a folder, ``frame_000012.png`` for a video.
+    ``rgb`` is (H, W, 3) uint8. Raises InputError for a missing source, an empty folder, an
+    unreadable image, or a video that OpenCV cannot open.
+    """
+    src = Path(source)
+    if src.is_dir():
+        for p in list_images(src):
+            yield p.name, read_image(p)
+        return
+    if not src.exists():
+        raise InputError(f"real frames not found: {src}; expected a folder of images or a video file")
+    if src.suffix.lower() in IMAGE_EXTS:
+        yield src.name, read_image(src)
+        return
+    with _quiet_stderr():
+        cap = cv2.VideoCapture(str(src))
+    try:
+        if not cap.isOpened():
+            raise InputError(f"cannot open video {src}; expected a video file that OpenCV can read, "
+                             "or a folder of images")
+        i = 0
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            yield f"frame_{i:06d}.png", _check_frame(frame, f"{src} frame {i}")
+            i += 1
+        if i == 0:
+            raise InputError(f"video {src} has no readable frames")
+    finally:
+        cap.release()
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence OpenCV's logging and anything native code writes to file descriptor 2 (ffmpeg's own
+    log), for the duration of the block. Python's stderr is flushed first, so nothing of ours is lost."""
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    saved = None
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no fd 2 (embedded interpreter): logging level only
+        if saved is not None:
+            os.close(saved)
+        saved = None
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.dup2(saved, 2)
+            os.close(saved)
+        cv2.utils.logging.setLogLevel(level)
+
+
+def detect_border_mask(rgb: np.ndarray, threshold: int = BORDER_THRESHOLD) -> np.ndarray:
+    """The inside of the scope's image circle: (H, W) uint8, 1 inside, 0 on the black border.
+
+    The border is near-black; the image circle is convex (round or octagonal). Method: median-filter the
+    brightest channel, threshold, keep the largest connected component, then fill its convex
+    hull, so that dark lumen regions inside the circle (even those touching its edge) are kept.
+    A frame without a border gives all ones; an all-black frame gives all ones too (no evidence).
+
+    Args:
+        rgb: (H, W, 3) uint8 frame.
+        threshold: grey level (0-255) above which a pixel is inside.
+    """
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise InputError(f"border detection needs an (H, W, 3) uint8 frame, got {rgb.shape} {rgb.dtype}")
+    h, w = rgb.shape[:2]
+    # A median (not a Gaussian) removes JPEG noise without growing the bright region into the border.
+    bright = cv2.medianBlur(np.ascontiguousarray(rgb.max(axis=2)), 5)
+    fg = (bright > threshold).astype(np.uint8)
+    # Opening removes isolated noisy pixels in the border (JPEG ringing near the edge).
+    fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
+    if n <= 1:
+        return np.ones((h, w), np.uint8)
+    biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    if stats[biggest, cv2.CC_STAT_AREA] < 0.05 * h * w:
+        return np.ones((h, w), np.uint8)  # too little signal to tell border from content
+    pts = cv2.findNonZero((labels == biggest).astype(np.uint8))
+    hull = cv2.convexHull(pts)
+    mask = np.zeros((h, w), np.uint8)
+    cv2.fillConvexPoly(mask, hull, 1)
+    return mask
