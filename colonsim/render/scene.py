@@ -196,7 +196,7 @@ def _mesh_for(parts: MeshParts, mesh_id: int):
     from colonsim.render.backend import import_pyrender
 
     pyrender = import_pyrender()
-    from pyrender.constants import GLTF
+    GLTF = pyrender.constants.GLTF
 
     sampler = pyrender.Sampler(magFilter=GLTF.LINEAR, minFilter=GLTF.LINEAR_MIPMAP_NEAREST,
                                wrapS=GLTF.REPEAT, wrapT=GLTF.REPEAT)
