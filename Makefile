@@ -11,7 +11,7 @@ BROWSER_PACKAGES := chromium chromium-driver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: setup sysdeps browser demo test bench clean
+.PHONY: setup sysdeps browser demo test test-fast lint bench clean
 
 setup: sysdeps $(STAMP)
 
@@ -50,6 +50,15 @@ demo: setup
 test: setup browser
 	@set +e; $(PY) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+
+# The tests not marked slow: under two minutes on two cores.
+test-fast: setup
+	@set +e; $(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+
+# pyflakes, import order, no print() in library code, no breakpoint() (pyproject.toml [tool.ruff]).
+lint: setup
+	$(VENV)/bin/ruff check .
 
 bench: setup
 	$(PY) benchmarks/render_throughput.py
