@@ -8,7 +8,7 @@ from colonsim.errors import ConfigError
 from colonsim.anatomy.measure import local_wall_distance, measure_colon, slice_rays
 from colonsim.anatomy.meshio import centerline_path, save_colon
 
-from .raycast import ray_hit
+from tests.colonsim.raycast import ray_hit
 
 PIECE = ["anatomy.segments=[sigmoid]", "anatomy.max_length_mm=200", "anatomy.triangles=20000"]
 CT_P5, CT_P95 = 14.4, 31.2          # CT 00020 measured by colonsim.anatomy.measure (docs/anatomy.md)

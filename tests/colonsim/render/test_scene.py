@@ -11,7 +11,7 @@ from colonsim.errors import InputError
 from colonsim.render.scene import Frame, FrameRenderer
 from colonsim.simconfig import load_sim_config
 
-from .raycast import ray_hit
+from tests.colonsim.raycast import ray_hit
 
 R_MM = 10.0
 
