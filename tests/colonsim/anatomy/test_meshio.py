@@ -12,7 +12,7 @@ from colonsim.errors import ColonSimError, InputError, MeshError
 from colonsim.anatomy.measure import local_wall_distance, measure_colon
 from colonsim.anatomy.meshio import centerline_path, load_colon, parse_scale, save_colon
 
-CT = Path(__file__).resolve().parents[3] / "shared" / "data" / "meshes" / "gca-edin-00020"
+CT = Path(__file__).resolve().parents[4] / "shared" / "data" / "meshes" / "gca-edin-00020"
 CT_VOXEL_MM = (0.808594, 0.808594, 0.7)
 needs_ct = pytest.mark.skipif(not CT.is_dir(), reason=f"CT reference mesh not found at {CT}")
 

@@ -9,7 +9,7 @@ import pytest
 
 import cli
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SMALL = ["--set", "anatomy.segments=[transverse]", "--set", "anatomy.max_length_mm=150",
          "--set", "anatomy.triangles=20000"]
 

@@ -16,7 +16,7 @@ from colonsim.data import h5io, schema
 from colonsim.data.dataset import FrameDataset
 from colonsim.errors import DatasetError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 H, W = 16, 20
 
 

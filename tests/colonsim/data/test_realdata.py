@@ -8,7 +8,7 @@ import pytest
 from colonsim.data import realdata
 from colonsim.errors import InputError
 
-CVC = Path(__file__).resolve().parents[3] / "shared" / "data" / "real" / "cvc-colondb"
+CVC = Path(__file__).resolve().parents[4] / "shared" / "data" / "real" / "cvc-colondb"
 
 
 def _octagon_frame(h=60, w=80, lumen=True):
@@ -106,13 +106,13 @@ def test_unopenable_video_writes_nothing_to_stderr(tmp_path):
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(b"\x00\x01 not a video" * 10)
     code = ("import os, sys, cv2\n"  # cv2 first: the environment settings of realdata come too late
-            "from colonsim import realdata\n"
+            "from colonsim.data import realdata\n"
             "from colonsim.errors import InputError\n"
             "try:\n"
             f"    list(realdata.iter_frames({str(clip)!r}))\n"
             "except InputError as e:\n"
             "    os.write(2, (str(e) + '\\n').encode())\n")
-    p = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
+    p = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[3],
                        capture_output=True, text=True, timeout=60)
     lines = [line for line in p.stderr.splitlines() if line.strip()]
     assert p.returncode == 0 and len(lines) == 1, p.stderr

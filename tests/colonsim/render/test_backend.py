@@ -96,7 +96,7 @@ def _child(env_extra):
     import subprocess
     import sys
     from pathlib import Path
-    root = str(Path(__file__).resolve().parents[2])
+    root = str(Path(__file__).resolve().parents[3])
     env = {**os.environ, **env_extra}
     env.pop("PYOPENGL_PLATFORM", None)
     return subprocess.run([sys.executable, "-c", _HEADLESS_CHILD.format(root=root)], capture_output=True,

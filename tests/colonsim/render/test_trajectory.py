@@ -285,7 +285,7 @@ def test_render_into_a_3mm_tube_is_one_line_exit_2(tmp_path):
     from pathlib import Path
     mesh = tmp_path / "tube.ply"
     _straight(radius=3.0).mesh.export(mesh)
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "cli.py", "render", "--out", str(tmp_path / "x.h5"), "--frames", "4",
                            "--size", "32", "--mesh", str(mesh), "--quiet"], cwd=root, capture_output=True, text=True,

@@ -15,7 +15,7 @@ import cli
 from colonsim.data import h5io, schema
 from colonsim.run.generate import parts_dir
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 N = 24
 # A short straight tube of 20k triangles at 32x32 px, 12 shards of 2 frames: start-up dominates.
 SMALL = ["--size", "32", "--seed", "5", "--quiet", "--set", "anatomy.path=straight",

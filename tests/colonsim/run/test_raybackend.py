@@ -16,7 +16,7 @@ import cli
 from colonsim.data import h5io, schema
 from colonsim.run.generate import parts_dir
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 N = 16
 SMALL = ["--frames", str(N), "--size", "32", "--seed", "5", "--quiet", "--set", "anatomy.path=straight",
          "--set", "anatomy.max_length_mm=200", "--set", "anatomy.triangles=20000",

@@ -13,7 +13,7 @@ from colonsim.errors import InputError
 from colonsim.render.lens import Lens
 from colonsim.simconfig import load_sim_config
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "real" / "cvc-colondb"
+DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "real" / "cvc-colondb"
 
 # A wide endoscope-like fisheye, off-centre, with unequal focal lengths (width 574, height 500).
 K = [[231.5, 0.0, 290.3], [0.0, 229.8, 245.1], [0.0, 0.0, 1.0]]
