@@ -19,10 +19,14 @@ COMMAND_MODULES = (
     "colonsim.commands.render",
     "colonsim.commands.tune",
     "colonsim.commands.plan",
-    "depth.commands",
+    "experiment.compose",  # `colonsim depth ...` (depth.commands), with `depth eval --refiner` from adapt/
     "adapt.commands",
     "experiment.commands",
 )
+
+
+INTERRUPTED = 130   # the exit status of a command stopped by Ctrl-C (128 + SIGINT)
+MAX_ERROR_CHARS = 2000   # an error line longer than this is cut (a message may quote the input)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -54,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _error(message: str) -> int:
     message = " ".join(str(message).split())  # one line, whatever the exception said
+    if len(message) > MAX_ERROR_CHARS:
+        message = message[:MAX_ERROR_CHARS] + f"... ({len(message) - MAX_ERROR_CHARS} more characters)"
     sys.stderr.write(f"colonsim: error: {message}\n")
     return 2
 
@@ -80,9 +86,12 @@ def main(argv: list[str] | None = None) -> int:
         return _error(str(e))
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, FileExistsError) as e:
         return _error(f"{e.strerror or e}: {e.filename}" if getattr(e, "filename", None) else str(e))
-    except KeyboardInterrupt:  # an interrupted run is bad input too: one line, exit 2, work kept
+    except KeyboardInterrupt:  # Ctrl-C: one line, work kept, exit 130 (128 + SIGINT) as shells expect
+        import signal
+        signal.signal(signal.SIGINT, signal.SIG_IGN)   # a second Ctrl-C does not cut the clean-up short
         resume = " (run again with --resume)" if hasattr(args, "resume") else ""
-        return _error(f"interrupted; what was written so far is kept{resume}")
+        _error(f"interrupted; what was written so far is kept{resume}")
+        return INTERRUPTED
     try:
         print(json.dumps(result, sort_keys=True) if getattr(args, "json", False) else summary, flush=True)
     except BrokenPipeError:  # e.g. `colonsim inspect X --json | head`: the reader left, not an error

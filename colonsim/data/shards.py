@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 from colonsim.version import __version__
-from colonsim.data import h5io, schema
+from colonsim.data import h5io, outputs, schema
 from colonsim.config import to_dict
 from colonsim.errors import ConfigError, DatasetError
 
@@ -103,14 +104,20 @@ def check_final(out: Path, expected: dict) -> None:
 
 
 def done_shards(parts: Path, n_shards: int, seed: int) -> set[int]:
-    """Shards already on disk, each checked; deletes leftover temporary files."""
-    for tmp in parts.glob("*.tmp"):
-        tmp.unlink(missing_ok=True)
+    """Shards already on disk, each checked; deletes leftover temporary files. One listing of the
+    folder, then one open per shard file found: linear in the shards, whatever their number."""
+    with os.scandir(parts) as it:
+        names = [e.name for e in it]
     done = set()
-    for s in range(n_shards):
-        p = shard_path(parts, s)
-        if not p.exists():
+    for name in names:
+        if name.endswith(".tmp"):
+            (parts / name).unlink(missing_ok=True)
             continue
+        m = _SHARD_NAME.fullmatch(name)
+        if m is None or int(m.group(1)) >= n_shards:
+            continue
+        s = int(m.group(1))
+        p = shard_path(parts, s)
         try:
             with h5io.open_file(p) as f:
                 ok = f.attrs.get(schema.ATTR_SEED) == seed and bool(f.attrs.get(schema.ATTR_COMPLETE))
@@ -121,6 +128,8 @@ def done_shards(parts: Path, n_shards: int, seed: int) -> set[int]:
         done.add(s)
     return done
 
+
+_SHARD_NAME = re.compile(r"shard_(\d{5,})\.h5")
 
 # ----------------------------------------------------------------------------- merging
 
@@ -155,8 +164,7 @@ class ShardMerger:
         self.sync.wait()
         h5io.finish(self.dst)
         self.dst.close()
-        os.replace(self.tmp, self.out)
-        h5io.fsync_dir(self.out.parent)
+        outputs.replace(self.tmp, self.out)   # an old file of that name survives until now
 
     def abort(self) -> None:
         if self.sync is not None:

@@ -24,13 +24,16 @@ of (config, seed, i), so the shard layout and the worker count never change a fr
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
 import json
 import logging
 import math
 import multiprocessing as mp
 import os
+import pickle
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -38,7 +41,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from colonsim.data import h5io, shards
+from colonsim.data import h5io, outputs, shards
 from colonsim.run import interrupt
 from colonsim.config import to_json
 from colonsim.errors import ColonSimError, InputError
@@ -50,6 +53,9 @@ from colonsim.run.shard import (
 log = logging.getLogger(__name__)
 
 BACKENDS = ("local", "ray")
+MAX_SEED = 2**32 - 1
+MIN_COMPRESSION = 0.25        # a frame's compressed bytes are at least this fraction of its raw bytes
+SMALL_BYTES_PER_FRAME = 300   # pose, intrinsics, params, done and chunk index, per frame
 
 
 # ----------------------------------------------------------------------------- workers
@@ -58,6 +64,9 @@ _WORKER: dict = {}
 
 
 def _init_worker(job: Job, counter, lp_threads: int | None, parent_pid: int) -> None:
+    # Ctrl-C is the parent's to handle (it goes to the whole process group): the parent stops the
+    # workers itself, with no traceback from each.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     atexit.register(_end_worker)   # registered first, so it runs last
     if lp_threads and "LP_NUM_THREADS" not in os.environ:
         os.environ["LP_NUM_THREADS"] = str(lp_threads)  # llvmpipe threads: one core per worker
@@ -104,21 +113,22 @@ def _exit_with_parent(ppid: int) -> None:
     os._exit(1)
 
 
-def _render_shard(s: int, colons: tuple, geoms: tuple | None = None, prepared: list | None = None
-                  ) -> tuple[str, str] | None:
+def _render_shard(s: int, payload: str) -> tuple[str, str] | None:
     """Render shard ``s`` into its file; returns None, or (error class name, message) for bad input
-    (ColonSimError subclasses do not all survive pickling, so they travel as text). The meshes come
-    with every task (a few MB; a few ms per shard), so that workers start while the parent builds
-    them; the first tasks also bring what the parent built once for all workers: the pose
-    sampler's geometry of each mesh (``geoms``: :func:`colonsim.render.trajectory.geometry` of each colon)
-    and the renderer's GL-free mesh parts (``prepared``: :func:`colonsim.render.scene.prepare`). A worker
-    that gets none builds its own."""
+    (ColonSimError subclasses do not all survive pickling, so they travel as text). ``payload`` is
+    the file of what the parent built once for all workers, read by a worker's first task (so that
+    workers start while the parent builds it): the meshes, the pose sampler's geometry of each
+    (:func:`colonsim.render.trajectory.geometry`) and the renderer's GL-free mesh parts
+    (:func:`colonsim.render.scene.prepare`, or None)."""
     try:
-        if _WORKER["renderer"] is None and geoms is not None:
+        if _WORKER["renderer"] is None:
+            with open(payload, "rb") as fh:
+                colons, geoms, prepared = pickle.load(fh)
             from colonsim.render import trajectory
             for colon, geom in zip(colons, geoms):
                 trajectory.prime(colon, geom)
-        _render_shard_file(s, colons, prepared)
+            _WORKER["colons"], _WORKER["prepared"] = colons, prepared
+        _render_shard_file(s, _WORKER["colons"], _WORKER["prepared"])
     except ColonSimError as e:
         return type(e).__name__, str(e)
     return None
@@ -157,7 +167,7 @@ def render_dataset(cfg, out: str | Path, n_frames: int, *, seed: int = 0, worker
     setup_s (meshes), render_s (worker start-up and rendering), merge_s (joining the shards).
     """
     t0 = time.perf_counter()
-    out = Path(out)
+    interrupt.check()   # a Ctrl-C swallowed during the imports (some libraries catch everything)
     if n_frames < 1:
         raise InputError(f"--frames must be at least 1, got {n_frames}")
     if backend not in BACKENDS:
@@ -171,24 +181,66 @@ def render_dataset(cfg, out: str | Path, n_frames: int, *, seed: int = 0, worker
     workers = 1 if workers is None else workers
     if workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers}")
-    if not out.parent.is_dir():
-        raise InputError(f"output folder {out.parent} does not exist")
+    check_seed(seed)
+    out = outputs.check_target(out, overwrite=True)   # empty, in a missing folder, or a folder
+    if resume and overwrite:
+        raise InputError("--resume and --overwrite exclude each other")
+    with outputs.lock(out, what="--out"):   # a second render into the same file is refused
+        return _render_locked(cfg, out, n_frames, seed, workers, mesh, resume, overwrite, progress,
+                              renderer, backend, t0)
+
+
+def check_seed(seed: int) -> None:
+    """A dataset seed is an integer in [0, 2**32 - 1] (it is stored as an HDF5 integer attribute)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise InputError(f"--seed must be an integer from 0 to {MAX_SEED}, got {seed!r}")
+
+
+def check_disk_space(cfg, n_frames: int, folder: Path) -> None:
+    """Refuse a render whose output cannot fit on the disk of ``folder``. The estimate is a lower
+    bound: a frame compresses to no less than a quarter of its raw bytes (rgb, depth, mask; 8x8 to
+    256x256 frames of the shipped styles took 0.6-1.6 times), and the shards and the merged file
+    coexist until the merge ends, so the peak is twice the file."""
+    px = cfg.output.size_px ** 2
+    raw = px * (3 + (2 if cfg.output.depth_dtype == "float16" else 4) + 1)
+    need = 2 * n_frames * (raw * MIN_COMPRESSION + SMALL_BYTES_PER_FRAME)
+    free = shutil.disk_usage(folder).free
+    if need > free:
+        raise InputError(f"--frames {n_frames} of {cfg.output.size_px}x{cfg.output.size_px} needs at least "
+                         f"{_bytes(need)} on {folder} ({_bytes(need / 2 / n_frames)} a frame at least, twice "
+                         f"while the shards are merged) but {_bytes(free)} is free; render fewer frames, "
+                         "smaller ones, or onto a larger disk")
+
+
+def _bytes(n: float) -> str:
+    for unit, k in (("PB", 1e15), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= k:
+            return f"{n / k:.1f} {unit}"
+    return f"{n:.0f} B"
+
+
+def _render_locked(cfg, out: Path, n_frames: int, seed: int, workers: int, mesh, resume: bool,
+                   overwrite: bool, progress: bool, renderer: str, backend: str, t0: float) -> dict[str, Any]:
     parts = parts_dir(out)
-    if overwrite:
-        out.unlink(missing_ok=True)
-        shutil.rmtree(parts, ignore_errors=True)
-    elif (out.exists() or parts.exists()) and not resume:
+    if (out.exists() or parts.exists()) and not (resume or overwrite):
         what = out if out.exists() else parts
         raise InputError(f"{what} exists; pass --resume to finish it or --overwrite to replace it")
-
+    # Everything that can be checked is checked before anything is written or removed: an
+    # --overwrite with bad input leaves the old file as it was (it is replaced only by the rename
+    # of a complete new file, in ShardMerger.close).
     source = mesh_source(cfg, mesh, seed)
+    interrupt.check()
     shard_frames = max(1, min(cfg.output.shard_frames, math.ceil(n_frames / (4 * workers))))
     manifest = shards.manifest(cfg, seed, n_frames, source, shard_frames)
-    if out.exists():  # resume of a finished run: check it, clean up, render nothing
+    if out.exists() and not overwrite:  # resume of a finished run: check it, clean up, render nothing
         shards.check_final(out, manifest)
         shutil.rmtree(parts, ignore_errors=True)
         return _result(out, n_frames, 0, cfg, time.perf_counter() - t0, workers, {}, backend)
-    fresh = not parts.exists()
+    fresh = overwrite or not parts.exists()
+    if fresh:
+        check_disk_space(cfg, n_frames, out.parent)
+    if overwrite:   # the shards of an earlier render of this file, which --overwrite starts afresh
+        shutil.rmtree(parts, ignore_errors=True)
     for stale in parts.parent.glob(f"{parts.name}.*.tmp"):  # left by a kill during the step below
         shutil.rmtree(stale, ignore_errors=True)
     if fresh:  # the folder appears with its manifest, or not at all
@@ -202,7 +254,11 @@ def render_dataset(cfg, out: str | Path, n_frames: int, *, seed: int = 0, worker
         shards.check_same(old, manifest, out)
         shard_frames = int(old["shard_frames"])
     n_shards = math.ceil(n_frames / shard_frames)
-    todo = [s for s in range(n_shards) if s not in shards.done_shards(parts, n_shards, seed)]
+    if workers > n_shards:
+        log.warning("--workers %d capped at %d, the number of shards", workers, n_shards)
+        workers = n_shards
+    done = shards.done_shards(parts, n_shards, seed)   # one scan of the folder
+    todo = [s for s in range(n_shards) if s not in done]
     if not fresh:
         log.info("resuming %s: %d of %d shards were done", out, n_shards - len(todo), n_shards)
     job = Job(cfg=cfg, seed=seed, n_frames=n_frames, shard_frames=shard_frames, parts=str(parts),
@@ -212,7 +268,11 @@ def render_dataset(cfg, out: str | Path, n_frames: int, *, seed: int = 0, worker
     merger = ShardMerger(parts, out, n_frames, shard_frames, job.attrs)
     try:
         if todo:
-            run = _run_pool if backend == "local" else raybackend.run_actors
+            if backend == "local":
+                run = _run_pool
+            else:
+                from colonsim.run import raybackend
+                run = raybackend.run_actors
             run(job, lambda: load_colons(cfg, source), todo, min(workers, len(todo)), n_todo,
                 progress, merger.add, times)
             times["render_s"] = time.perf_counter() - t0 - times["setup_s"]
@@ -243,53 +303,100 @@ def _run_pool(job: Job, make_colons: Callable[[], tuple], todo: Sequence[int], w
     ctx = mp.get_context("spawn")  # never fork: a GL context or h5py handle must not be copied
     counter = ctx.Value("q", 0)
     lp_threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(job, counter, lp_threads, os.getpid())) as pool:
-        for _ in range(workers):
-            pool.submit(int, 0)  # starts the workers now (the pool spawns them on demand)
+    payload = Path(job.parts) / f"meshes.{os.getpid()}.tmp"   # a resume deletes one left by a kill
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                               initargs=(job, counter, lp_threads, os.getpid()))
+    bar = None
+    pending: set = set()
+    try:
+        with _sigint_ignored_by_children():
+            for _ in range(workers):
+                pool.submit(int, 0)  # starts the workers now (the pool spawns them on demand)
         t0 = time.perf_counter()
+        interrupt.check()
         colons = make_colons()
+        interrupt.check()
         from colonsim.render import trajectory
         geoms = tuple(trajectory.geometry(c) for c in colons)   # while the workers import
+        interrupt.check()
         prepared = None
         if job.renderer == Job.renderer:   # the renderer's GL-free parts, once for every worker
             from colonsim.render import scene
             prepared = scene.prepare(job.cfg, colons)
         times["setup_s"] = time.perf_counter() - t0
-        colons = tuple(_without_caches(c) for c in colons)
-        first = 2 * workers
+        interrupt.check()
+        # The meshes reach the workers through a file, read once by each, and a task is a shard
+        # number and that file's name: a few hundred bytes. A task of the meshes themselves (20 MB)
+        # once blocked the pool's feeder thread, writing into the pipe of a worker that had died,
+        # and with it the exit after a Ctrl-C.
+        with open(payload, "wb") as fh:
+            pickle.dump((tuple(_without_caches(c) for c in colons), geoms, prepared), fh,
+                        protocol=pickle.HIGHEST_PROTOCOL)
+        del colons, geoms, prepared
         queue = list(todo)[::-1]
-        shard_of, pending = {}, set()
+        shard_of = {}
         # The bar appears with the first rendered frame: bad input (a mesh that cannot be read, or
         # that the camera does not fit inside) fails before it, as one clean line on stderr.
-        bar = None
-        try:
-            while pending or queue:
-                interrupt.check()
-                while queue and len(pending) < 2 * workers:
-                    s = queue.pop()
-                    fut = pool.submit(_render_shard, s, colons, *((geoms, prepared) if first > 0 else ()))
-                    first -= 1
-                    shard_of[fut] = s
-                    pending.add(fut)
-                finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
-                if bar is None and counter.value > 0:
-                    bar = tqdm(total=n_todo, unit="frame", disable=not progress, desc="render",
-                               smoothing=0.1, mininterval=0.5)
-                if bar is not None:
-                    bar.update(counter.value - bar.n)
-                for fut in finished:
-                    err = fut.result()
-                    if err is not None:
-                        raise rebuild_error(*err)
-                    on_shard(shard_of[fut])
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
-            raise
-        finally:
+        while pending or queue:
+            interrupt.check()
+            while queue and len(pending) < 2 * workers:
+                s = queue.pop()
+                fut = pool.submit(_render_shard, s, str(payload))
+                if not shard_of:
+                    log.debug("first shard submitted, %.2f s after the pool started", time.perf_counter() - t0)
+                shard_of[fut] = s
+                pending.add(fut)
+            finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+            if bar is None and counter.value > 0:
+                bar = tqdm(total=n_todo, unit="frame", disable=not progress, desc="render",
+                           smoothing=0.1, mininterval=0.5)
             if bar is not None:
-                bar.close()
+                bar.update(counter.value - bar.n)
+            for fut in finished:
+                err = fut.result()
+                if err is not None:
+                    raise rebuild_error(*err)
+                on_shard(shard_of[fut])
+    except BaseException:
+        # Ctrl-C or bad input: stop the workers now rather than after their shards (they ignore
+        # SIGINT, so that a terminal's Ctrl-C to the whole process group reaches only this process
+        # and prints no worker traceback). A shard cut short is a .tmp file, which resume deletes.
+        for fut in pending:
+            fut.cancel()
+        _stop_workers(pool)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        pool.shutdown(wait=True, cancel_futures=True)
+        payload.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _sigint_ignored_by_children():
+    """Spawn processes that ignore SIGINT (the disposition passes through exec; the signal mask
+    does not). A SIGINT meanwhile stays pending for this process and arrives afterwards."""
+    main = threading.current_thread() is threading.main_thread()
+    if not main:
+        yield
+        return
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    old_handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old_handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    # The executor has no public way to end its workers before Python 3.14 (terminate_workers).
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        try:
+            proc.terminate()
+        except (OSError, ValueError, AttributeError):
+            pass
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _without_caches(colon):
