@@ -33,9 +33,14 @@ _LAZY = {
     "Frame": "colonsim.render.scene", "FrameRenderer": "colonsim.render.scene",
     "render_dataset": "colonsim.run.generate",
     "open_file": "colonsim.data.h5io", "read_frame": "colonsim.data.h5io", "validate": "colonsim.data.h5io",
-    "FrameDataset": "colonsim.data.dataset", "open_checked": "colonsim.data.dataset",
+    "open_checked": "colonsim.data.h5io", "header_errors": "colonsim.data.h5io", "verify": "colonsim.data.h5io",
+    "FrameDataset": "colonsim.data.dataset",
     "list_images": "colonsim.data.realdata", "read_image": "colonsim.data.realdata",
     "iter_frames": "colonsim.data.realdata", "detect_border_mask": "colonsim.data.realdata",
+    "decode_file": "colonsim.data.realdata", "truncated_images": "colonsim.data.realdata",
+    # the rule for writing outputs (colonsim.data.outputs): check, stage beside, replace when complete
+    "check_output": "colonsim.data.outputs", "staged_output": "colonsim.data.outputs",
+    "replace_output": "colonsim.data.outputs", "output_lock": "colonsim.data.outputs",
 }
 
 __all__ = ["__version__", "schema", "ColonSimError", "ConfigError", "InputError", "MeshError",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import reprlib
 import types
 import typing
 from pathlib import Path
@@ -51,15 +52,24 @@ def check_range(key: str, value: float, lo: float | None = None, hi: float | Non
             right = ")" if hi_open else "]"
             lo_s = "-inf" if lo is None else f"{lo:g}"
             hi_s = "inf" if hi is None else f"{hi:g}"
-            raise ConfigError(key, f"value {value!r} is out of range; allowed {left}{lo_s}, {hi_s}{right}")
+            raise ConfigError(key, f"value {_r(value)} is out of range; allowed {left}{lo_s}, {hi_s}{right}")
     if isinstance(value, tuple) and len(value) == 2 and value[0] > value[1]:
-        raise ConfigError(key, f"range {list(value)} has lo > hi")
+        raise ConfigError(key, f"range {_r(list(value))} has lo > hi")
+
+
+MAX_SEED = 2**32 - 1   # seeds are stored as HDF5 integer attributes and fed to numpy's SeedSequence
+
+
+def check_seed(seed: int, flag: str = "--seed") -> None:
+    """Raise InputError unless ``seed`` is an integer in [0, MAX_SEED]."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise InputError(f"{flag} must be an integer from 0 to {MAX_SEED}, got {seed!r}")
 
 
 def check_choice(key: str, value: Any, choices: Iterable[Any]) -> None:
     choices = list(choices)
     if value not in choices:
-        raise ConfigError(key, f"value {value!r} is not one of {choices}")
+        raise ConfigError(key, f"value {_r(value)} is not one of {choices}")
 
 
 def sample(rng: np.random.Generator, r: Range) -> float:
@@ -84,7 +94,7 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         return value
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, Mapping):
-            raise ConfigError(key, f"expected a mapping of fields, got {value!r}")
+            raise ConfigError(key, f"expected a mapping of fields, got {_r(value)}")
         return from_dict(tp, value, prefix=key)
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
@@ -97,45 +107,47 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
                 return _convert(value, a, key)
             except ConfigError as e:
                 errors.append(e.message)
-        raise ConfigError(key, f"value {value!r} fits none of the allowed types ({'; '.join(errors)})")
+        raise ConfigError(key, f"value {_r(value)} fits none of the allowed types ({'; '.join(errors)})")
     if origin is Literal:
         if value not in args:
-            raise ConfigError(key, f"value {value!r} is not one of {list(args)}")
+            raise ConfigError(key, f"value {_r(value)} is not one of {list(args)}")
         return value
     if origin is tuple:
         if tp == Range or (len(args) == 2 and args[0] is float and args[1] is float):
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 return (float(value), float(value))
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(key, f"expected a list, got {value!r}")
+            if tp == Range or (len(args) == 2 and args[0] is float and args[1] is float):
+                raise ConfigError(key, f"expected a number or a pair [lo, hi], got {_r(value)}")
+            raise ConfigError(key, f"expected a list, got {_r(value)}")
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_convert(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
         if len(value) != len(args):
-            raise ConfigError(key, f"expected {len(args)} values, got {len(value)}: {value!r}")
+            raise ConfigError(key, f"expected {len(args)} values, got {len(value)}: {_r(value)}")
         return tuple(_convert(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
     if origin in (list, Sequence):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(key, f"expected a list, got {value!r}")
+            raise ConfigError(key, f"expected a list, got {_r(value)}")
         return tuple(_convert(v, args[0] if args else Any, f"{key}[{i}]") for i, v in enumerate(value))
     if origin in (dict, Mapping):
         if not isinstance(value, Mapping):
-            raise ConfigError(key, f"expected a mapping, got {value!r}")
+            raise ConfigError(key, f"expected a mapping, got {_r(value)}")
         return dict(value)
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(key, f"expected true or false, got {value!r}")
+        raise ConfigError(key, f"expected true or false, got {_r(value)}")
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or float(value) != int(value):
-            raise ConfigError(key, f"expected an integer, got {value!r}")
+            raise ConfigError(key, f"expected an integer, got {_r(value)}")
         return int(value)
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(key, f"expected a number, got {value!r}")
+            raise ConfigError(key, f"expected a number, got {_r(value)}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(key, f"expected a string, got {value!r}")
+            raise ConfigError(key, f"expected a string, got {_r(value)}")
         return value
     raise ConfigError(key, f"unsupported field type {_type_name(tp)}")
 
@@ -188,20 +200,69 @@ def to_yaml(cfg: Any) -> str:
 # ----------------------------------------------------------------------------- loading and overrides
 
 
+MAX_YAML_BYTES = 1_000_000   # a config file is a few kB; this refuses a binary file or a data dump
+MAX_YAML_NODES = 100_000     # values after aliases are expanded: a "billion laughs" alias bomb is refused
+
+
 def read_yaml(path: str | Path) -> dict:
-    """Read a YAML mapping with the safe loader. Errors are InputError with the path."""
+    """Read a YAML mapping with the safe loader. Errors are InputError with the path: a missing,
+    binary, non-UTF-8, over-large (:data:`MAX_YAML_BYTES`) or alias-bomb (:data:`MAX_YAML_NODES`)
+    file, invalid YAML, or one that is not a mapping."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"config file not found: {p}")
+    size = p.stat().st_size
+    if size > MAX_YAML_BYTES:
+        raise InputError(f"config file {p} is {size:,} bytes; a config is at most {MAX_YAML_BYTES:,}")
+    raw = p.read_bytes()
     try:
-        data = yaml.safe_load(p.read_text())
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"config file {p} is not UTF-8 text (byte {e.start} is 0x{raw[e.start]:02x}); "
+                         "expected a YAML file") from None
+    if "\x00" in text:
+        raise InputError(f"config file {p} is binary (it holds NUL bytes); expected a YAML file")
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise InputError(f"config file {p} is not valid YAML: {str(e).splitlines()[0]}") from None
+        raise InputError(f"config file {p} is not valid YAML: {_r(str(e).splitlines()[0])}") from None
+    if _too_big(data, MAX_YAML_NODES):
+        raise InputError(f"config file {p} expands to more than {MAX_YAML_NODES:,} values (YAML aliases?); "
+                         "a config is a small mapping of keys")
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise InputError(f"config file {p} must hold a mapping of keys, not {type(data).__name__}")
     return data
+
+
+def _too_big(data: Any, limit: int) -> bool:
+    """True if ``data`` has more than ``limit`` values counted as if its shared parts (YAML aliases)
+    were copies; stops counting at the limit, so that an alias bomb costs no more than that."""
+    count = 0
+    stack = [data]
+    while stack:
+        v = stack.pop()
+        count += 1
+        if count > limit:
+            return True
+        if isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
+    return False
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 80
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = 8
+_REPR.maxlevel = 3
+
+
+def _r(value: Any) -> str:
+    """A repr for an error message, cut short: a value may be huge (an alias bomb is 10^9 items)."""
+    return _REPR.repr(value)
 
 
 def deep_merge(base: dict, update: Mapping) -> dict:
@@ -227,6 +288,8 @@ def parse_set(item: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    if _too_big(value, MAX_YAML_NODES):
+        raise ConfigError(key, f"the value expands to more than {MAX_YAML_NODES:,} values (YAML aliases?)")
     return key.split("."), value
 
 

@@ -23,6 +23,12 @@ MIN_HITS = 0.75          # a slice needs this fraction of rays to hit the wall (
 FOLD_PROMINENCE_MM = 2.0  # a fold is a dip of the wall distance along the colon at least this deep
 
 
+# Where a centreline that cannot be estimated comes from: render and preview read the file beside
+# the mesh; only `mesh --measure` has a flag for it.
+GIVE_CENTERLINE = ("give its centreline as MESH.centerline.npz beside the mesh file (points_mm, N x 3), "
+                   "or to 'colonsim mesh --measure' with --centerline")
+
+
 def slice_rays(mesh: trimesh.Trimesh, line: Centerline, every: int = 1) -> np.ndarray:
     """(M', RAYS) float64 wall distance along each ray, mm (NaN: no hit), for every ``every``-th point.
 
@@ -206,7 +212,7 @@ def estimate_centerline(mesh: trimesh.Trimesh, step_mm: float = 1.0, recenter: i
     keep = count > 0
     cent = np.stack([np.bincount(bins, verts[:, c])[keep] / count[keep] for c in range(3)], 1)
     if len(cent) < 3:
-        raise MeshError("the mesh is too small or not a tube; give its centreline with --centerline")
+        raise MeshError(f"the mesh is too small or not a tube; {GIVE_CENTERLINE}")
     cent = gaussian_filter1d(cent, 2.0, axis=0, mode="nearest")
     line = resample(Centerline.from_points(cent), step_mm)
     for _ in range(recenter):
@@ -223,7 +229,7 @@ def _recenter(mesh: trimesh.Trimesh, line: Centerline, step_mm: float) -> Center
     ang = np.arange(RAYS) * (2 * np.pi / RAYS)
     good = np.isfinite(rays).mean(1) >= MIN_HITS
     if good.sum() < 3:
-        raise MeshError("no slice across the estimated centreline closes; give --centerline")
+        raise MeshError(f"no slice across the estimated centreline closes; {GIVE_CENTERLINE}")
     first, last = np.flatnonzero(good)[[0, -1]]
     hit = np.isfinite(rays)
     count = np.maximum(hit.sum(axis=1), 1)

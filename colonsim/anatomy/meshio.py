@@ -14,7 +14,8 @@ import trimesh
 from colonsim.anatomy.centerline import SEGMENT_NAMES, Centerline
 from colonsim.anatomy.colon import Colon, generate_colon, load_anatomy_config
 from colonsim.anatomy.measure import estimate_centerline, slice_radii
-from colonsim.config import to_dict
+from colonsim.config import check_seed, to_dict
+from colonsim.data import outputs
 from colonsim.errors import InputError, MeshError
 
 log = logging.getLogger(__name__)
@@ -52,17 +53,22 @@ def save_colon(colon: Colon, path: str | Path) -> Path:
 
 
 def write_procedural_colon(out: str | Path, seed: int = 0, config: str | Path | None = None,
-                           overrides: Sequence[str] = ()) -> dict:
+                           overrides: Sequence[str] = (), overwrite: bool = False) -> dict:
     """Generate a colon from the anatomy config (defaults, ``config`` YAML, ``anatomy.*`` overrides)
-    and write it with its centreline. Returns a summary: paths, triangles, length, radius, seconds."""
-    p = Path(out)
+    and write it with its centreline. An existing mesh or centreline is replaced only with
+    ``overwrite``, and only once both new files are complete (:mod:`colonsim.data.outputs`).
+    Returns a summary: paths, triangles, length, radius, seconds."""
+    p = outputs.check_target(out, overwrite=overwrite, companions=[centerline_path(Path(out or "x"))])
     if p.suffix.lower() not in EXPORT_FORMATS:  # checked before the work, not after
         raise InputError(f"cannot write mesh format {p.suffix or '(none)'} for {p}; use one of "
                          f"{', '.join(EXPORT_FORMATS)}")
+    check_seed(seed)
     cfg = load_anatomy_config(config, overrides)
     start = time.perf_counter()
     colon = generate_colon(cfg, seed)
-    cpath = save_colon(colon, p)
+    cpath = centerline_path(p)
+    with outputs.staged(p, overwrite=overwrite, companions=[cpath]) as tmp:
+        save_colon(colon, tmp)
     radius = colon.centerline.radius_mm
     return {"mesh": str(p), "centerline": str(cpath), "seed": int(seed),
             "triangles": int(len(colon.mesh.faces)), "vertices": int(len(colon.mesh.vertices)),

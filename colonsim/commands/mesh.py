@@ -19,6 +19,7 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--centerline", metavar="FILE", help="with --measure: centreline (npz, JSON with "
                    "'points', or text x y z per line), in the mesh file's units; default: "
                    "MESH.centerline.npz beside the mesh, else computed inside the lumen")
+    p.add_argument("--overwrite", action="store_true", help="with --out: replace an existing mesh and its centreline")
     add_config_args(p)
     add_json_arg(p)
     p.set_defaults(func=_mesh)
@@ -42,6 +43,7 @@ def _mesh(args):
         raise InputError("--scale/--centerline apply to --measure, not to --out")
     from colonsim.anatomy.meshio import write_procedural_colon
 
-    r = write_procedural_colon(args.out, seed=args.seed, config=args.config, overrides=args.overrides)
+    r = write_procedural_colon(args.out, seed=args.seed, config=args.config, overrides=args.overrides,
+                               overwrite=args.overwrite)
     return (f"wrote {r['mesh']}: {r['triangles']:,} triangles, {r['length_mm']:,.0f} mm centreline, "
             f"radius p50 {r['radius_mm']['p50']:.1f} mm ({r['seconds']:.1f} s)"), r

@@ -17,19 +17,25 @@ def add_parsers(sub) -> None:
     p.add_argument("--workers", type=int, metavar="K", help="render processes per node (default: its CPUs)")
     p.add_argument("--calibration-frames", type=int, default=8, metavar="M",
                    help="frames timed per probe, after one warm-up frame (default 8)")
-    p.add_argument("--ray", action="store_true", help="probe every node of the Ray cluster (RAY_ADDRESS or local)")
-    p.add_argument("--address", metavar="ADDR", help="probe every node of the Ray cluster at ADDR")
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="probe this machine (local, default), or every node of the Ray cluster (ray: at "
+                   "--address, else RAY_ADDRESS, else a new local one), as 'render --backend' renders")
+    p.add_argument("--address", metavar="ADDR", help="with --backend ray: the Ray cluster to probe")
     add_config_args(p)
     add_json_arg(p)
     p.set_defaults(func=_plan)
 
 
 def _plan(args):
+    from colonsim.errors import InputError
     from colonsim.run.plan import describe, plan_dataset
+
+    if args.address is not None and args.backend != "ray":
+        raise InputError("--address needs --backend ray")   # as in render
     from colonsim.simconfig import load_sim_config
 
     overrides = list(args.overrides) + ([f"output.size_px={args.size}"] if args.size is not None else [])
     cfg = load_sim_config(args.style, args.config, overrides)
     r = plan_dataset(cfg, args.frames, workers=args.workers, calibration_frames=args.calibration_frames,
-                     seed=args.seed, mesh=args.mesh, address=args.address, use_ray=args.ray)
+                     seed=args.seed, mesh=args.mesh, address=args.address, use_ray=args.backend == "ray")
     return describe(r), r

@@ -32,6 +32,8 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("inspect", help="validate an HDF5 dataset against the schema and summarize it")
     p.add_argument("path", metavar="DATA.h5")
+    p.add_argument("--verify", action="store_true", help="also read every chunk of every dataset, checking "
+                   "its checksum (files rendered with output.checksum) and its compression")
     add_json_arg(p)
     p.set_defaults(func=_inspect)
 
@@ -41,6 +43,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--out", required=True, metavar="GRID.png", help="output PNG")
     p.add_argument("--frames", type=int, default=4, metavar="N", help="frames per row (default 4)")
     p.add_argument("--sweep", metavar="KEY=V1,V2,...", help="vary one config field, one row per value")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing GRID.png")
     _add_scene_args(p, default_size=160)
     add_json_arg(p)
     p.set_defaults(func=_preview)
@@ -107,16 +110,26 @@ def _render(args):
 
 def _inspect(args):
     from colonsim.errors import DatasetError
-    from colonsim.data.h5io import validate
+    from colonsim.data.h5io import validate, verify
 
     r = validate(args.path)
     if not r["ok"]:
         more = f" (and {len(r['errors']) - 1} more)" if len(r["errors"]) > 1 else ""
         raise DatasetError(f"{args.path}: {r['errors'][0]}{more}")
+    if args.verify:
+        v = verify(args.path)
+        if v["errors"]:
+            more = f" (and {len(v['errors']) - 1} more chunk(s))" if len(v["errors"]) > 1 else ""
+            raise DatasetError(f"{args.path}: {v['errors'][0]}{more}")
+        r["verified_chunks"] = v["chunks"]
     fields = ", ".join(f"{k} {v['dtype']}" for k, v in r["fields"].items())
+    sums = "checksums" if r["checksums"] else "no checksums"
+    if args.verify:
+        sums += f", {r['verified_chunks']} chunks verified" if r["checksums"] else \
+            f", {r['verified_chunks']} chunks decoded (no checksums to verify)"
     line = (f"{r['path']}: ok, {r['n_frames']} frames {r['height']}x{r['width']}, style {r['style']}, "
             f"seed {r['seed']}, depth {_mm(r['depth_min_mm'])}-{_mm(r['depth_max_mm'])} mm, "
-            f"{r['size_bytes'] / 1e6:.1f} MB; {fields}; {len(r['params'])} params")
+            f"{r['size_bytes'] / 1e6:.1f} MB; {fields}; {len(r['params'])} params; {sums}")
     return line, r
 
 
@@ -128,7 +141,7 @@ def _preview(args):
     from colonsim.tune.preview import preview
 
     r = preview(_load_config(args), args.out, n_frames=args.frames, sweep=args.sweep, seed=args.seed,
-                mesh=args.mesh)
+                mesh=args.mesh, overwrite=args.overwrite)
     line = (f"{r['path']}: {r['rows']} row(s) x {r['cols']} frames, {r['width']}x{r['height']} px, "
             f"depth scale {r['depth_min_mm']:.0f}-{r['depth_max_mm']:.0f} mm")
     return line, r

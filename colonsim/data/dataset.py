@@ -19,20 +19,8 @@ import torch
 from torch.utils.data import Dataset
 
 from colonsim.data import schema
+from colonsim.data.h5io import open_checked  # noqa: F401  the check of every reader (adapt imports it here)
 from colonsim.errors import DatasetError
-
-
-def open_checked(path: Path) -> h5py.File:
-    if not path.is_file():
-        raise DatasetError(f"dataset not found: {path}")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise DatasetError(f"{path} is not a readable HDF5 file ({e})") from None
-    if f.attrs.get(schema.ATTR_SOFTWARE) != schema.SOFTWARE or schema.RGB not in f:
-        f.close()
-        raise DatasetError(f"{path} is not a ColonSim dataset (no '{schema.RGB}' or foreign attributes)")
-    return f
 
 
 def complete_indices(f: h5py.File) -> np.ndarray:

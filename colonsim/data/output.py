@@ -25,6 +25,8 @@ class OutputConfig:
     n_meshes: int = 1               # procedural colons built for one dataset (frames pick among them)
     mesh_seed_offset: int = 1000    # colon k is built from seed (dataset seed + offset + k), so that
                                     # mesh and frame random streams never coincide
+    checksum: bool = True           # a Fletcher-32 checksum on every chunk, checked on every read, so
+                                    # that a damaged file fails loudly (cost: see benchmarks/RESULTS.md)
 
     def __post_init__(self):
         check_range("size_px", self.size_px, 8, 4096)

@@ -169,3 +169,10 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# The names under which ``colonsim`` exports these (``colonsim.staged_output`` and so on).
+check_output = check_target
+staged_output = staged
+replace_output = replace
+output_lock = lock

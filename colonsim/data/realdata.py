@@ -7,6 +7,7 @@ octagonal image circle; :func:`detect_border_mask` finds the inside of that circ
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import sys
@@ -22,6 +23,8 @@ import cv2  # noqa: E402
 import numpy as np
 
 from colonsim.errors import InputError
+
+log = logging.getLogger(__name__)
 
 #: Image file extensions accepted in a folder of real frames (lower case).
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -68,15 +71,62 @@ def read_image(path: str | Path) -> np.ndarray:
     """Read one real frame as (H, W, 3) uint8 RGB.
 
     Raises InputError for a missing or unreadable file, a grayscale image, or one that is not
-    8-bit (a 16-bit PNG/TIFF is a depth map, not a frame).
+    8-bit (a 16-bit PNG/TIFF is a depth map, not a frame). A truncated JPEG is read (its missing
+    part is grey), with a warning for the first one and a count (:func:`truncated_images`).
     """
     p = Path(path)
     if not p.is_file():
         raise InputError(f"image not found: {p}")
     # IMREAD_UNCHANGED keeps the bit depth and channel count, so that 16-bit and gray are caught
     # instead of being silently converted.
-    img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
-    return _check_frame(img, str(p))
+    return _check_frame(decode_file(p, cv2.IMREAD_UNCHANGED), _shown(p))
+
+
+def decode_file(path: str | Path, flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray | None:
+    """Decode an image file read by bytes (as cv2.imread would, with ``flags``; None if it is not an
+    image). By bytes, because cv2.imread takes a C string: a file name that is not valid UTF-8
+    crashed it (exit 139). A truncated JPEG is decoded quietly and noted (:func:`truncated_images`)."""
+    p = Path(path)
+    try:
+        buf = np.fromfile(p, dtype=np.uint8)
+    except OSError as e:
+        raise InputError(f"cannot read image {_shown(p)}: {e.strerror or e}") from None
+    if buf.size == 0:
+        return None
+    if _is_truncated_jpeg(buf):
+        _note_truncated(p)
+        with _quiet_stderr():   # libjpeg's "Premature end of JPEG file", once per image
+            return cv2.imdecode(buf, flags)
+    return cv2.imdecode(buf, flags)
+
+
+def _is_truncated_jpeg(buf: np.ndarray) -> bool:
+    """A JPEG (starts with SOI, FF D8) whose end-of-image marker (FF D9) is not in its last bytes."""
+    if buf.size < 4 or buf[0] != 0xFF or buf[1] != 0xD8:
+        return False
+    tail = buf[-4096:].tobytes()
+    return b"\xff\xd9" not in tail
+
+
+_TRUNCATED: list[str] = []
+
+
+def _note_truncated(p: Path) -> None:
+    name = _shown(p)
+    if not _TRUNCATED:
+        log.warning("%s is a truncated JPEG (its end is missing; the missing part reads as grey); "
+                    "further truncated images are counted, not named", name)
+    _TRUNCATED.append(name)
+
+
+def truncated_images() -> list[str]:
+    """The truncated JPEGs read so far by this process (see :func:`read_image`), for a command's summary."""
+    return list(_TRUNCATED)
+
+
+def _shown(p: Path) -> str:
+    """A file name fit for a message: bytes that are not UTF-8 are shown as escapes (\\xff)."""
+    return os.fsdecode(bytes(p)).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def is_video(path: str | Path) -> bool:
@@ -102,21 +152,30 @@ def iter_frames(source: str | Path) -> Iterator[tuple[str, np.ndarray]]:
     if src.suffix.lower() in IMAGE_EXTS:
         yield src.name, read_image(src)
         return
+    try:
+        name = os.fsencode(src).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"cannot open video {_shown(src)}: OpenCV reads videos only by file names "
+                         "that are valid UTF-8; rename the file") from None
     with _quiet_stderr():
-        cap = cv2.VideoCapture(str(src))
+        cap = cv2.VideoCapture(name)
     try:
         if not cap.isOpened():
             raise InputError(f"cannot open video {src}; expected a video file that OpenCV can read, "
                              "or a folder of images")
+        declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         i = 0
         while True:
             ok, frame = cap.read()
             if not ok:
                 break
-            yield f"frame_{i:06d}.png", _check_frame(frame, f"{src} frame {i}")
+            yield f"frame_{i:06d}.png", _check_frame(frame, f"{_shown(src)} frame {i}")
             i += 1
         if i == 0:
-            raise InputError(f"video {src} has no readable frames")
+            raise InputError(f"video {_shown(src)} has no readable frames")
+        if i < declared:
+            log.warning("video %s declares %d frames but only %d could be read (cut short?)",
+                        _shown(src), declared, i)
     finally:
         cap.release()
 

@@ -43,7 +43,7 @@ from typing import Any, Callable, Sequence
 
 from colonsim.data import h5io, outputs, shards
 from colonsim.run import interrupt
-from colonsim.config import to_json
+from colonsim.config import check_seed, to_json
 from colonsim.errors import ColonSimError, InputError
 from colonsim.data.shards import MANIFEST, ShardMerger, parts_dir, shard_range
 from colonsim.run.shard import (
@@ -53,7 +53,6 @@ from colonsim.run.shard import (
 log = logging.getLogger(__name__)
 
 BACKENDS = ("local", "ray")
-MAX_SEED = 2**32 - 1
 MIN_COMPRESSION = 0.25        # a frame's compressed bytes are at least this fraction of its raw bytes
 SMALL_BYTES_PER_FRAME = 300   # pose, intrinsics, params, done and chunk index, per frame
 
@@ -190,12 +189,6 @@ def render_dataset(cfg, out: str | Path, n_frames: int, *, seed: int = 0, worker
                               renderer, backend, t0)
 
 
-def check_seed(seed: int) -> None:
-    """A dataset seed is an integer in [0, 2**32 - 1] (it is stored as an HDF5 integer attribute)."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise InputError(f"--seed must be an integer from 0 to {MAX_SEED}, got {seed!r}")
-
-
 def check_disk_space(cfg, n_frames: int, folder: Path) -> None:
     """Refuse a render whose output cannot fit on the disk of ``folder``. The estimate is a lower
     bound: a frame compresses to no less than a quarter of its raw bytes (rgb, depth, mask; 8x8 to
@@ -289,6 +282,7 @@ def _render_locked(cfg, out: Path, n_frames: int, seed: int, workers: int, mesh,
 def file_attrs(cfg, seed: int, source: dict) -> dict:
     o = cfg.output
     return dict(depth_dtype=o.depth_dtype, compression=o.compression, compression_level=o.compression_level,
+                checksum=o.checksum,
                 config_json=to_json(cfg), camera_json=to_json(cfg.lens), seed=seed,
                 mesh_json=json.dumps(source, sort_keys=True))
 

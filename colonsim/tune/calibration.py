@@ -249,10 +249,12 @@ def apply_calibration(lens: LensConfig, calib: Calibration) -> LensConfig:
 def read_mask(path: str | Path) -> np.ndarray:
     """An image-circle mask PNG as (H, W) uint8, 1 where the pixel is nonzero."""
     import cv2
+
+    from colonsim.data.realdata import decode_file   # lazily, like cv2: only --mask needs them
     p = Path(path)
     if not p.is_file():
         raise InputError(f"mask file not found: {p}")
-    img = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
+    img = decode_file(p, cv2.IMREAD_GRAYSCALE)
     if img is None:
         raise InputError(f"cannot read mask {p}: expected a PNG, nonzero inside the image circle")
     m = (img > 0).astype(np.uint8)

@@ -19,6 +19,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from colonsim import config as cfgmod
+from colonsim.config import check_seed
+from colonsim.data import outputs
 from colonsim.errors import ColonSimError, ConfigError, InputError
 
 GAP_PX = 8          # between frame pairs and between rows
@@ -145,20 +147,19 @@ def draw_sheet(rows: Sequence[tuple[np.ndarray, np.ndarray]], labels: Sequence[s
 
 
 def preview(cfg, out: str | Path, *, n_frames: int = 4, sweep: str | None = None, seed: int = 0,
-            mesh: str | Path = "procedural") -> dict[str, Any]:
-    """Render a contact sheet PNG (see the module doc). Returns path, rows, cols, width, height,
-    depth_min_mm, depth_max_mm."""
+            mesh: str | Path = "procedural", overwrite: bool = False) -> dict[str, Any]:
+    """Render a contact sheet PNG (see the module doc); an existing ``out`` is replaced only with
+    ``overwrite``. Returns path, rows, cols, width, height, depth_min_mm, depth_max_mm."""
     import cv2
 
     from colonsim.run.shard import load_colons, mesh_source, rebuild_error
 
-    out = Path(out)
+    out = outputs.check_target(out, overwrite=overwrite)
     if n_frames < 1:
         raise InputError(f"--frames must be at least 1, got {n_frames}")
     if out.suffix.lower() != ".png":
         raise InputError(f"preview output must be a .png file, got {out}")
-    if not out.parent.is_dir():
-        raise InputError(f"output folder {out.parent} does not exist")
+    check_seed(seed)
     if sweep:
         key, values = parse_sweep(sweep)
         cfgs = [cfgmod.replace(cfg, [f"{key}={_yaml_value(v)}"]) for v in values]
@@ -177,8 +178,11 @@ def preview(cfg, out: str | Path, *, n_frames: int = 4, sweep: str | None = None
     if isinstance(rows, tuple):
         raise rebuild_error(*rows)
     img, (lo, hi) = draw_sheet(rows, labels)
-    if not cv2.imwrite(str(out), img[..., ::-1]):
-        raise InputError(f"cannot write {out}")
+    with outputs.staged(out, overwrite=overwrite) as tmp:
+        ok, png = cv2.imencode(".png", img[..., ::-1])
+        if not ok:
+            raise InputError(f"cannot encode {out} as PNG")
+        tmp.write_bytes(png.tobytes())   # by bytes: any file name, whatever its encoding
     return {"path": str(out), "rows": len(rows), "cols": n_frames, "width": img.shape[1],
             "height": img.shape[0], "depth_min_mm": round(lo, 2), "depth_max_mm": round(hi, 2)}
 

@@ -218,10 +218,13 @@ def serve(cfg, *, real: str | Path | None = None, out: str | Path = "tuned.yaml"
     out = Path(out)
     if not out.parent.is_dir():
         raise InputError(f"output folder {out.parent} does not exist")
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise InputError(f"--port must be from 0 to 65535 (0: any free port), got {port!r}")
     try:
         httpd = ThreadingHTTPServer((host, port), None)
-    except OSError as e:
-        raise InputError(f"cannot listen on {host}:{port} ({e.strerror or e}); choose another --port") from None
+    except (OSError, OverflowError, UnicodeError) as e:
+        raise InputError(f"cannot listen on {host}:{port} ({getattr(e, 'strerror', None) or e}); "
+                         "choose another --port or --host") from None
     try:
         real_png = None
         if real is not None:
