@@ -44,7 +44,7 @@ def render(out: Path, frames: int, seed: int, size: int, workers: int) -> Path:
 class _StepBench:
     """One training step of the default network on random frames (forward, loss, backward, AdamW).
     ``lowp`` is bfloat16 autocast on the CPU and float16 autocast with a gradient scaler on CUDA,
-    as the trainer does (``train.bf16_cpu`` / ``train.amp_cuda``)."""
+    as the trainer does (``compute.bf16`` / ``compute.amp_cuda``)."""
 
     def __init__(self, size: int, batch: int, lowp: bool, channels_last: bool, device: str = "cpu"):
         import torch
@@ -53,10 +53,10 @@ class _StepBench:
         from depth.config import load_depth_config
 
         flag = str(lowp).lower()
-        self.cfg = load_depth_config(overrides=[f"data.size_px={size}", f"train.bf16_cpu={flag}",
-                                                f"train.amp_cuda={flag}",
-                                                f"train.channels_last={str(channels_last).lower()}",
-                                                f"train.device={device}"])
+        self.cfg = load_depth_config(overrides=[f"data.size_px={size}", f"compute.bf16={flag}",
+                                                f"compute.amp_cuda={flag}",
+                                                f"compute.channels_last={str(channels_last).lower()}",
+                                                f"compute.device={device}"])
         self.device = torch.device(device)
         g = torch.Generator().manual_seed(0)
         self.model = networks.build_model(networks.model_args_from_config(self.cfg)).to(self.device)
@@ -81,7 +81,7 @@ class _StepBench:
 
         self._sync()
         t0 = time.perf_counter()
-        with autocast_for(self.device, self.cfg.train):
+        with autocast_for(self.device, self.cfg):
             pred = self.model(self.rgb)
         loss = depth_losses(pred.float(), self.gt, self.mask, self.cfg.loss)["total"]
         self.opt.zero_grad()
@@ -191,7 +191,7 @@ def main() -> int:
     # The step count that fills the budget sets the cosine schedule; the time budget is a safety stop.
     steps = max(int(a.minutes * 60 * best / a.batch), 10)
     cfg = load_depth_config(overrides=[f"data.size_px={a.size}", f"train.batch={a.batch}", f"train.steps={steps}",
-                                       f"train.time_budget_min={a.minutes}", "train.device=cpu",
+                                       f"train.time_limit_min={a.minutes}", "compute.device=cpu",
                                        f"train.val_every={max(steps // 10, 1)}",
                                        f"train.checkpoint_every={max(steps // 4, 1)}", *a.overrides])
     run = a.work / f"run_{time.strftime('%Y%m%d_%H%M%S')}"

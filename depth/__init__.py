@@ -8,7 +8,11 @@ Public API (imported on first use, so that ``import depth`` does not load torch)
 - :func:`depth.networks.load_model`, :class:`depth.networks.DepthUNet`
 - :func:`depth.predict.predict_depth`, :func:`depth.predict.predict_folder`
 - :func:`depth.metrics.compute_metrics`, :func:`depth.metrics.aggregate`
-- :func:`depth.evaluate.evaluate` (import it from its module: ``depth.evaluate`` is the module)
+- :func:`depth.evaluate.evaluate` (import it from its module: ``depth.evaluate`` is the module), with
+  an optional frame transform (:data:`depth.evaluate.FrameTransform`) applied to every frame first;
+  depth/ does not import adapt/: experiment/ makes adapt's refiner such a transform
+
+Training follows :mod:`training` (run folder, checkpoints, ``--resume``, the ``compute`` settings).
 - :func:`depth.export.export_model`
 - :func:`depth.gt.read_depth`, :func:`depth.gt.find_depth_file`
 """

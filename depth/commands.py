@@ -1,11 +1,31 @@
 """``colonsim depth train | eval | predict | export``: argument parsing, one library call each.
 
 Heavy imports (torch) happen inside the handlers, so ``colonsim --help`` stays fast.
+
+``depth eval`` takes frame transforms (:data:`depth.evaluate.FrameTransform`) from whoever registers
+these commands: each :class:`TransformOption` becomes a flag of ``depth eval`` whose value builds a
+transform, applied to every frame before the depth network. depth/ itself has none; experiment/
+registers these commands with ``--refiner`` (adapt/'s refiner), so depth/ never imports adapt/.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 from colonsim.commands.common import add_config_args, add_json_arg
+
+
+@dataclass(frozen=True)
+class TransformOption:
+    """A flag of ``depth eval`` whose value builds a frame transform."""
+    flag: str                          # e.g. "--refiner"
+    metavar: str                       # e.g. "R.pt"
+    help: str                          # the flag's help text
+    build: Callable[[str], Any]        # the flag's value -> a depth.evaluate.FrameTransform
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
 
 
 def _train(args) -> tuple[str, dict]:
@@ -15,7 +35,13 @@ def _train(args) -> tuple[str, dict]:
     from .train import train_depth
 
     overrides = list(args.overrides) + ([f"data.size_px={args.size}"] if args.size else [])
-    cfg = load_depth_config(args.config, overrides)
+    if args.resume:  # the run's own config.yaml, then the user's file and --set (training.rundir)
+        from training import resume_config
+
+        from .config import DepthConfig
+        cfg = resume_config(args.out, DepthConfig, args.config, overrides)
+    else:
+        cfg = load_depth_config(args.config, overrides)
     r = train_depth(cfg, args.data or [], args.out, val=args.val, resume=args.resume, steps=args.steps,
                     nproc=args.nproc)
     best = r["best_val_abs_rel"]
@@ -24,11 +50,27 @@ def _train(args) -> tuple[str, dict]:
             f"{'n/a' if best is None else f'{best:.4f}'}; model: {r['paths']['model.pt']}"), r
 
 
+def compose(transforms: Sequence[Callable]) -> Callable | None:
+    """One frame transform that applies ``transforms`` in order; None when there are none."""
+    if not transforms:
+        return None
+    if len(transforms) == 1:
+        return transforms[0]
+
+    def composed(rgb, mask):
+        for t in transforms:
+            rgb = t(rgb, mask)
+        return rgb
+    return composed
+
+
 def _eval(args) -> tuple[str, dict]:
     from .evaluate import evaluate
     from .gt import parse_depth_scale
 
-    r = evaluate(args.model, args.data, refiner=args.refiner, align=args.align, max_depth_mm=args.max_depth_mm,
+    given = [(o, getattr(args, o.dest)) for o in args.transform_options if getattr(args, o.dest) is not None]
+    transform = compose([o.build(value) for o, value in given])
+    r = evaluate(args.model, args.data, transform=transform, align=args.align, max_depth_mm=args.max_depth_mm,
                  depth_scale=parse_depth_scale(args.depth_scale))
     m = r["metrics"]
     line = (f"{r['n']} frames, align {r['align']}: abs_rel {m['abs_rel']:.4f}, rmse {m['rmse_mm']:.2f} mm, "
@@ -52,7 +94,8 @@ def _export(args) -> tuple[str, dict]:
     return f"exported {r['format']} model to {r['out']} (input {r['input']})", r
 
 
-def add_parsers(subparsers) -> None:
+def add_parsers(subparsers, transforms: Sequence[TransformOption] = ()) -> None:
+    """Register ``colonsim depth ...``; ``transforms`` become flags of ``depth eval`` (module doc)."""
     p = subparsers.add_parser("depth", help="train, evaluate, run and export the depth network")
     sub = p.add_subparsers(dest="depth_command", metavar="ACTION", required=True, parser_class=type(p))
 
@@ -74,14 +117,15 @@ def add_parsers(subparsers) -> None:
     e.add_argument("--model", required=True, metavar="RUN/model.pt")
     e.add_argument("--data", required=True, metavar="DATA.h5|DIR", help="ColonSim HDF5 or a folder of images "
                    "with depth files (NAME.npy mm, or 16-bit PNG/TIFF with --depth-scale)")
-    e.add_argument("--refiner", metavar="R.pt", help="adapt/ refiner applied to every frame first")
+    for o in transforms:
+        e.add_argument(o.flag, metavar=o.metavar, help=o.help)
     e.add_argument("--align", choices=("none", "median", "lsq"), default="none", help="per-image scale alignment")
     e.add_argument("--max-depth-mm", type=float, default=200.0, help="ignore ground truth beyond this depth")
     e.add_argument("--depth-scale", metavar="MM_PER_UNIT", help="mm per unit of 16-bit depth files, "
                    "or simcol3d (200/65280) or c3vd (100/65535)")
     e.add_argument("--per-image", action="store_true", help="include per-image metrics in the JSON")
     add_json_arg(e)
-    e.set_defaults(func=_eval)
+    e.set_defaults(func=_eval, transform_options=tuple(transforms))
 
     r = sub.add_parser("predict", help="depth of every frame of a folder or a video")
     r.add_argument("--model", required=True, metavar="RUN/model.pt")
@@ -100,4 +144,4 @@ def add_parsers(subparsers) -> None:
     x.set_defaults(func=_export)
 
 
-__all__ = ["add_parsers"]
+__all__ = ["TransformOption", "add_parsers", "compose"]

@@ -14,6 +14,7 @@ from typing import Sequence
 from colonsim import config as cfgmod
 from colonsim.config import check_choice, check_range
 from colonsim.errors import ConfigError
+from training import config as training_config
 
 DEFAULTS_PATH = cfgmod.assets_path("defaults", "depth.yaml")
 
@@ -71,15 +72,11 @@ class TrainConfig:
     val_fraction: float      # fraction of frames held out for validation when no --val file is given
     val_max_frames: int      # at most this many validation frames are evaluated (0 = all)
     val_every: int           # validate (and maybe save model.pt) every N steps, and at the end
-    checkpoint_every: int    # write step_NNNNNN.pt and last.pt every N steps, and at the end
+    checkpoint_every: int    # write last.pt and snapshots/step_NNNNNN.pt every N steps, and at the end
     log_every: int           # TensorBoard scalars every N steps
     seed: int                # seeds the split, the batch order, augmentation and initialization
-    device: str              # "auto" (CUDA if present), "cpu" or "cuda"
-    bf16_cpu: bool           # bfloat16 autocast on the CPU (measured: see benchmarks/depth_quality.py)
-    channels_last: bool      # channels-last memory format (measured: see benchmarks/depth_quality.py)
-    amp_cuda: bool           # float16 autocast with a gradient scaler on CUDA
     num_workers: int         # DataLoader worker processes (started with 'spawn'); 0 = main process
-    time_budget_min: float   # stop early after this many minutes of training; 0 = no limit
+    time_limit_min: float    # stop early after this many minutes of training; 0 = no limit
 
     def __post_init__(self):
         check_range("steps", self.steps, 1, None)
@@ -94,9 +91,15 @@ class TrainConfig:
         for k in ("val_every", "checkpoint_every", "log_every"):
             check_range(k, getattr(self, k), 1, None)
         check_range("seed", self.seed, 0, 2**32 - 1)
-        check_choice("device", self.device, ("auto", "cpu", "cuda"))
         check_range("num_workers", self.num_workers, 0, 64)
-        check_range("time_budget_min", self.time_budget_min, 0.0, None)
+        check_range("time_limit_min", self.time_limit_min, 0.0, None)
+
+
+@dataclass(frozen=True)
+class ComputeConfig(training_config.ComputeConfig):
+    """The shared ``compute`` section (device, threads, bf16, channels_last; see training.config)
+    and depth's own float16 switch. bf16 and channels_last are measured in benchmarks/depth_quality.py."""
+    amp_cuda: bool           # float16 autocast with a gradient scaler on CUDA (wins over bf16 there)
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,7 @@ class DepthConfig:
     loss: LossConfig         # loss weights
     train: TrainConfig       # optimizer, schedule, split, checkpoints
     data: DataConfig         # input size and augmentation
+    compute: ComputeConfig   # device, threads, bf16, channels_last, amp_cuda
     preset: str = "small"    # the preset layered over the defaults ("small" or "large")
 
 

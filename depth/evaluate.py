@@ -2,8 +2,13 @@
 
 The data is a ColonSim HDF5 file (rgb, depth, mask) or a folder of real frames whose ground truth
 follows the folder contract (:mod:`depth.gt`); in a folder the field mask is the detected image
-circle (:func:`colonsim.data.realdata.detect_border_mask`). With a refiner (adapt/), every frame is made
-to look synthetic before the depth network sees it: the paper's reverse domain adaptation.
+circle (:func:`colonsim.data.realdata.detect_border_mask`).
+
+A frame transform, when given, changes every frame before the depth network sees it. It is any
+callable ``transform(rgb, mask) -> rgb`` on a batch: rgb (N, H, W, 3) uint8, mask (N, H, W) uint8
+(1 inside the image circle) -> (N, H, W, 3) uint8. The paper's reverse domain adaptation is one: a
+refiner that makes real frames look synthetic (experiment/ composes adapt/'s refiner with this
+evaluation; depth/ knows nothing of adapt/).
 """
 from __future__ import annotations
 
@@ -22,6 +27,9 @@ from .predict import predict_depth
 
 log = logging.getLogger(__name__)
 HDF5_SUFFIXES = (".h5", ".hdf5")
+
+#: rgb (N, H, W, 3) uint8, mask (N, H, W) uint8 -> rgb (N, H, W, 3) uint8 (see the module doc)
+FrameTransform = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def iter_hdf5(path: Path) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
@@ -61,25 +69,14 @@ def iter_folder(path: Path, depth_scale: float | None) -> Iterator[tuple[str, np
                     len(images) - found, len(images))
 
 
-def _refine_fn(refiner: str | Path | None) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
-    if refiner is None:
-        return None
-    try:
-        from adapt.apply import load_refiner, refine_images
-    except ImportError as e:
-        raise InputError(f"--refiner needs the adapt package, which cannot be imported ({e})") from None
-    model, _ = load_refiner(refiner)
-    return lambda rgb, mask: refine_images(model, rgb[None], mask[None])[0]
-
-
-def evaluate(model_path: str | Path, data: str | Path, *, refiner: str | Path | None = None, align: str = "none",
-             max_depth_mm: float = 200.0, depth_scale: float | None = None) -> dict[str, Any]:
+def evaluate(model_path: str | Path, data: str | Path, *, transform: FrameTransform | None = None,
+             align: str = "none", max_depth_mm: float = 200.0, depth_scale: float | None = None) -> dict[str, Any]:
     """Metrics of a depth network on a dataset.
 
     Args:
         model_path: a depth checkpoint (RUN/model.pt).
         data: a ColonSim HDF5 file, or a folder of images with ground-truth depth.
-        refiner: an adapt/ refiner checkpoint applied to every frame first, or None.
+        transform: a frame transform applied to every frame first (see the module doc), or None.
         align: per-image scale alignment, "none", "median" or "lsq" (see depth.metrics).
         max_depth_mm: ground truth beyond this depth is ignored.
         depth_scale: mm per unit of 16-bit ground-truth files (folders only).
@@ -96,11 +93,10 @@ def evaluate(model_path: str | Path, data: str | Path, *, refiner: str | Path | 
     else:
         raise InputError(f"evaluation data not found: {data}; expected DATA.h5 or a folder of images")
     model, _ = load_model(model_path)
-    refine = _refine_fn(refiner)
     per_image = []
     for name, rgb, gt, mask in frames:
-        if refine is not None:
-            rgb = refine(rgb, mask)
+        if transform is not None:  # a batch of one: the frames of a folder differ in size
+            rgb = transform(rgb[None], mask[None])[0]
         pred = predict_depth(model, rgb)
         per_image.append({"name": name, **compute_metrics(pred, gt, mask, align=align, max_depth_mm=max_depth_mm)})
     return {"n": len(per_image), "align": align, "metrics": aggregate(per_image), "per_image": per_image}

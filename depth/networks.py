@@ -11,15 +11,13 @@ Parameterization: the last layer gives a logit ``t`` per pixel and the depth is
 depth. It is positive and finite by construction, and equal steps of ``t`` near 0 are equal relative
 steps in depth, which suits a scene whose depth spans two orders of magnitude.
 
-Checkpoints are plain dicts of tensors and numbers, read with ``torch.load(weights_only=True)``:
-``kind`` ("colonsim.depth"), ``format_version``, ``model_args`` (rebuilds the network), ``model``
-(state dict), and whatever the trainer adds (config, step, optimizer, history).
+Checkpoints follow :mod:`training.checkpoint` with kind ``colonsim.depth``: ``model_args`` rebuilds
+the network, ``model`` is its state dict, ``config`` the run's config, and last.pt adds the training
+state (step, optimizer, history).
 """
 from __future__ import annotations
 
 import math
-import os
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +26,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from colonsim.errors import CheckpointError
+from training import checkpoint
 
 KIND = "colonsim.depth"
 FORMAT_VERSION = 1
+WHAT = "a depth model such as RUN/model.pt"
 
 
 def _norm(kind: str, ch: int) -> nn.Module:
@@ -116,58 +116,27 @@ def model_args_from_config(cfg) -> dict[str, Any]:
 
 
 def build_model(model_args: dict[str, Any]) -> DepthUNet:
+    """A DepthUNet from stored model arguments; CheckpointError when they do not fit this version."""
     try:
         return DepthUNet(**model_args)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise CheckpointError(f"checkpoint model arguments do not fit this version of depth/: {e}") from None
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, model_args: dict[str, Any], **extra: Any) -> Path:
-    """Write a checkpoint atomically (a temporary file, then rename), so a crash never leaves half a file."""
-    path = Path(path)
-    payload = {"kind": KIND, "format_version": FORMAT_VERSION, "model_args": dict(model_args),
-               "model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **extra}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-    return path
+def save_checkpoint(path: str | Path, model: nn.Module, model_args: dict[str, Any], *, config: Any,
+                    **extra: Any) -> Path:
+    """Write a depth checkpoint atomically (training.checkpoint's format, kind ``colonsim.depth``)."""
+    return checkpoint.save_checkpoint(path, kind=KIND, format_version=FORMAT_VERSION, model_args=model_args,
+                                      model=model, config=config, **extra)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read and check a depth checkpoint (weights only; no code is unpickled).
-
-    Raises CheckpointError for a missing file, a pickle payload, a file that is not a checkpoint,
-    or a checkpoint of another kind (an adapt/ refiner, say).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}; expected a depth model such as RUN/model.pt")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:  # random bytes fail here too, not only real pickle payloads
-        raise CheckpointError(f"{path} is not a readable checkpoint (corrupt, or a pickle payload refused "
-                              "for safety); a depth checkpoint holds only tensors and numbers") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path} is not a readable torch checkpoint ({str(e).splitlines()[0]})") from None
-    if not isinstance(ckpt, dict) or "kind" not in ckpt:
-        raise CheckpointError(f"{path} is not a ColonSim checkpoint (no 'kind' tag); expected a depth model")
-    if ckpt["kind"] != KIND:
-        raise CheckpointError(f"{path} is a '{ckpt['kind']}' checkpoint, not a depth model ('{KIND}')")
-    if ckpt.get("format_version") != FORMAT_VERSION or "model_args" not in ckpt or "model" not in ckpt:
-        raise CheckpointError(f"{path} has an unsupported depth checkpoint format "
-                              f"(version {ckpt.get('format_version')}, expected {FORMAT_VERSION})")
-    return ckpt
+    """Read and check a depth checkpoint (weights only); one-line CheckpointError naming the file for
+    a missing or corrupt file, a pickle payload, or a checkpoint of another kind (an adapt/ refiner)."""
+    return checkpoint.load_checkpoint(path, KIND, FORMAT_VERSION, what=WHAT)
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[DepthUNet, dict[str, Any]]:
     """Rebuild a trained depth network in eval mode. Returns (model, meta): meta is the checkpoint
     without the weights and optimizer state (model_args, config, step, ...)."""
-    ckpt = load_checkpoint(path)
-    model = build_model(ckpt["model_args"])
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as e:
-        raise CheckpointError(f"{path}: weights do not fit the stored model arguments "
-                              f"({str(e).splitlines()[0]})") from None
-    meta = {k: v for k, v in ckpt.items() if k not in ("model", "optimizer", "scheduler", "scaler", "rng")}
-    return model.to(device).eval(), meta
+    return checkpoint.load_model(path, KIND, FORMAT_VERSION, DepthUNet, device, what=WHAT)

@@ -1,10 +1,11 @@
 """Training of the depth network on ColonSim HDF5 frames (``colonsim depth train``).
 
 Reads top to bottom: config -> data (split, loader) -> model and optimizer -> schedule -> loop.
-The run folder holds ``config.yaml``, ``model.pt`` (best on validation abs_rel), ``last.pt`` (all
-state, for ``--resume``), ``step_NNNNNN.pt`` every ``checkpoint_every`` steps, TensorBoard events
-under ``tb/``, and ``loss_curve.png``. Batches and their augmentations are pure functions of (seed, step),
-so a resumed run follows the same path as one that never stopped.
+The run folder is :class:`training.RunDir`'s: ``config.yaml``, ``model.pt`` (best on validation
+abs_rel), ``last.pt`` (all state, for ``--resume``, whose rules are training.rundir's),
+``snapshots/step_NNNNNN.pt`` every ``checkpoint_every`` steps, TensorBoard events under ``tb/``, and
+``loss_curve.png``. Batches and their augmentations are pure functions of (seed, step), so a resumed
+run follows the same path as one that never stopped.
 
 Data-parallel: under ``torchrun --nproc_per_node K`` (or ``train_depth(..., nproc=K)``, the CLI's
 ``--nproc K``) each of K processes trains its contiguous part of the same global batch of
@@ -24,17 +25,24 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from colonsim import __version__
-from colonsim.run import distributed, interrupt
-from colonsim.data import schema
 from colonsim import config as cfgmod
+from colonsim.data import schema
 from colonsim.data.dataset import FrameDataset
 from colonsim.errors import DatasetError, InputError
+from colonsim.run import distributed, interrupt
+from training import Panel, RunDir, autocast, channels_last, pick_device, plot_loss_curve, set_threads
 
 from . import networks
-from .config import DepthConfig, config_from_dict
-from .data import (PartBatchSampler, ResizedFrames, StepBatchSampler, collate_frames, count_frames,
-                   first_intrinsics, split_indices)
+from .config import DepthConfig
+from .data import (
+    PartBatchSampler,
+    ResizedFrames,
+    StepBatchSampler,
+    collate_frames,
+    count_frames,
+    first_intrinsics,
+    split_indices,
+)
 from .losses import depth_losses
 from .metrics import aggregate, compute_metrics
 
@@ -50,17 +58,13 @@ def lr_at(step: int, cfg) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * cos)
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InputError("train.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
-    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
+def autocast_for(device: torch.device, cfg: DepthConfig):
+    """float16 AMP on CUDA (``compute.amp_cuda``), else bfloat16 autocast (``compute.bf16``), else none."""
+    return autocast(device, cfg.compute.bf16, fp16_cuda=cfg.compute.amp_cuda)
 
 
-def autocast_for(device: torch.device, cfg):
-    """bf16 autocast on the CPU (if ``bf16_cpu``), float16 AMP on CUDA (if ``amp_cuda``)."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16, enabled=cfg.amp_cuda)
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16_cpu)
+#: loss_curve.png: the training loss (log scale) beside the validation abs_rel
+CURVE_PANELS = (Panel("training loss", ("train/",), "log"), Panel("validation abs_rel", ("val/",)))
 
 
 class Trainer:
@@ -68,20 +72,20 @@ class Trainer:
 
     def __init__(self, cfg: DepthConfig, data: Sequence[Path], out: Path, val: Path | None,
                  dist: distributed.Dist = distributed.Dist()):
-        self.cfg, self.data, self.out, self.val_path, self.dist = cfg, list(data), out, val, dist
-        self.device = pick_device(cfg.train.device)
+        self.cfg, self.data, self.run_dir, self.val_path, self.dist = cfg, list(data), RunDir(out), val, dist
+        self.device = pick_device(cfg.compute.device)
+        set_threads(cfg.compute.threads)
         self.model_args = networks.model_args_from_config(cfg)
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's global rng
             torch.manual_seed(cfg.train.seed)
             self.model = networks.build_model(self.model_args).to(self.device)
-        if cfg.train.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self.model = channels_last(self.model, cfg.compute.channels_last)
         # self.model is the network itself (saved, validated); self.forward is what trains it.
         self.forward = distributed.wrap(self.model, dist, self.device)
         self.model = getattr(self.forward, "module", self.forward)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.train.lr,
                                      weight_decay=cfg.train.weight_decay)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and cfg.train.amp_cuda)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and cfg.compute.amp_cuda)
         self.step, self.best = 0, float("inf")
         self.history: dict[str, list] = {"step": [], "loss": [], "val_step": [], "val_abs_rel": []}
         self.intrinsics_norm = first_intrinsics(self.data[0])
@@ -114,11 +118,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ state
     def state(self) -> dict[str, Any]:
-        return {"config": cfgmod.to_dict(self.cfg), "step": self.step, "best_val_abs_rel": self.best,
+        return {"step": self.step, "best_val_abs_rel": self.best,
                 "optimizer": self.opt.state_dict(), "scaler": self.scaler.state_dict(),
                 "history": self.history, "data": [str(p) for p in self.data],
                 "val": None if self.val_path is None else str(self.val_path),
-                "intrinsics_norm": self.intrinsics_norm, "software_version": __version__}
+                "intrinsics_norm": self.intrinsics_norm}
 
     def restore(self, ckpt: dict[str, Any]) -> None:
         self.model.load_state_dict(ckpt["model"])
@@ -128,24 +132,23 @@ class Trainer:
         self.step, self.best = int(ckpt["step"]), float(ckpt["best_val_abs_rel"])
         self.history = {k: list(v) for k, v in ckpt["history"].items()}
 
-    def save(self, name: str, resumable: bool = True, **extra: Any) -> Path:
-        """A checkpoint in the run folder; without ``resumable``, no optimizer state (model.pt)."""
+    def save(self, path: Path, resumable: bool = True, **extra: Any) -> Path:
+        """A checkpoint; without ``resumable``, no optimizer state (model.pt)."""
         state = self.state()
         if not resumable:
             state = {k: v for k, v in state.items() if k not in ("optimizer", "scaler")}
-        return networks.save_checkpoint(self.out / name, self.model, self.model_args, **state, **extra)
+        return networks.save_checkpoint(path, self.model, self.model_args, config=self.cfg, **state, **extra)
 
     # ------------------------------------------------------------------ steps
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         t = self.cfg.train
         rgb, gt, mask = (batch[k].to(self.device, non_blocking=True)
                          for k in (schema.RGB, schema.DEPTH, schema.MASK))
-        if t.channels_last:
-            rgb = rgb.contiguous(memory_format=torch.channels_last)
+        rgb = channels_last(rgb, self.cfg.compute.channels_last)
         for g in self.opt.param_groups:
             g["lr"] = lr_at(self.step, t)
         self.model.train()
-        with autocast_for(self.device, t):
+        with autocast_for(self.device, self.cfg):
             pred = self.forward(rgb)
         losses = depth_losses(pred.float(), gt, mask, self.cfg.loss)
         self.opt.zero_grad(set_to_none=True)
@@ -167,7 +170,7 @@ class Trainer:
         per_image, first = [], None
         loader = DataLoader(self.val_set, batch_size=self.cfg.train.batch, shuffle=False, collate_fn=collate_frames)
         for batch in loader:
-            with autocast_for(self.device, self.cfg.train):
+            with autocast_for(self.device, self.cfg):
                 pred = self.model(batch[schema.RGB].to(self.device)).float().cpu()
             for p, g, m in zip(pred, batch[schema.DEPTH], batch[schema.MASK]):
                 per_image.append(compute_metrics(p[0].numpy(), g[0].numpy(), m[0].numpy(),
@@ -187,7 +190,7 @@ class Trainer:
             interrupt.check()
             losses = self.train_step(batch)
             now = time.perf_counter()
-            out_of_time = bool(t.time_budget_min and now - start > 60 * t.time_budget_min)
+            out_of_time = bool(t.time_limit_min and now - start > 60 * t.time_limit_min)
             losses, out_of_time = distributed.mean_over_ranks(losses, self.dist, out_of_time)  # all stop together
             images += len(batch["index"]) * self.dist.world
             train_time, loss, tick = train_time + now - tick, losses["total"], now
@@ -206,7 +209,7 @@ class Trainer:
                 self._checkpoint()
             tick = time.perf_counter()
             if out_of_time:
-                log.info("depth train: time budget of %g min reached at step %d", t.time_budget_min, self.step)
+                log.info("depth train: time limit of %g min reached at step %d", t.time_limit_min, self.step)
                 break
         bar.close()
         return {"steps": self.step, "best_val_abs_rel": None if math.isinf(self.best) else self.best,
@@ -216,7 +219,7 @@ class Trainer:
     def _validate_and_keep(self, writer) -> dict[str, float]:
         val, first = self.validate()
         if not val:  # no validation frames: the latest weights are the model
-            self.save("model.pt", resumable=False)
+            self.save(self.run_dir.model, resumable=False)
             return val
         for k, v in val.items():
             writer.add_scalar(f"val/{k}", v, self.step)
@@ -226,14 +229,14 @@ class Trainer:
         self.history["val_abs_rel"].append(val["abs_rel"])
         if val["abs_rel"] < self.best:
             self.best = val["abs_rel"]
-            self.save("model.pt", resumable=False, val_metrics=val)
+            self.save(self.run_dir.model, resumable=False, val_metrics=val)
         return val
 
     def _checkpoint(self) -> None:
-        self.save("last.pt")
+        self.save(self.run_dir.last)
         if self.step % self.cfg.train.checkpoint_every == 0:
-            self.save(f"step_{self.step:06d}.pt")
-        write_loss_curve(self.history, self.out / "loss_curve.png")
+            self.save(self.run_dir.snapshot(self.step))
+        write_loss_curve(self.history, self.run_dir.loss_curve)
 
 
 class _NoWriter:
@@ -252,25 +255,11 @@ def _log_images(writer, batch: dict[str, torch.Tensor], step: int, max_depth_mm:
     writer.add_images("val/depth_pred", gray(batch["pred"]), step)
 
 
-def write_loss_curve(history: dict[str, list], path: Path) -> None:
-    """loss_curve.png: training loss per step (log scale) and validation abs_rel."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    if history["step"]:
-        ax.plot(history["step"], history["loss"], lw=0.8, color="tab:blue", label="train loss")
-        ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss")
-    if history["val_step"]:
-        ax2 = ax.twinx()
-        ax2.plot(history["val_step"], history["val_abs_rel"], "o-", color="tab:red", label="val abs_rel")
-        ax2.set_ylabel("validation abs_rel")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+def write_loss_curve(history: dict[str, list], path: Path) -> Path:
+    """loss_curve.png of a run's history: training loss per step and validation abs_rel."""
+    rows = [{"step": st, "train/loss": v} for st, v in zip(history["step"], history["loss"])]
+    rows += [{"step": st, "val/abs_rel": v} for st, v in zip(history["val_step"], history["val_abs_rel"])]
+    return plot_loss_curve(rows, path, CURVE_PANELS)
 
 
 def _check_data(data: Sequence[str | Path], val: str | Path | None) -> None:
@@ -289,7 +278,8 @@ def train_depth(cfg: DepthConfig, data: Sequence[str | Path], out_dir: str | Pat
     """Train a depth network; see the module doc for the run folder.
 
     Args:
-        cfg: the config (ignored on resume, where the run's own config is used, except ``steps``).
+        cfg: the config; on resume it must equal the run's config.yaml except in ``train.steps`` and
+            ``train.time_limit_min`` (build it with ``training.resume_config``; training.rundir).
         data: ColonSim HDF5 files with rgb, depth and mask (on resume, empty = the run's own files).
         out_dir: the run folder (created; must not already hold a run unless ``resume``).
         val: a separate validation file; without it ``train.val_fraction`` of the frames is held out.
@@ -299,44 +289,39 @@ def train_depth(cfg: DepthConfig, data: Sequence[str | Path], out_dir: str | Pat
             torchrun, leave it at 1). ``train.batch`` stays the global batch and must divide by it.
     Returns a summary: steps, best_val_abs_rel, val_metrics, final_loss, images_per_s, paths.
     """
+    if steps is not None:
+        cfg = cfgmod.replace(cfg, [f"train.steps={steps}"])
+    run = RunDir(out_dir)
+    run.check_start(cfg, resume)  # the refusals of training.rundir, before anything is written
     if nproc > 1 and not distributed.from_env().enabled:
         distributed.check_batch(cfg.train.batch, nproc, "train.batch")
         if data:  # here too, so that bad data is one error line rather than one per process
             _check_data(data, val)
-        return distributed.launch(train_depth, nproc, cfg, data, out_dir, val=val, resume=resume, steps=steps)
-    out = Path(out_dir)
-    ckpt = None
-    if resume:
-        ckpt = networks.load_checkpoint(out / "last.pt")
-        cfg = config_from_dict(ckpt["config"])
+        return distributed.launch(train_depth, nproc, cfg, data, out_dir, val=val, resume=resume)
+    ckpt = networks.load_checkpoint(run.last) if resume else None
+    if ckpt is not None:
         data = data or ckpt["data"]
         val = val if val is not None else ckpt.get("val")
-    elif (out / "last.pt").exists():
-        raise InputError(f"{out} already holds a training run; pass --resume to continue it, or a new --out")
     if not data:
         raise InputError("no training data; pass --data DATA.h5 (repeatable)")
     _check_data(data, val)  # before the run folder exists, so that bad data leaves nothing behind
-    if steps is not None:
-        cfg = cfgmod.replace(cfg, [f"train.steps={steps}"])
-    dist = distributed.setup(pick_device(cfg.train.device).type)
+    dist = distributed.setup(pick_device(cfg.compute.device).type)
     distributed.check_batch(cfg.train.batch, dist.world, "train.batch")
     if dist.main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(cfgmod.to_yaml(cfg))
+        run.create(cfg)
 
-    trainer = Trainer(cfg, [Path(p) for p in data], out, None if val is None else Path(val), dist)
+    trainer = Trainer(cfg, [Path(p) for p in data], run.root, None if val is None else Path(val), dist)
     if ckpt is not None:
         trainer.restore(ckpt)
-        log.info("depth train: resuming %s at step %d of %d", out, trainer.step, cfg.train.steps)
+        log.info("depth train: resuming %s at step %d of %d", run.root, trainer.step, cfg.train.steps)
     from torch.utils.tensorboard import SummaryWriter
     if dist.main:
-        with SummaryWriter(str(out / "tb"), purge_step=trainer.step or None) as writer:
+        with SummaryWriter(str(run.tb), purge_step=trainer.step or None) as writer:
             summary = trainer.run(writer)
-        if trainer.step >= cfg.train.steps and not (out / "model.pt").exists():
-            trainer.save("model.pt", resumable=False)
+        if trainer.step >= cfg.train.steps and not run.model.exists():
+            trainer.save(run.model, resumable=False)
     else:
         summary = trainer.run(_NoWriter())
     summary = distributed.from_main(summary, dist)  # also: rank 0 has written the run folder
-    names = ("model.pt", "last.pt", "config.yaml", "loss_curve.png", "tb")
-    summary["paths"] = {name: str(out / name) for name in names}
+    summary["paths"] = run.paths()
     return summary

@@ -10,6 +10,7 @@ import numpy as np
 from colonsim import config as cfgmod
 
 from . import report
+from .compose import refiner_artifact, refiner_transform
 from .config import ExperimentConfig
 
 TABLE_KEYS = ("abs_rel", "rmse_mm", "delta1", "sq_rel", "rmse_log", "delta2", "l1_mm", "median_rel")
@@ -38,7 +39,6 @@ def _error_map(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray, cap: float =
 
 def frame_grid(test_h5: Path, depth_model: Path, refiner: Path, n: int, max_depth_mm: float) -> bytes:
     """Rows of: input, adapted, depth (raw), depth (adapted), ground truth, error (raw), error (adapted)."""
-    from adapt.apply import load_refiner, refine_images
     from colonsim.data.dataset import FrameDataset
     from depth.networks import load_model
     from depth.predict import colorize, predict_depth
@@ -50,8 +50,7 @@ def frame_grid(test_h5: Path, depth_model: Path, refiner: Path, n: int, max_dept
     gt = np.stack([f["depth"] for f in frames])
     mask = np.stack([np.broadcast_to(f["mask"], f["depth"].shape) for f in frames])
     model, _ = load_model(depth_model)
-    ref, _ = load_refiner(refiner)
-    adapted = refine_images(ref, rgb, mask)
+    adapted = refiner_transform(refiner)(rgb, mask)
     d_raw = predict_depth(model, rgb)
     d_ada = predict_depth(model, adapted)
     rows = []
@@ -72,7 +71,6 @@ def qualitative_grid(folder: Path, depth_model: Path, refiner: Path, n: int, siz
     """Real frames without depth: input, adapted, depth from raw, depth from adapted."""
     import cv2
 
-    from adapt.apply import load_refiner, refine_images
     from colonsim.data import realdata
     from depth.networks import load_model
     from depth.predict import colorize, predict_depth
@@ -83,8 +81,7 @@ def qualitative_grid(folder: Path, depth_model: Path, refiner: Path, n: int, siz
                     for p in pick])
     mask = np.stack([realdata.detect_border_mask(f) for f in rgb])
     model, _ = load_model(depth_model)
-    ref, _ = load_refiner(refiner)
-    adapted = refine_images(ref, rgb, mask)
+    adapted = refiner_transform(refiner)(rgb, mask)
     d_raw, d_ada = predict_depth(model, rgb), predict_depth(model, adapted)
     rows = [np.concatenate([_label(rgb[k], "real"), _label(adapted[k], "adapted"),
                             _label(colorize(d_raw[k], mask[k]), "depth raw"),
@@ -139,7 +136,7 @@ def write_report(run: Path, cfg: ExperimentConfig, results: dict, paths: dict, p
                          f"<p>adapted / raw abs_rel = {ratio[0]:.3f} (paired bootstrap 95% interval "
                          f"[{ratio[1]:.3f}, {ratio[2]:.3f}]). Intervals in brackets: 95% bootstrap over images.</p>"
                          + _matched_ratio(t)))
-    grid = frame_grid(paths["test_real"], run / "depth_clean" / "model.pt", run / "adapt_reverse" / "refiner.pt",
+    grid = frame_grid(paths["test_real"], run / "depth_clean" / "model.pt", refiner_artifact(run / "adapt_reverse"),
                       cfg.eval.panel_frames, cfg.eval.max_depth_mm)
     (run / "grid.png").write_bytes(grid)
     sections.append(("Frames of the test set", report.image_html(
@@ -147,7 +144,7 @@ def write_report(run: Path, cfg: ExperimentConfig, results: dict, paths: dict, p
               "(black 0, yellow >= 50%)")))
     if cfg.qualitative_folder and Path(cfg.qualitative_folder).is_dir():
         q = qualitative_grid(Path(cfg.qualitative_folder), run / "depth_clean" / "model.pt",
-                             run / "adapt_reverse" / "refiner.pt", cfg.eval.panel_frames, cfg.size_px)
+                             refiner_artifact(run / "adapt_reverse"), cfg.eval.panel_frames, cfg.size_px)
         (run / "qualitative.png").write_bytes(q)
         sections.append(("Real frames without depth (qualitative)", report.image_html(q, str(cfg.qualitative_folder))))
     curves = []

@@ -29,6 +29,7 @@ import numpy as np
 
 from colonsim import config as cfgmod
 
+from .compose import refiner_artifact, refiner_transform
 from .config import ExperimentConfig, RenderSet
 
 log = logging.getLogger(__name__)
@@ -126,9 +127,11 @@ def _clear(path: Path) -> None:
 
 
 def _evaluate(model: Path, data: Path, refiner: Path | None, cfg: ExperimentConfig) -> dict:
+    """depth eval of ``data``, each frame through the ``refiner`` first when one is given."""
     from depth.evaluate import evaluate
 
-    return evaluate(model, data, refiner=refiner, align=cfg.eval.align, max_depth_mm=cfg.eval.max_depth_mm)
+    transform = None if refiner is None else refiner_transform(refiner)
+    return evaluate(model, data, transform=transform, align=cfg.eval.align, max_depth_mm=cfg.eval.max_depth_mm)
 
 
 def run_experiment(cfg: ExperimentConfig, out: str | Path) -> dict:
@@ -179,7 +182,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path) -> dict:
     per_image: dict[str, dict] = {}
     for tname, tpath in tests.items():
         raw = _evaluate(depth_clean / "model.pt", tpath, None, cfg)
-        ada = _evaluate(depth_clean / "model.pt", tpath, rev / "refiner.pt", cfg)
+        ada = _evaluate(depth_clean / "model.pt", tpath, refiner_artifact(rev), cfg)
         per_image[tname] = {"raw": raw["per_image"], "adapted": ada["per_image"]}
         results["tests"][tname] = {
             "raw": stats.summarize(raw["per_image"], METRIC_KEYS, rng, n_boot=cfg.eval.bootstrap),
@@ -206,7 +209,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path) -> dict:
         paths["train_forward"] = run / "train_forward.h5"
         st.run("apply_forward", {"real": real_domain, "real_like": c["real_like"], "adapt": c["adapt"],
                                  "train": c["train"], "size": cfg.size_px},
-               lambda redo: _apply(fwd / "refiner.pt", paths["train_clean"], paths["train_forward"]))
+               lambda redo: _apply(refiner_artifact(fwd), paths["train_clean"], paths["train_forward"]))
         depth_fwd = run / "depth_forward"
         st.run("depth_forward", {"real": real_domain, "real_like": c["real_like"], "train": c["train"],
                                  "adapt": c["adapt"], "depth": c["depth"], "size": cfg.size_px},
@@ -218,7 +221,8 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path) -> dict:
         # and the clean set's defocus, tone distribution and colour, then its first step alone (the
         # highlights inpainted, nothing else), read by the same depth network as raw and adapted.
         # The stages rerun when the match's steps change.
-        from adapt.match import HIGHLIGHT_LEVEL, HIGHLIGHT_MAX_FRAC, STEPS as MATCH_STEPS
+        from adapt.match import HIGHLIGHT_LEVEL, HIGHLIGHT_MAX_FRAC
+        from adapt.match import STEPS as MATCH_STEPS
         raw_abs_rel = [m["abs_rel"] for m in per_image["test_real"]["raw"]]
         for stage, name, baseline, ratio, steps in (
                 ("match_test_real", "test_matched", "matched_training_free", "matched_over_raw_abs_rel",

@@ -1,8 +1,9 @@
 """training/: what every ColonSim trainer (depth/, adapt/) shares, so that there is one way to train.
 
-- :mod:`training.compute`: the ``compute`` config section (:class:`ComputeConfig`: ``device``,
-  ``threads``, ``bf16``, ``channels_last``), :func:`pick_device`, :func:`set_threads`,
-  :func:`autocast`, :func:`channels_last`.
+- :mod:`training.config`: the ``compute`` config section, :class:`ComputeConfig` (``device``,
+  ``threads``, ``bf16``, ``channels_last``; no torch import, so configs load fast).
+- :mod:`training.compute`: its use: :func:`pick_device`, :func:`set_threads`, :func:`autocast`,
+  :func:`channels_last`.
 - :mod:`training.checkpoint`: one checkpoint format (``kind``, ``format_version``, ``model_args``,
   ``model``, ``config``, plus training state in last.pt), :func:`save_checkpoint` (atomic),
   :func:`load_checkpoint` and :func:`load_model` (``weights_only=True``; every failure is one
@@ -25,7 +26,7 @@ from __future__ import annotations
 import importlib
 
 _API = {
-    "ComputeConfig": "compute", "pick_device": "compute", "set_threads": "compute", "autocast": "compute",
+    "ComputeConfig": "config", "pick_device": "compute", "set_threads": "compute", "autocast": "compute",
     "channels_last": "compute",
     "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint", "load_model": "checkpoint",
     "build_model": "checkpoint", "state_dict_cpu": "checkpoint",

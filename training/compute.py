@@ -1,7 +1,7 @@
 """Where and how a trainer computes: the device, torch's CPU threads, autocast, channels-last.
 
-Every trainer's config has a ``compute`` section of this shape (:class:`ComputeConfig`; a trainer
-may subclass it to add a field of its own, as depth/ adds ``amp_cuda``)::
+Every trainer's config has a ``compute`` section of this shape (:class:`training.config.ComputeConfig`;
+a trainer may subclass it to add a field of its own, as depth/ adds ``amp_cuda``)::
 
     compute:
       device: auto          # "auto" (CUDA when available), "cpu" or "cuda"
@@ -15,27 +15,15 @@ Use: ``device = pick_device(cfg.compute.device)``; ``set_threads(cfg.compute.thr
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from typing import TypeVar
 
 import torch
 
-from colonsim.config import check_choice, check_range
 from colonsim.errors import InputError
 
-DEVICES = ("auto", "cpu", "cuda")
+from .config import DEVICES, ComputeConfig
 
-
-@dataclass(frozen=True)
-class ComputeConfig:
-    device: str           # "auto" (CUDA when available), "cpu" or "cuda"
-    threads: int          # torch CPU threads; 0 = torch's default
-    bf16: bool            # bfloat16 autocast of the network passes (CPU or CUDA)
-    channels_last: bool   # channels-last (NHWC) memory format for the convolutions
-
-    def __post_init__(self):
-        check_choice("device", self.device, DEVICES)
-        check_range("threads", self.threads, 0, 256)
+__all__ = ["ComputeConfig", "DEVICES", "autocast", "channels_last", "pick_device", "set_threads"]
 
 
 def pick_device(name: str) -> torch.device:

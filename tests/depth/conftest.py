@@ -77,13 +77,14 @@ def tiny_cfg():
     return load_depth_config(overrides=[
         "model.base_width=8", "model.levels=3", "model.max_width=32", "data.size_px=32",
         "train.batch=4", "train.lr=0.003", "train.warmup_steps=2", "train.steps=6", "train.val_every=3",
-        "train.checkpoint_every=3", "train.log_every=1", "train.device=cpu", "train.val_fraction=0.25"])
+        "train.checkpoint_every=3", "train.log_every=1", "compute.device=cpu", "train.val_fraction=0.25"])
 
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """An untrained depth checkpoint at 32 px, saved through the public checkpoint writer."""
     import torch
+
     from depth import networks
     args = dict(base_width=8, levels=3, max_width=32, convs_per_level=1, norm="group",
                 min_depth_mm=0.5, max_depth_mm=400.0, size_px=32)
@@ -92,4 +93,4 @@ def tiny_model(tmp_path_factory) -> Path:
     # A non-zero head so that the output varies with the input (the trainer starts it at zero).
     torch.nn.init.normal_(model.head.weight, std=0.5)
     path = tmp_path_factory.mktemp("depth_model") / "model.pt"
-    return networks.save_checkpoint(path, model, args, intrinsics_norm=[0.29, 0.29, 0.5, 0.5])
+    return networks.save_checkpoint(path, model, args, config={}, intrinsics_norm=[0.29, 0.29, 0.5, 0.5])

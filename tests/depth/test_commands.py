@@ -30,7 +30,7 @@ def _assert_one_line_error(code, err, *words):
 def test_train_eval_json(capsys, tiny_h5, tiny_val_h5, tmp_path):
     code, out, _ = _run(capsys, "depth", "train", "--data", str(tiny_h5), "--out", str(tmp_path / "run"),
                         "--steps", "2", "--size", "32", "--set", "model.base_width=8", "--set", "model.levels=2",
-                        "--set", "train.batch=4", "--set", "train.device=cpu", "--json")
+                        "--set", "train.batch=4", "--set", "compute.device=cpu", "--json")
     assert code == 0 and json.loads(out)["steps"] == 2
     code, out, _ = _run(capsys, "depth", "eval", "--model", str(tmp_path / "run" / "model.pt"),
                         "--data", str(tiny_val_h5), "--align", "median", "--json")
@@ -38,6 +38,35 @@ def test_train_eval_json(capsys, tiny_h5, tiny_val_h5, tmp_path):
     assert code == 0 and r["n"] == 8 and r["align"] == "median"
     assert {"abs_rel", "sq_rel", "rmse_mm", "rmse_log", "delta1", "delta2", "delta3", "l1_mm",
             "median_rel"} <= set(r["metrics"])
+
+
+def test_resume_through_the_cli_keeps_the_runs_config(capsys, tiny_h5, tmp_path):
+    run = str(tmp_path / "run")
+    small = ["--set", "model.base_width=8", "--set", "model.levels=2", "--set", "train.batch=4",
+             "--set", "compute.device=cpu", "--size", "32"]
+    code, _, err = _run(capsys, "depth", "train", "--data", str(tiny_h5), "--out", run, "--steps", "1", *small)
+    assert code == 0, err
+    # --resume alone continues with the run's config.yaml, not the defaults (base_width 16, 128 px)
+    code, out, err = _run(capsys, "depth", "train", "--out", run, "--resume", "--steps", "2", "--json")
+    assert code == 0 and json.loads(out)["steps"] == 2, err
+    assert json.loads(out)["config"]["model"]["base_width"] == 8
+    code, _, err = _run(capsys, "depth", "train", "--out", run, "--resume", "--set", "train.lr=0.1")
+    _assert_one_line_error(code, err, "train.lr", "--resume")
+    code, _, err = _run(capsys, "depth", "train", "--data", str(tiny_h5), "--out", run, *small)
+    _assert_one_line_error(code, err, "already holds a run", "--resume", "--out")
+
+
+def test_eval_has_no_refiner_without_the_composition(capsys):
+    """depth/ alone knows no refiner: the flag comes from experiment.compose, which cli registers."""
+    import argparse
+
+    from depth import commands
+
+    parser = argparse.ArgumentParser()
+    commands.add_parsers(parser.add_subparsers(dest="command"))
+    with pytest.raises(SystemExit):
+        parser.parse_args(["depth", "eval", "--model", "m.pt", "--data", "d.h5", "--refiner", "r.pt"])
+    capsys.readouterr()
 
 
 def test_checkpoint_of_another_package_is_refused(capsys, tiny_val_h5, tmp_path):
@@ -54,7 +83,7 @@ def test_checkpoint_with_a_pickle_payload_is_refused(capsys, tmp_path):
     torch.save({"kind": networks.KIND, "model": Payload()}, tmp_path / "evil.pt")
     code, out, err = _run(capsys, "depth", "export", "--model", str(tmp_path / "evil.pt"),
                           "--out", str(tmp_path / "x.pt"))
-    _assert_one_line_error(code, err, "pickle payload")
+    _assert_one_line_error(code, err, "pickled Python object", "evil.pt")
     assert "payload ran" not in out
 
 

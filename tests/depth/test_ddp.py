@@ -30,7 +30,8 @@ def test_two_gloo_processes_match_one_process_and_resume(tiny_h5, tiny_cfg, tmp_
         assert not k.startswith("module.") and torch.allclose(v.float(), b["model"][k].float(), atol=1e-4), k
     # A 2-process run resumed from its step-2 checkpoint ends where the uninterrupted one did.
     (tmp_path / "cut").mkdir()
-    shutil.copy(tmp_path / "two" / "step_000002.pt", tmp_path / "cut" / "last.pt")
+    shutil.copy(tmp_path / "two" / "snapshots" / "step_000002.pt", tmp_path / "cut" / "last.pt")
+    shutil.copy(tmp_path / "two" / "config.yaml", tmp_path / "cut" / "config.yaml")
     train_depth(cfg, [tiny_h5], tmp_path / "cut", resume=True, nproc=2)
     c = history(tmp_path / "cut")
     assert c["step"] == 4 and torch.allclose(torch.tensor(c["history"]["loss"]), torch.tensor(b["history"]["loss"]))
@@ -42,6 +43,6 @@ def test_global_batch_that_does_not_split_is_refused(tiny_h5, tiny_cfg, tmp_path
     import cli
     capsys.readouterr()
     code = cli.main(["depth", "train", "--data", str(tiny_h5), "--out", str(tmp_path / "r"), "--nproc", "3",
-                     "--set", "train.batch=4", "--set", "train.device=cpu"])
+                     "--set", "train.batch=4", "--set", "compute.device=cpu"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "multiple of the number of processes" in err[0]

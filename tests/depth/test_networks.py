@@ -33,7 +33,7 @@ def test_zero_head_starts_at_the_geometric_middle_of_the_range():
 
 def test_checkpoint_round_trip_is_bit_exact(tmp_path):
     model, args = _small()
-    networks.save_checkpoint(tmp_path / "m.pt", model, args, step=7)
+    networks.save_checkpoint(tmp_path / "m.pt", model, args, config={}, step=7)
     loaded, meta = networks.load_model(tmp_path / "m.pt")
     x = torch.rand(1, 3, 32, 32)
     assert torch.equal(model.eval()(x), loaded(x))
@@ -52,7 +52,7 @@ def test_foreign_and_unsafe_checkpoints_are_refused(tmp_path):
             return (print, ("payload ran",))
 
     torch.save({"kind": networks.KIND, "evil": Payload()}, tmp_path / "p.pt")
-    with pytest.raises(CheckpointError, match="pickle payload"):
+    with pytest.raises(CheckpointError, match="pickled Python object"):
         networks.load_model(tmp_path / "p.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError):

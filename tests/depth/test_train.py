@@ -17,7 +17,7 @@ def test_loss_goes_down_on_a_tiny_overfit(tiny_h5, tiny_cfg, tmp_path):
     assert r["steps"] == 40 and len(loss) == 40
     assert sum(loss[-5:]) < 0.6 * sum(loss[:5]), loss
     assert r["best_val_abs_rel"] < 0.6  # the untrained network predicts 14 mm everywhere: abs_rel ~ 0.8
-    for name in ("model.pt", "last.pt", "config.yaml", "loss_curve.png", "step_000040.pt"):
+    for name in ("model.pt", "last.pt", "config.yaml", "loss_curve.png", "snapshots/step_000040.pt"):
         assert (tmp_path / "run" / name).is_file(), name
     assert any((tmp_path / "run" / "tb").iterdir())
     assert cfgmod.from_dict(type(cfg), yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())) == cfg
@@ -28,7 +28,8 @@ def test_resume_continues_the_same_run(tiny_h5, tiny_cfg, tmp_path):
     assert straight["steps"] == 6
     # A run cut short after step 3: its folder holds the step-3 checkpoint as last.pt.
     (tmp_path / "b").mkdir()
-    shutil.copy(tmp_path / "a" / "step_000003.pt", tmp_path / "b" / "last.pt")
+    shutil.copy(tmp_path / "a" / "snapshots" / "step_000003.pt", tmp_path / "b" / "last.pt")
+    shutil.copy(tmp_path / "a" / "config.yaml", tmp_path / "b" / "config.yaml")
     mid = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
     assert mid["step"] == 3 and mid["optimizer"]["state"]
     resumed = train_depth(tiny_cfg, [tiny_h5], tmp_path / "b", resume=True)
@@ -46,8 +47,26 @@ def test_resume_continues_the_same_run(tiny_h5, tiny_cfg, tmp_path):
 
 def test_a_finished_run_folder_is_not_overwritten(tiny_h5, tiny_cfg, tmp_path):
     train_depth(cfgmod.replace(tiny_cfg, ["train.steps=1"]), [tiny_h5], tmp_path / "run")
+    before = (tmp_path / "run" / "model.pt").read_bytes()
     with pytest.raises(InputError, match="--resume"):
         train_depth(tiny_cfg, [tiny_h5], tmp_path / "run")
+    assert (tmp_path / "run" / "model.pt").read_bytes() == before
+
+
+def test_resume_extends_the_steps_and_refuses_other_changes(tiny_h5, tiny_cfg, tmp_path):
+    from colonsim.errors import ConfigError
+
+    run = tmp_path / "run"
+    train_depth(cfgmod.replace(tiny_cfg, ["train.steps=2"]), [tiny_h5], run)
+    with pytest.raises(ConfigError) as e:   # anything but steps and time_limit_min is the run's own
+        train_depth(cfgmod.replace(tiny_cfg, ["train.lr=0.01"]), [], run, resume=True, steps=3)
+    assert e.value.key == "train.lr"
+    r = train_depth(cfgmod.replace(tiny_cfg, ["train.time_limit_min=5"]), [], run, resume=True, steps=3)
+    assert r["steps"] == 3   # the data of the run itself, from last.pt
+    stored = cfgmod.from_dict(type(tiny_cfg), yaml.safe_load((run / "config.yaml").read_text()))
+    assert stored.train.steps == 3 and stored.train.time_limit_min == 5
+    with pytest.raises(InputError, match="no last.pt to resume"):
+        train_depth(tiny_cfg, [tiny_h5], tmp_path / "new", resume=True)
 
 
 def test_separate_val_file_and_schedule(tiny_h5, tiny_val_h5, tiny_cfg, tmp_path):
@@ -60,7 +79,7 @@ def test_separate_val_file_and_schedule(tiny_h5, tiny_val_h5, tiny_cfg, tmp_path
 
 
 def test_bf16_autocast_and_channels_last_train(tiny_h5, tiny_cfg, tmp_path):
-    cfg = cfgmod.replace(tiny_cfg, ["train.bf16_cpu=true", "train.channels_last=true", "train.steps=2"])
+    cfg = cfgmod.replace(tiny_cfg, ["compute.bf16=true", "compute.channels_last=true", "train.steps=2"])
     r = train_depth(cfg, [tiny_h5], tmp_path / "run")
     assert r["steps"] == 2 and 0 < r["final_loss"] < 10
     assert 0 < r["val_metrics"]["abs_rel"] < 10
