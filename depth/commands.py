@@ -50,28 +50,18 @@ def _train(args) -> tuple[str, dict]:
             f"{'n/a' if best is None else f'{best:.4f}'}; model: {r['paths']['model.pt']}"), r
 
 
-def compose(transforms: Sequence[Callable]) -> Callable | None:
-    """One frame transform that applies ``transforms`` in order; None when there are none."""
-    if not transforms:
-        return None
-    if len(transforms) == 1:
-        return transforms[0]
-
-    def composed(rgb, mask):
-        for t in transforms:
-            rgb = t(rgb, mask)
-        return rgb
-    return composed
-
-
 def _eval(args) -> tuple[str, dict]:
     from .evaluate import evaluate
     from .gt import parse_depth_scale
 
-    given = [(o, getattr(args, o.dest)) for o in args.transform_options if getattr(args, o.dest) is not None]
-    transform = compose([o.build(value) for o, value in given])
-    r = evaluate(args.model, args.data, transform=transform, align=args.align, max_depth_mm=args.max_depth_mm,
-                 depth_scale=parse_depth_scale(args.depth_scale))
+    transforms = [o.build(getattr(args, o.dest)) for o in args.transform_options if getattr(args, o.dest)]
+
+    def transform(rgb, mask):  # the given transforms, in the order of their options
+        for t in transforms:
+            rgb = t(rgb, mask)
+        return rgb
+    r = evaluate(args.model, args.data, transform=transform if transforms else None, align=args.align,
+                 max_depth_mm=args.max_depth_mm, depth_scale=parse_depth_scale(args.depth_scale))
     m = r["metrics"]
     line = (f"{r['n']} frames, align {r['align']}: abs_rel {m['abs_rel']:.4f}, rmse {m['rmse_mm']:.2f} mm, "
             f"delta1 {m['delta1']:.3f}, l1 {m['l1_mm']:.2f} mm, median_rel {m['median_rel']:.4f}")
@@ -105,7 +95,8 @@ def add_parsers(subparsers, transforms: Sequence[TransformOption] = ()) -> None:
     t.add_argument("--steps", type=int, help="total optimizer steps (overrides train.steps)")
     t.add_argument("--size", type=int, metavar="PX", help="training frame size (overrides data.size_px)")
     t.add_argument("--val", metavar="VAL.h5", help="validation data (default: a held-out fraction of --data)")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt with "
+                   "its config.yaml; only --steps and train.time_limit_min may change")
     t.add_argument("--nproc", type=int, default=1, metavar="K",
                    help="data-parallel processes on this machine (DDP; gloo on CPU, nccl on CUDA); train.batch "
                    "stays the global batch. For several machines use torchrun --nproc_per_node K --nnodes ...")
@@ -144,4 +135,4 @@ def add_parsers(subparsers, transforms: Sequence[TransformOption] = ()) -> None:
     x.set_defaults(func=_export)
 
 
-__all__ = ["TransformOption", "add_parsers", "compose"]
+__all__ = ["TransformOption", "add_parsers"]
