@@ -60,7 +60,7 @@ def test_experiment_config_errors_name_the_key(tmp_path):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
-def test_ctrl_c_during_render_is_one_line_exit_2_and_resume_finishes(tmp_path):
+def test_ctrl_c_during_render_is_one_line_exit_130_and_resume_finishes(tmp_path):
     import signal
     import time
 
@@ -83,7 +83,7 @@ def test_ctrl_c_during_render_is_one_line_exit_2_and_resume_finishes(tmp_path):
     _, err = p.communicate(timeout=120)
     if p.returncode == 0:
         pytest.skip("the render finished before the interrupt arrived")
-    assert p.returncode == 2, err
+    assert p.returncode == 130, err   # 128 + SIGINT, as a shell expects of an interrupted command
     # Besides the progress bar (drawn to stderr), exactly one line: the error.
     lines = [ln for ln in err.replace("\r", "\n").splitlines() if ln.strip() and not ln.startswith("render:")]
     assert len(lines) == 1 and lines[0].startswith("colonsim: error: interrupted") and "Traceback" not in err, err

@@ -460,7 +460,7 @@ def verify(path: str | Path) -> dict[str, Any]:
                 try:
                     ds[()]
                 except (OSError, ValueError, RuntimeError) as e:
-                    errors.append(f"dataset '{name}' cannot be read ({_h5_reason(e)})")
+                    errors.append(f"dataset '{name}' cannot be read ({_h5_reason(e, ds)})")
                 chunks += 1
                 continue
             step = ds.chunks[0]
@@ -470,14 +470,15 @@ def verify(path: str | Path) -> dict[str, Any]:
                     ds[lo:lo + step]
                 except (OSError, ValueError, RuntimeError) as e:
                     where = f"frame {lo}" if step == 1 else f"elements {lo}-{min(lo + step, ds.shape[0]) - 1}"
-                    errors.append(f"dataset '{name}' {where} is corrupt ({_h5_reason(e)})")
+                    errors.append(f"dataset '{name}' {where} is corrupt ({_h5_reason(e, ds)})")
     return {"path": str(path), "checksums": checksums, "chunks": chunks, "errors": errors}
 
 
-def _h5_reason(e: BaseException) -> str:
+def _h5_reason(e: BaseException, ds: h5py.Dataset | None = None) -> str:
     text = str(e)
-    if "fletcher32" in text.lower() or "checksum" in text.lower():
-        return "its checksum does not match"
+    if "fletcher32" in text.lower() or "checksum" in text.lower() or (
+            ds is not None and ds.fletcher32 and "filter returned failure" in text):
+        return "its checksum does not match: the chunk's bytes on disk are damaged"
     return text.split(";")[0].strip() or type(e).__name__
 
 
@@ -508,7 +509,11 @@ def _check_frames(f: h5py.File, done: np.ndarray, errors: list[str]) -> dict[str
     pick = done[np.unique(np.linspace(0, len(done) - 1, min(N_DECODE, len(done))).astype(int))]
     lo, hi, valid = np.inf, 0.0, []
     for i in pick:
-        fr = read_frame(f, int(i))
+        try:
+            fr = read_frame(f, int(i))
+        except (OSError, ValueError, RuntimeError) as e:
+            errors.append(_frame_error(f, int(i), e))
+            continue
         d = fr[schema.DEPTH]
         if not np.all(np.isfinite(d)) or np.any(d < 0):
             errors.append(f"frame {i}: depth has NaN, inf or negative values")
@@ -522,6 +527,19 @@ def _check_frames(f: h5py.File, done: np.ndarray, errors: list[str]) -> dict[str
             lo, hi = min(lo, float(v.min())), max(hi, float(v.max()))
     return {"depth_min_mm": None if lo == np.inf else lo, "depth_max_mm": hi,
             "depth_valid_fraction": float(np.mean(valid)), "frames_decoded": len(pick)}
+
+
+def _frame_error(f: h5py.File, i: int, e: BaseException) -> str:
+    """The error of a frame that cannot be read, naming the dataset whose chunk fails."""
+    for name in IMAGE_FIELDS + SMALL_FIELDS:
+        ds = f.get(name)
+        if ds is None or ds.ndim == 0:
+            continue
+        try:
+            ds[i if ds.shape[0] > i and not (name == schema.MASK and ds.ndim == 2) else 0]
+        except (OSError, ValueError, RuntimeError) as e2:
+            return f"dataset '{name}' frame {i} is corrupt ({_h5_reason(e2, ds)})"
+    return f"frame {i} cannot be read ({_h5_reason(e)})"
 
 
 def _report(p: Path, attrs: dict, fields: dict, params: list, errors: list, n_done: int) -> dict:

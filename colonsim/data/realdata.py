@@ -95,8 +95,10 @@ def decode_file(path: str | Path, flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarr
         return None
     if _is_truncated_jpeg(buf):
         _note_truncated(p)
-        with _quiet_stderr():   # libjpeg's "Premature end of JPEG file", once per image
-            return cv2.imdecode(buf, flags)
+        # libjpeg decodes what is there once the file ends with its end-of-image marker (OpenCV
+        # refuses the file without it); its "premature end of data" goes to stderr, silenced here.
+        with _quiet_stderr():
+            return cv2.imdecode(np.concatenate([buf, np.frombuffer(b"\xff\xd9", np.uint8)]), flags)
     return cv2.imdecode(buf, flags)
 
 
