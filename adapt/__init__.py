@@ -10,10 +10,13 @@ Public API (torch is imported on first use of a submodule):
 - :func:`adapt.apply.refine_images` (model, rgb, mask=None, batch_size=16) -> uint8 frames
 - :func:`adapt.apply.apply` (model_path, input, out) -> dict (import it from ``adapt.apply``: the
   submodule of the same name shadows it here)
-- :func:`adapt.score.score` (real, refined, synthetic, ...) -> {"acc_raw", "acc_refined", "self_reg_l1"}
-  (likewise, from ``adapt.score``)
 - :class:`adapt.networks.Refiner`, :class:`adapt.networks.PatchDiscriminator`,
   :class:`adapt.history.HistoryBuffer`
+- :mod:`adapt.eval`: ``adapt score`` (:func:`adapt.eval.score.score`), ``adapt match``
+  (:func:`adapt.eval.match.match`), ``adapt pick`` (:func:`adapt.eval.pick.pick`) and the
+  benchmark's protocol
+
+docs/adaptation.md gives the method, the variants kept and what each was measured to add.
 """
 from __future__ import annotations
 

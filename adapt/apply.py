@@ -23,9 +23,10 @@ import hdf5plugin  # noqa: F401  registers the blosc/zstd filters that rendered 
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
+from colonsim import open_checked
 from colonsim.data import realdata, schema
-from colonsim.data.dataset import open_checked
 from colonsim.errors import CheckpointError, InputError
 
 from .checkpoint import REFINER_KIND, load_checkpoint
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 
 #: Pixels per forward pass; bounds the memory of full-resolution batches (about 1 GB at width 64).
 MAX_BATCH_PIXELS = 1 << 20
+#: The arguments a refiner.pt rebuilds its :class:`adapt.networks.Refiner` with.
+REFINER_ARGS = ("width", "blocks", "output", "frame_knots")
 #: HDF5 root attribute added to a refined copy: JSON of the refiner's path, direction and steps.
 ATTR_REFINED_BY = "refined_by"
 
@@ -48,12 +51,11 @@ def load_refiner(path: str | Path) -> tuple[nn.Module, dict]:
     """
     ck = load_checkpoint(path, REFINER_KIND)
     args = ck.get("model_args")
-    known = {"width", "blocks", "output", "tones", "centred", "smooth_px", "rim_frac", "frame_knots"}
-    if not isinstance(args, dict) or not {"width", "blocks", "output"} <= set(args) <= known:
-        raise CheckpointError(f"{path} has no valid refiner arguments "
-                              f"(width, blocks, output[, tones, centred, smooth_px, rim_frac, frame_knots]): {args!r}")
-    if args.get("tones") == "keep" and "centred" not in args:
-        args = {**args, "centred": False}   # saved before the change was centred: rebuilt as trained
+    if isinstance(args, dict) and args.get("tones") == "free":   # written by versions that had other tones
+        args = {k: v for k, v in args.items() if k != "tones"}
+    if not isinstance(args, dict) or not {"width", "blocks", "output"} <= set(args) <= {*REFINER_ARGS}:
+        raise CheckpointError(f"{path} has no valid refiner arguments ({', '.join(REFINER_ARGS)}): {args!r}; "
+                              "a refiner of a variant this version no longer has is read by the version that wrote it")
     try:
         model = Refiner(**args)
     except (ValueError, TypeError) as e:
@@ -158,7 +160,7 @@ def _check_out(src: Path, dst: Path, h5_input: bool, overwrite: bool) -> None:
                          "or choose another --out")
 
 
-def _tmp_path(dst: Path) -> Path:
+def temp_path(dst: Path) -> Path:
     """The temporary name, next to ``dst``, under which the output is written."""
     dst = dst.resolve()  # also for "." or "out/"
     return dst.with_name(f"{dst.name}.tmp-{os.getpid()}")
@@ -168,12 +170,10 @@ def write_frames(transform, src: Path, dst: Path, desc: str = "adapt apply") -> 
     """Each frame of a folder or video -> dst/NAME, as ``transform(name, rgb)`` (same name and size;
     JPEG quality 95). Frames go into a temporary folder that replaces ``dst`` once all are written.
     """
-    from tqdm import tqdm
-
     frames = realdata.iter_frames(src)
     first = next(frames)  # validates the source (empty folder, unreadable video) before mkdir
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(dst)
+    tmp = temp_path(dst)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
@@ -214,7 +214,7 @@ def write_h5(transform, by: dict, src: Path, dst: Path, batch_size: int, desc: s
     attribute ``refined_by``, then rename it to dst."""
     open_checked(src).close()  # DatasetError for a corrupt or foreign file
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(dst)
+    tmp = temp_path(dst)
     try:
         shutil.copyfile(src, tmp)
         n = _transform_h5_in_place(transform, by, tmp, batch_size, desc)
@@ -227,8 +227,6 @@ def write_h5(transform, by: dict, src: Path, dst: Path, batch_size: int, desc: s
 
 def _transform_h5_in_place(transform, by: dict, path: Path, batch_size: int, desc: str) -> int:
     """Rewrite the rgb of every complete frame of the ColonSim HDF5 ``path``; returns their count."""
-    from tqdm import tqdm
-
     with h5py.File(path, "r+") as f:
         rgb_ds = f[schema.RGB]
         done = f[schema.DONE][()] == 1 if schema.DONE in f else np.ones(rgb_ds.shape[0], bool)

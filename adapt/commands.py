@@ -16,6 +16,7 @@ def add_parsers(subparsers) -> None:
     t.add_argument("--synthetic", required=True, metavar="DATA.h5", help="synthetic ColonSim HDF5")
     t.add_argument("--out", required=True, metavar="RUN/", help="run folder")
     t.add_argument("--steps", type=int, metavar="N", help="adversarial steps in all (overrides schedule.steps)")
+    t.add_argument("--size", type=int, metavar="PX", help="side of the square training crops (overrides data.size_px)")
     t.add_argument("--resume", action="store_true", help="continue from RUN/last.pt")
     t.add_argument("--nproc", type=int, default=1, metavar="K",
                    help="data-parallel processes on this machine (gloo on CPU, nccl on CUDA); data.batch_size "
@@ -43,8 +44,9 @@ def add_parsers(subparsers) -> None:
                    help="defocus sigma as a fraction of the image circle's height (default: the renders' "
                    "sensor.defocus_sigma_px over their height)")
     m.add_argument("--seed", type=int, default=0, help="seed of each frame's draw of a synthetic tone distribution")
-    m.add_argument("--steps", default="highlights,defocus,tones,colour", metavar="LIST",
-                   help="which steps to apply, comma-separated (default all: highlights,defocus,tones,colour)")
+    m.add_argument("--only", default="highlights,defocus,tones,colour", metavar="STEPS",
+                   help="apply only these of the match's steps, comma-separated (default all: "
+                   "highlights,defocus,tones,colour)")
     m.add_argument("--highlight-level", type=int, default=170, metavar="L",
                    help="8-bit level that all three channels of a specular highlight reach (default 170)")
     m.add_argument("--highlight-max-frac", type=float, default=0.01, metavar="F",
@@ -72,7 +74,7 @@ def add_parsers(subparsers) -> None:
                    help="their refined versions, or the refiner to make them")
     s.add_argument("--synthetic", required=True, metavar="DATA.h5")
     s.add_argument("--size", type=int, default=64, metavar="PX", help="classifier input side")
-    s.add_argument("--steps", type=int, default=300, metavar="N", help="classifier training steps")
+    s.add_argument("--train-steps", type=int, default=300, metavar="N", help="the classifier's training updates")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--repeats", type=int, default=1, metavar="N",
                    help="train the classifier with N seeds (seed, seed+1, ...) and report the mean accuracies; "
@@ -96,7 +98,8 @@ def _train(args: argparse.Namespace):
     from .config import load_adapt_config
     from .train import train_refiner
 
-    cfg = load_adapt_config(args.config, args.overrides)
+    overrides = list(args.overrides) + ([f"data.size_px={args.size}"] if args.size is not None else [])
+    cfg = load_adapt_config(args.config, overrides)
     r = train_refiner(cfg, args.real, args.synthetic, args.out, resume=args.resume, steps=args.steps,
                       nproc=args.nproc)
     acc = r["disc_accuracy"]
@@ -119,17 +122,17 @@ def _apply(args: argparse.Namespace):
 
 
 def _match(args: argparse.Namespace):
-    from .match import match
+    from .eval.match import match
 
     r = match(args.synthetic, args.input, args.out, frames=args.frames, blur_frac=args.blur_frac, seed=args.seed,
-              steps=args.steps, highlight_level=args.highlight_level,
+              steps=args.only, highlight_level=args.highlight_level,
               highlight_max_frac=args.highlight_max_frac, overwrite=args.overwrite)
     return (f"matched {r['frames']} frames ({','.join(r['steps'])}) to {r['synthetic']} ({r['frames_fitted']} frames fitted, "
             f"defocus {r['blur_frac']:.4f} of the circle's height) into {r['out']} ({r['seconds']} s)"), r
 
 
 def _pick(args: argparse.Namespace):
-    from .pick import pick
+    from .eval.pick import pick
 
     r = pick(args.real, args.pool, args.out, args.frames, seed=args.seed, overwrite=args.overwrite)
     return (f"picked {r['frames']} of {r['pool_frames']} renders of {r['pool']} by the layouts of "
@@ -138,10 +141,10 @@ def _pick(args: argparse.Namespace):
 
 
 def _score(args: argparse.Namespace):
-    from .score import FLOOR_SIGMA_PX, score
+    from .eval.score import FLOOR_SIGMA_PX, score
 
     sigma = FLOOR_SIGMA_PX if args.floor_sigma is None else args.floor_sigma
-    r = score(args.real, args.refined, args.synthetic, size_px=args.size, steps=args.steps, seed=args.seed,
+    r = score(args.real, args.refined, args.synthetic, size_px=args.size, steps=args.train_steps, seed=args.seed,
               floor=args.floor or args.floor_sigma is not None, floor_sigma_px=sigma, cues=args.cues,
               repeats=args.repeats, examples=args.examples)
     line = (f"classifier accuracy raw {r['acc_raw']:.3f}, refined {r['acc_refined']:.3f} "

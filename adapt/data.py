@@ -15,6 +15,7 @@ import hdf5plugin  # noqa: F401  registers the blosc/zstd filters that rendered 
 import numpy as np
 import torch
 
+from colonsim import FrameDataset
 from colonsim.data import realdata, schema
 from colonsim.config import Range, sample
 from colonsim.errors import DatasetError, InputError
@@ -34,17 +35,6 @@ def _levels(x: torch.Tensor) -> torch.Tensor:
     return ((x.clamp(-1, 1) + 1.0) * 127.5).round()
 
 
-def quantize_8bit(x: torch.Tensor) -> torch.Tensor:
-    """Float in [-1, 1] -> the same frames at the 8-bit levels :func:`to_uint8` saves, as floats."""
-    return _levels(x) / 127.5 - 1.0
-
-
-def add_noise(x: torch.Tensor, levels: float, gen: torch.Generator) -> torch.Tensor:
-    """``x`` (float in [-1, 1]) plus Gaussian noise of ``levels`` 8-bit grey levels (standard
-    deviation), drawn from ``gen``."""
-    return x + (levels / 127.5) * torch.randn(x.shape, generator=gen, device=x.device)
-
-
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """(N, 3, H, W) float in [-1, 1] -> (N, H, W, 3) uint8 (rounded, clipped)."""
     return _levels(x.detach().float()).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
@@ -55,6 +45,28 @@ def mask_tensor(mask: np.ndarray) -> torch.Tensor:
     if mask.ndim == 2:
         mask = mask[None]
     return torch.from_numpy(np.array(mask, dtype=np.float32))[:, None]  # a copy: inputs may be read-only views
+
+
+def inscribed_box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(y0, y1, x0, x1): the largest axis-aligned square inside the image circle (``mask`` (H, W),
+    non-zero inside), the part of a frame that ``adapt score``'s classifier sees."""
+    padded = np.pad(mask.astype(np.uint8), 1)  # the image edge counts as border
+    dist = cv2.distanceTransform(padded, cv2.DIST_L2, 5)[1:-1, 1:-1]
+    cy, cx = np.unravel_index(int(np.argmax(dist)), dist.shape)
+    half = max(1, int(dist[cy, cx] / np.sqrt(2.0)))
+    return max(0, cy - half), cy + half, max(0, cx - half), cx + half
+
+
+def inscribed_square(rgb: np.ndarray, mask: np.ndarray, size_px: int) -> np.ndarray:
+    """The largest axis-aligned square inside the image circle, resized: (S, S, 3) uint8."""
+    y0, y1, x0, x1 = inscribed_box(mask)
+    return cv2.resize(rgb[y0:y1, x0:x1], (size_px, size_px), interpolation=cv2.INTER_AREA)
+
+
+def squares(frames, idx, size_px: int) -> np.ndarray:
+    """(len(idx), S, S, 3) uint8: :func:`inscribed_square` of the frames ``idx`` of ``frames`` (any
+    object with ``get(i) -> (rgb, mask)``)."""
+    return np.stack([inscribed_square(*frames.get(int(i)), size_px) for i in idx])
 
 
 def is_hdf5(path: str | Path) -> bool:
@@ -101,8 +113,6 @@ class H5Frames:
     they fit in ``cache_mb`` (the first ones read; 0 keeps none); a cached frame is read-only."""
 
     def __init__(self, path: str | Path, cache_mb: float = H5_CACHE_MB):
-        from colonsim.data.dataset import FrameDataset
-
         self.source = Path(path)
         with h5py.File(self.source, "r") as f:
             if schema.RGB not in f:

@@ -36,30 +36,20 @@ def _wmean(x: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
     return (x * w).sum() / w.sum().clamp_min(1.0)
 
 
-def adversarial(logits: torch.Tensor, is_target: bool, kind: str, weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-patch adversarial loss towards label 1 (``is_target``, the domain the refiner aims at) or 0.
-
-    ``kind="lsgan"``: (logit - label)^2 (Mao et al. 2017); ``"nonsat"``: binary cross-entropy with
-    logits (Goodfellow et al. 2014, non-saturating form for the refiner).
-    """
+def adversarial(logits: torch.Tensor, is_target: bool, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-patch least-squares adversarial loss (Mao et al. 2017), (logit - label)^2, towards label 1
+    (``is_target``, the domain the refiner aims at) or 0; weighted mean over the patches."""
     label = torch.full_like(logits, 1.0 if is_target else 0.0)
-    if kind == "lsgan":
-        per_patch = (logits.float() - label) ** 2
-    elif kind == "nonsat":
-        per_patch = F.binary_cross_entropy_with_logits(logits.float(), label, reduction="none")
-    else:
-        raise ValueError(f"adversarial loss kind {kind!r}; expected 'lsgan' or 'nonsat'")
-    return _wmean(per_patch, weights)
+    return _wmean((logits.float() - label) ** 2, weights)
 
 
-def decision_threshold(kind: str) -> float:
-    """The logit above which a patch is called "target domain": 0.5 for lsgan, 0 for nonsat."""
-    return 0.5 if kind == "lsgan" else 0.0
+#: The logit above which a patch is called "target domain" (half-way between the labels).
+DECISION_THRESHOLD = 0.5
 
 
-def accuracy(logits: torch.Tensor, is_target: bool, kind: str, weights: torch.Tensor | None = None) -> float:
+def accuracy(logits: torch.Tensor, is_target: bool, weights: torch.Tensor | None = None) -> float:
     """Fraction of (weighted) patches the discriminator labels correctly."""
-    called_target = (logits.float() > decision_threshold(kind)).float()
+    called_target = (logits.float() > DECISION_THRESHOLD).float()
     correct = called_target if is_target else 1.0 - called_target
     return float(_wmean(correct, weights))
 
@@ -99,19 +89,20 @@ def standardize(grey: torch.Tensor, weights: torch.Tensor | None, eps: float = 0
     return (grey - m) / (sd + eps) * STRUCTURE_SCALE
 
 
+#: Gaussian sigma of the blurred self-regularization spaces, px at ``data.size_px``.
+SELF_REG_SIGMA_PX = 2.0
+
+
 def self_regularization(refined: torch.Tensor, source: torch.Tensor, mask: torch.Tensor | None,
-                        space: str, sigma_px: float = 2.0) -> torch.Tensor:
+                        space: str, sigma_px: float = SELF_REG_SIGMA_PX) -> torch.Tensor:
     """Mean L1 between the refined frame and its input inside the mask, in the chosen space.
 
-    ``pixel``: on the [-1, 1] pixels; ``lowpass``: after a Gaussian blur of ``sigma_px`` (colour
-    and shading kept, texture free); ``features``: on :func:`structure_features` (shading kept,
-    colour and texture free: the domains differ most in those); ``luma``: on the blurred grey level
-    alone (colour and fine texture free; a small specular highlight costs its brightness only, not
-    also its edges as in ``features``; the coarse shading of folds and lumen kept); ``structure``:
-    on the blurred grey level standardized per frame (:func:`standardize`): also brightness and
-    contrast are free, and only the layout of light and dark is kept, the same view as the score's
-    structure floor (:func:`adapt.score.structure_view`). The mask is eroded by the blur radius for
-    the blurred spaces, so that the black border does not leak into them.
+    ``pixel``: on the [-1, 1] pixels (SimGAN); ``features``: on :func:`structure_features` (shading
+    kept, colour and texture free: the domains differ most in those); ``structure``: on the
+    grey level blurred by ``sigma_px`` and standardized per frame (:func:`standardize`): brightness
+    and contrast are free too, and only the layout of light and dark is kept, the same view as the
+    score's structure floor (:func:`adapt.eval.score.structure_view`). The mask is eroded by the
+    blur radius for the blurred spaces, so that the black border does not leak into them.
     """
     refined, source = refined.float(), source.float()
     w = mask
@@ -120,12 +111,8 @@ def self_regularization(refined: torch.Tensor, source: torch.Tensor, mask: torch
         w = 1.0 - F.max_pool2d(1.0 - mask, kernel_size=k, stride=1, padding=k // 2)
     if space == "pixel":
         a, b = refined, source
-    elif space == "lowpass":
-        a, b = gaussian_blur(refined, sigma_px), gaussian_blur(source, sigma_px)
     elif space == "features":
         a, b = structure_features(refined, sigma_px), structure_features(source, sigma_px)
-    elif space == "luma":
-        a, b = (gaussian_blur(v.mean(dim=1, keepdim=True), sigma_px) for v in (refined, source))
     elif space == "structure":
         a, b = (standardize(gaussian_blur(v.mean(dim=1, keepdim=True), sigma_px), w) for v in (refined, source))
     else:

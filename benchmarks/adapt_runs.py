@@ -2,27 +2,9 @@
 
     python benchmarks/adapt_runs.py WORK [WORK ...] [--json]
 
-Each WORK is the ``--work`` folder of one run (it holds ``results.json``). One run's ``acc_refined``
-is already the mean over its classifier seeds (``--score-repeats``), but its ``--seed`` also draws
-the match's tone distributions, the refiner's start and the classifier seeds themselves, and runs
-that differ only in ``--seed`` differ by more than their classifier seeds' spread suggests. Run the
-benchmark with a few seeds and report this table's mean: for each score, the mean over the runs
-and its standard error (the runs' standard deviation over the square root of their number).
-
-``refined_minus_matched`` is each run's acc_refined minus its acc_matched: the learned refiner
-against the training-free match on the same draws (the same tone draws and classifier seeds).
-Its mean is the paired comparison, and its standard error is much smaller than that of either
-score alone, since most of a seed's luck is common to both.
-
-Runs with ``--match-steps`` (the refiner given only some of the match's steps) also have
-``acc_input``, the score of the refiner's own input, and ``refined_minus_input``: what the refiner
-did to it (with ``refiner.output=colour_curve`` that includes the renders' colours, which the
-colour curve gives before any training).
-
-``changed_frac_square``, ``shift_square`` and ``shift_rim`` (runs measured since they were added,
-or remeasured with ``adapt_quality.py --remeasure WORK``) say where the refiner moves the held-out
-frames: in the square the classifier sees, and in the rest of the image circle (see
-``adapt_quality.held_out_change``).
+Each WORK is the ``--work`` folder of one run (it holds ``results.json``); the table is
+:func:`adapt.eval.runs.table`, whose module says what each column means. Run the benchmark with a
+few seeds and report the table's mean, with its standard error.
 
 A missing folder or one without a readable ``results.json`` is one line on stderr and exit 2.
 """
@@ -30,65 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import statistics
 import sys
 from pathlib import Path
 
-#: The scores summarized, in the order printed.
-KEYS = ("acc_raw", "acc_matched", "acc_input", "acc_refined", "refined_minus_matched", "refined_minus_input",
-        "acc_structure", "self_reg_l1",
-        "changed_frac", "changed_frac_square", "shift_square", "shift_rim")
-#: Keys printed with a sign.
-SIGNED = ("refined_minus_matched", "refined_minus_input", "shift_square", "shift_rim")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def load(work: Path) -> dict:
-    """One run's results.json, with its folder; ValueError with a one-line reason otherwise."""
-    path = work / "results.json"
-    if not path.is_file():
-        raise ValueError(f"{work}: no results.json (is it the --work folder of a finished adapt_quality.py run?)")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: not readable JSON ({e.__class__.__name__})") from None
-    if not isinstance(data, dict) or "acc_refined" not in data:
-        raise ValueError(f"{path}: has no acc_refined; not an adapt_quality.py result")
-    out = {"work": str(work), **data}
-    if all(isinstance(data.get(k), (int, float)) for k in ("acc_refined", "acc_matched")):
-        out["refined_minus_matched"] = float(data["acc_refined"]) - float(data["acc_matched"])
-    if all(isinstance(data.get(k), (int, float)) for k in ("acc_refined", "acc_input")):
-        out["refined_minus_input"] = float(data["acc_refined"]) - float(data["acc_input"])
-    return out
-
-
-def summarize(runs: list[dict]) -> dict:
-    """{"runs": [...], "mean": {key: mean}, "sem": {key: standard error}, "n": runs}; keys that some run
-    lacks are left out of the mean."""
-    mean, sem = {}, {}
-    for k in KEYS:
-        vals = [float(r[k]) for r in runs if isinstance(r.get(k), (int, float))]
-        if len(vals) != len(runs) or not vals:
-            continue
-        mean[k] = round(statistics.mean(vals), 4)
-        if len(vals) > 1:
-            sem[k] = round(statistics.stdev(vals) / math.sqrt(len(vals)), 4)
-    rows = [{"work": r["work"], "steps": r.get("adversarial_steps"), **{k: r.get(k) for k in KEYS}} for r in runs]
-    return {"runs": rows, "mean": mean, "sem": sem, "n": len(runs)}
-
-
-def table(summary: dict) -> str:
-    """The summary as a Markdown table: one row per run, then the mean (± standard error)."""
-    keys = [k for k in KEYS if k in summary["mean"]]
-    fmt = lambda k, v: f"{float(v):+.3f}" if k in SIGNED else f"{float(v):.3f}"  # noqa: E731
-    lines = ["| run | adversarial steps | " + " | ".join(keys) + " |", "|---" * (len(keys) + 2) + "|"]
-    for r in summary["runs"]:
-        cells = ["" if r.get(k) is None else fmt(k, r[k]) for k in keys]
-        lines.append(f"| {r['work']} | {r['steps'] if r['steps'] is not None else ''} | " + " | ".join(cells) + " |")
-    cells = [f"**{fmt(k, summary['mean'][k])}**" + (f" ± {summary['sem'][k]:.3f}" if k in summary["sem"] else "")
-             for k in keys]
-    lines.append(f"| mean of {summary['n']} | | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+from adapt.eval.runs import load, summarize, table  # noqa: E402
+from colonsim.errors import ColonSimError  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         runs = [load(w) for w in args.work]
-    except ValueError as e:
+    except ColonSimError as e:
         print(f"adapt_runs: {e}", file=sys.stderr)
         return 2
     summary = summarize(runs)

@@ -98,5 +98,5 @@ def tiny_cfg():
         "refiner.width=8", "refiner.blocks=1", "discriminator.width=8", "discriminator.layers=2",
         "data.size_px=24", "data.batch_size=2", "data.crop=[0.6, 1.0]", "history.size=8",
         "schedule.pretrain_refiner_steps=2", "schedule.pretrain_disc_steps=2", "schedule.steps=3",
-        "schedule.log_every=1", "schedule.sample_every=4", "schedule.checkpoint_every=2",
+        "schedule.log_every=1", "schedule.checkpoint_every=2",
         "compute.threads=1", "compute.device=cpu"])

@@ -82,27 +82,22 @@ def test_load_refiner_refuses_other_kinds_and_pickles(tmp_path):
         load_refiner(garbage)
 
 
-def test_keep_tones_refiners_saved_before_the_centred_change_load_as_they_were_trained(tmp_path, tiny_cfg):
-    """refiner.pt files of `tones: keep` refiners saved without the `centred` argument predate the
-    frame-mean removal and must be rebuilt without it; new ones with it."""
+def test_refiners_of_older_versions_load_and_removed_variants_are_refused(tmp_path, tiny_cfg):
+    """A refiner.pt that names its tones "free" (as versions with other tones wrote) rebuilds the
+    same refiner; one of a variant this version no longer has is refused in one line."""
     torch.manual_seed(0)
-    model = Refiner(width=4, blocks=1, output="colour_curve", tones="keep")
+    model = Refiner(width=4, blocks=1, output="colour_curve")
     torch.nn.init.normal_(model.tail.weight, std=0.5)
-    with torch.no_grad():
-        model.tail.bias.fill_(0.4)
     ck = refiner_checkpoint(model, tiny_cfg, 0)
-    assert ck["model_args"]["centred"] is True
-    save_checkpoint(ck, tmp_path / "new.pt")
-    old = dict(ck, model_args={k: v for k, v in ck["model_args"].items() if k != "centred"})
-    save_checkpoint(old, tmp_path / "old.pt")
+    assert ck["model_args"] == {"width": 4, "blocks": 1, "output": "colour_curve"}
+    save_checkpoint(dict(ck, model_args={**ck["model_args"], "tones": "free"}), tmp_path / "old.pt")
     x = torch.rand(1, 3, 12, 12) * 2 - 1
-    new_model, _ = load_refiner(tmp_path / "new.pt")
-    old_model, _ = load_refiner(tmp_path / "old.pt")
-    assert new_model.centred and not old_model.centred
     with torch.no_grad():
-        assert torch.equal(new_model(x), model(x))
-        model.centred = False
-        assert torch.equal(old_model(x), model(x))
+        assert torch.equal(load_refiner(tmp_path / "old.pt")[0](x), model(x))
+    for gone in ({"tones": "keep"}, {"smooth_px": 8}, {"rim_frac": 0.15}):
+        save_checkpoint(dict(ck, model_args={**ck["model_args"], **gone}), tmp_path / "gone.pt")
+        with pytest.raises(CheckpointError, match="no longer has"):
+            load_refiner(tmp_path / "gone.pt")
 
 
 def test_frame_knots_refiners_round_trip_through_refiner_pt(tmp_path, tiny_cfg):

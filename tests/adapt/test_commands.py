@@ -56,8 +56,8 @@ def test_train_synthetic_without_rgb(tmp_path, capsys, real_dir):
 
 def test_bad_config_key_and_bad_model(tmp_path, capsys, real_dir, synthetic_h5):
     rc, err = _run(capsys, ["adapt", "train", "--real", str(real_dir), "--synthetic", str(synthetic_h5),
-                            "--out", str(tmp_path / "run"), "--set", "losses.adv=wgan"])
-    assert rc == 2 and len(err) == 1 and "losses.adv" in err[0], err
+                            "--out", str(tmp_path / "run"), "--set", "losses.self_reg_space=wgan"])
+    assert rc == 2 and len(err) == 1 and "losses.self_reg_space" in err[0], err
     model = tmp_path / "model.pt"
     model.write_bytes(b"junk")
     rc, err = _run(capsys, ["adapt", "apply", "--model", str(model), "--input", str(real_dir),
@@ -181,3 +181,25 @@ def test_pickle_checkpoint_message_is_short(tmp_path, real_dir):
     rc, err = _cli("adapt", "apply", "--model", evil, "--input", real_dir, "--out", tmp_path / "o")
     _assert_one_line(rc, err, "is not a ColonSim refiner checkpoint", "refused for safety")
     assert len(err[0]) < 300 and "WeightsUnpickler" not in err[0], err[0]
+
+
+def test_train_size_sets_the_crop_side(tmp_path, capsys, real_dir, synthetic_h5):
+    """`adapt train --size PX` trains on PX-px crops (data.size_px, recorded in the run's config);
+    a size the config refuses is one line naming the key."""
+    import yaml
+
+    small = ["--set", "refiner.width=4", "--set", "refiner.blocks=1", "--set", "discriminator.width=4",
+             "--set", "discriminator.layers=2", "--set", "data.batch_size=2", "--set", "history.size=4",
+             "--set", "schedule.pretrain_refiner_steps=1", "--set", "schedule.pretrain_disc_steps=1",
+             "--set", "compute.device=cpu", "--set", "compute.threads=1"]
+    base = ["adapt", "train", "--real", str(real_dir), "--synthetic", str(synthetic_h5), "--steps", "1", "--json"]
+    rc, err = _run(capsys, base + ["--out", str(tmp_path / "run"), "--size", "20", *small])
+    assert rc == 0, err
+    cfg = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert cfg["data"]["size_px"] == 20
+    from PIL import Image
+
+    grid = sorted((tmp_path / "run").glob("samples_*.png"))[-1]
+    assert Image.open(grid).size[1] == 4 * 20          # four rows of 20-px crops
+    rc, err = _run(capsys, base + ["--out", str(tmp_path / "bad"), "--size", "4", *small])
+    assert rc == 2 and len(err) == 1 and "size_px" in err[0], err

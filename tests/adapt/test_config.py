@@ -1,22 +1,43 @@
-"""The adapt config: the luma self-regularization space loads; an unknown space names its key."""
-import pytest
+"""The adapt config: its size, the spaces of self-regularization, and the settings that depend on another."""
+import dataclasses
 
-from adapt.config import load_adapt_config
+import pytest
+import yaml
+
+from adapt.config import DEFAULTS, load_adapt_config
 from colonsim.errors import ConfigError
 
 
-def test_luma_self_reg_space_loads_and_an_unknown_space_is_an_error():
-    assert load_adapt_config(overrides=["losses.self_reg_space=luma"]).losses.self_reg_space == "luma"
-    with pytest.raises(ConfigError, match="self_reg_space"):
-        load_adapt_config(overrides=["losses.self_reg_space=hsv"])
+def _leaves(obj) -> list[str]:
+    out = []
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        out += [f"{f.name}.{k}" for k in _leaves(v)] if dataclasses.is_dataclass(v) else [f.name]
+    return out
 
 
-def test_discriminator_scales_load_and_out_of_range_is_an_error():
-    assert load_adapt_config().discriminator.scales == 1
-    assert load_adapt_config(overrides=["discriminator.scales=3"]).discriminator.scales == 3
-    for bad in ("0", "5"):
-        with pytest.raises(ConfigError, match="scales"):
-            load_adapt_config(overrides=[f"discriminator.scales={bad}"])
+def test_every_field_has_a_default_in_the_shipped_yaml_and_there_are_few():
+    cfg = load_adapt_config()
+    fields = _leaves(cfg)
+    shipped = yaml.safe_load(DEFAULTS.read_text())
+    flat = [f"{k}.{j}" if isinstance(v, dict) else k for k, v in shipped.items()
+            for j in (v if isinstance(v, dict) else [None])]
+    assert sorted(fields) == sorted(flat)
+    assert len(fields) <= 28
+
+
+def test_self_reg_spaces_load_and_an_unknown_space_is_an_error():
+    for space in ("pixel", "features", "structure"):
+        assert load_adapt_config(overrides=[f"losses.self_reg_space={space}"]).losses.self_reg_space == space
+    for bad in ("hsv", "luma"):
+        with pytest.raises(ConfigError, match="self_reg_space"):
+            load_adapt_config(overrides=[f"losses.self_reg_space={bad}"])
+
+
+def test_a_removed_variant_is_an_unknown_key():
+    for gone in ("refiner.tones=keep", "discriminator.scales=3", "losses.adv=nonsat", "refiner.quantize=true"):
+        with pytest.raises(ConfigError):
+            load_adapt_config(overrides=[gone])
 
 
 def test_colour_curve_output_needs_the_reverse_direction(tmp_path, real_dir, synthetic_h5, capsys):
@@ -32,38 +53,11 @@ def test_colour_curve_output_needs_the_reverse_direction(tmp_path, real_dir, syn
     assert not (tmp_path / "run").exists()
 
 
-def test_keep_tones_needs_the_colour_curve_output(tmp_path, real_dir, synthetic_h5, capsys):
-    import cli
-
-    assert load_adapt_config().refiner.tones == "free"
-    cfg = load_adapt_config(overrides=["refiner.output=colour_curve", "refiner.tones=keep"])
-    assert cfg.refiner.tones == "keep"
-    with pytest.raises(ConfigError, match="tones"):
-        load_adapt_config(overrides=["refiner.tones=keep"])
-    with pytest.raises(ConfigError, match="tones"):
-        load_adapt_config(overrides=["refiner.output=colour_curve", "refiner.tones=kept"])
-    rc = cli.main(["adapt", "train", "--real", str(real_dir), "--synthetic", str(synthetic_h5), "--out",
-                   str(tmp_path / "run"), "--set", "refiner.tones=keep"])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and len(err) == 1 and "tones" in err[0]
-    assert not (tmp_path / "run").exists()
-
-
-def test_frame_knots_needs_the_colour_curve_with_free_tones_and_no_smoothing():
+def test_frame_knots_needs_the_colour_curve():
     assert load_adapt_config().refiner.frame_knots == 0
     cc = "refiner.output=colour_curve"
     assert load_adapt_config(overrides=[cc, "refiner.frame_knots=16"]).refiner.frame_knots == 16
     for bad in (["refiner.frame_knots=16"], [cc, "refiner.frame_knots=1"], [cc, "refiner.frame_knots=-2"],
-                [cc, "refiner.frame_knots=300"], [cc, "refiner.tones=keep", "refiner.frame_knots=16"],
-                [cc, "refiner.smooth_px=8", "refiner.frame_knots=16"]):
+                [cc, "refiner.frame_knots=300"]):
         with pytest.raises(ConfigError, match="frame_knots"):
             load_adapt_config(overrides=bad)
-
-
-def test_smooth_px_needs_the_colour_curve_output():
-    assert load_adapt_config().refiner.smooth_px == 0
-    assert load_adapt_config(overrides=["refiner.output=colour_curve", "refiner.smooth_px=8"]).refiner.smooth_px == 8
-    with pytest.raises(ConfigError, match="smooth_px"):
-        load_adapt_config(overrides=["refiner.smooth_px=8"])
-    with pytest.raises(ConfigError, match="smooth_px"):
-        load_adapt_config(overrides=["refiner.output=colour_curve", "refiner.smooth_px=-1"])

@@ -34,12 +34,15 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from tqdm import tqdm
+
+from colonsim import open_checked
 from colonsim.data import h5io, schema
 from colonsim.errors import DatasetError, InputError
 
-from .apply import open_checked, _tmp_path, check_paths
-from .data import H5Frames, is_hdf5, open_frames
-from .score import _blurred, _squares
+from ..apply import check_paths, temp_path
+from ..data import H5Frames, is_hdf5, open_frames, squares
+from .score import blurred
 
 LAYOUT_SIDE = 16       # px of the square a layout is read at
 LAYOUT_SIGMA_PX = 1.0  # its low-pass, px at that size
@@ -50,10 +53,8 @@ ATTR_PICKED = "picked_from"  # root attribute: JSON {"pool", "real", "n_real", "
 def layouts(frames, desc: str = "layouts") -> np.ndarray:
     """(N, LAYOUT_SIDE**2) float32: the layout of each frame of ``frames`` (``len`` and
     ``get(i) -> (rgb, mask)``), as in the module doc."""
-    from tqdm import tqdm
-
-    squares = _squares(frames, tqdm(range(len(frames)), desc=desc, unit="frame", disable=None), LAYOUT_SIDE)
-    grey = _blurred(squares.astype(np.float32).mean(-1), LAYOUT_SIGMA_PX).reshape(len(squares), -1)
+    sq = squares(frames, tqdm(range(len(frames)), desc=desc, unit="frame", disable=None), LAYOUT_SIDE)
+    grey = blurred(sq.astype(np.float32).mean(-1), LAYOUT_SIGMA_PX).reshape(len(sq), -1)
     return (grey - grey.mean(1, keepdims=True)) / (grey.std(1, keepdims=True) + 1.0)
 
 
@@ -119,7 +120,7 @@ def write_subset(src: Path, dst: Path, keep: np.ndarray, picked_from: dict) -> N
         dtypes = {k: str(v.dtype) for k, v in params.items()} | {POOL_INDEX: "int32"}
         height, width = f[schema.RGB].shape[1:3]
         dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _tmp_path(dst)
+        tmp = temp_path(dst)
         try:
             g = h5io.create(tmp, len(keep), height, width, depth_dtype=str(f[schema.DEPTH].dtype),
                             compression=out_cfg.get("compression", "blosc-lz4"),

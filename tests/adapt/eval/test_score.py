@@ -9,9 +9,10 @@ import numpy as np
 import cli
 import torch
 
-from adapt.data import to_tensor
-from adapt.score import (DomainClassifier, _fold, _mean_logits, _train_and_test, examples_grid, inscribed_square,
-                         recalibrate_batchnorm, score, separating_cues, structure_floor, structure_view)
+from adapt.data import inscribed_square, to_tensor
+from adapt.eval.classifier import DomainClassifier, fold, recalibrate_batchnorm, train_and_test
+from adapt.eval.score import (_mean_logits, examples_grid, score, separating_cues, structure_floor,
+                              structure_view)
 
 
 def test_inscribed_square_excludes_border():
@@ -36,7 +37,7 @@ def test_score_cli_json(tmp_path, real_dir, synthetic_h5, capsys):
     same = tmp_path / "same"
     shutil.copytree(real_dir, same)
     rc = cli.main(["adapt", "score", "--real", str(real_dir), "--refined", str(same),
-                   "--synthetic", str(synthetic_h5), "--size", "16", "--steps", "5", "--json"])
+                   "--synthetic", str(synthetic_h5), "--size", "16", "--train-steps", "5", "--json"])
     assert rc == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert {"acc_raw", "acc_refined", "self_reg_l1"} <= set(out)
@@ -72,14 +73,14 @@ def test_structure_floor_separates_layout_not_appearance():
     real = _blob_squares(32, 24, 1, (250, 140, 60), 1.0, 0.0, "disc")
     look = _blob_squares(32, 24, 2, (160, 160, 200), 0.6, 0.2, "disc")   # other appearance only
     place = _blob_squares(32, 24, 3, (250, 140, 60), 1.0, 0.0, "band")       # other layout only
-    assert _train_and_test(real, look, 60, 16, 0) >= 0.9          # the raw classifier sees the look
+    assert train_and_test(real, look, 60, 16, 0) >= 0.9          # the raw classifier sees the look
     assert structure_floor(real, look, 60, 16, 0) <= 0.7          # the floor does not
     assert structure_floor(real, place, 60, 16, 0) >= 0.85        # but it sees where the lumen is
 
 
 def test_score_floor_cli(tmp_path, real_dir, synthetic_h5, capsys):
     rc = cli.main(["adapt", "score", "--real", str(real_dir), "--refined", str(real_dir),
-                   "--synthetic", str(synthetic_h5), "--size", "16", "--steps", "5", "--floor", "--json"])
+                   "--synthetic", str(synthetic_h5), "--size", "16", "--train-steps", "5", "--floor", "--json"])
     assert rc == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert 0.0 <= out["acc_structure"] <= 1.0
@@ -109,7 +110,7 @@ def test_separating_cues_name_the_property_that_differs():
 
 def test_score_cues_cli(tmp_path, real_dir, synthetic_h5, capsys):
     rc = cli.main(["adapt", "score", "--real", str(real_dir), "--refined", str(real_dir),
-                   "--synthetic", str(synthetic_h5), "--size", "16", "--steps", "5", "--cues", "--json"])
+                   "--synthetic", str(synthetic_h5), "--size", "16", "--train-steps", "5", "--cues", "--json"])
     assert rc == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["cues_raw"] == out["cues_refined"]          # an identity refinement: the same views
@@ -137,11 +138,11 @@ def test_odd_seeds_test_the_other_half():
     """Two seeds cross-fit: each frame is tested once, never by a classifier that trained on it,
     and neighbouring frames (near-duplicates in a video) stay on one side."""
     for n in (2, 9, 90, 400):
-        (tr0, te0), (tr1, te1) = _fold(n, 0), _fold(n, 1)
+        (tr0, te0), (tr1, te1) = fold(n, 0), fold(n, 1)
         assert set(te0) | set(te1) == set(range(n)) and not set(te0) & set(te1)
         assert not set(tr0) & set(te0) and not set(tr1) & set(te1)
-        assert (np.sort(tr1) == np.sort(te0)).all() and _fold(n, 2)[1].tolist() == te0.tolist()
-    assert _fold(90, 0)[1][:2].tolist() == [8, 9]   # blocks of 8 neighbours: 0-7 train, 8-15 test
+        assert (np.sort(tr1) == np.sort(te0)).all() and fold(n, 2)[1].tolist() == te0.tolist()
+    assert fold(90, 0)[1][:2].tolist() == [8, 9]   # blocks of 8 neighbours: 0-7 train, 8-15 test
 
 
 def test_recalibrated_batchnorm_tests_as_it_trained():
@@ -198,7 +199,7 @@ def test_score_examples_cli(tmp_path, real_dir, synthetic_h5, capsys):
     shutil.copytree(real_dir, same)
     grid = tmp_path / "examples.png"
     rc = cli.main(["adapt", "score", "--real", str(real_dir), "--refined", str(same), "--synthetic",
-                   str(synthetic_h5), "--size", "16", "--steps", "5", "--repeats", "2", "--examples", str(grid),
+                   str(synthetic_h5), "--size", "16", "--train-steps", "5", "--repeats", "2", "--examples", str(grid),
                    "--json"])
     assert rc == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 import cli
-from adapt.match import QUANTILES, fit_target, frame_key, match, match_frame, remove_highlights
+from adapt.eval.match import QUANTILES, fit_target, frame_key, match, match_frame, remove_highlights
 from colonsim.data import realdata, schema
 
-from .conftest import octagon_mask, real_frames, synthetic_frames, write_h5
+from ..conftest import octagon_mask, real_frames, synthetic_frames, write_h5
 
 
 def _grey(rgb):
@@ -94,7 +94,7 @@ def test_match_steps_apply_one_property_each(synthetic_h5):
     ratio = lambda x: (x[bright][:, 2] + 1.0) / (x[bright][:, 0] + 1.0)  # noqa: E731  blue over red
     assert abs(np.median(ratio(g)) - np.median(ratio(raw))) < 0.05
     assert abs(np.median(ratio(full)) - 140 / 230) < 0.05
-    with pytest.raises(Exception, match="--steps"):
+    with pytest.raises(Exception, match="--only"):
         match_frame(raw, mask, t, key=3, steps="tones,sharpen")
 
 
@@ -164,7 +164,7 @@ def test_match_bad_inputs_are_one_line_and_exit_2(tmp_path, capsys, real_dir, sy
         (["--synthetic", str(synthetic_h5), "--input", str(empty)], "no images"),
         (["--synthetic", str(synthetic_h5), "--input", str(real_dir), "--blur-frac", "0.5"], "--blur-frac"),
         (["--synthetic", str(synthetic_h5), "--input", str(real_dir), "--frames", "0"], "--frames"),
-        (["--synthetic", str(synthetic_h5), "--input", str(real_dir), "--steps", "colour,sharpen"], "--steps"),
+        (["--synthetic", str(synthetic_h5), "--input", str(real_dir), "--only", "colour,sharpen"], "--only"),
         (["--synthetic", str(synthetic_h5), "--input", str(real_dir), "--highlight-level", "0"], "--highlight-level"),
         (["--synthetic", str(synthetic_h5), "--input", str(real_dir), "--highlight-max-frac", "0"],
          "--highlight-max-frac"),

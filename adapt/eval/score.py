@@ -21,168 +21,23 @@ CVC-ColonDB frames against a floor of 0.85 (ten classifier seeds; benchmarks/RES
 floor is the mean over three seeds.
 
 Before testing, every BatchNorm's statistics are set from the final weights on the training
-frames (:func:`recalibrate_batchnorm`): with the running averages that training leaves, the test
-logits shift together and a classifier that separates the sets could score 0.5.
+frames (:func:`adapt.eval.classifier.recalibrate_batchnorm`): with the running averages that
+training leaves, the test logits shift together and a classifier that separates the sets could
+score 0.5.
 """
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 from torch import nn
 
 from colonsim.errors import InputError
 
-from .data import FolderFrames, add_noise, open_frames, to_tensor
-
-log = logging.getLogger(__name__)
-
-
-def inscribed_box(mask: np.ndarray) -> tuple[int, int, int, int]:
-    """(y0, y1, x0, x1): the largest axis-aligned square inside the image circle (``mask`` (H, W),
-    non-zero inside), the part of a frame the classifier sees."""
-    padded = np.pad(mask.astype(np.uint8), 1)  # the image edge counts as border
-    dist = cv2.distanceTransform(padded, cv2.DIST_L2, 5)[1:-1, 1:-1]
-    cy, cx = np.unravel_index(int(np.argmax(dist)), dist.shape)
-    half = max(1, int(dist[cy, cx] / np.sqrt(2.0)))
-    return max(0, cy - half), cy + half, max(0, cx - half), cx + half
-
-
-def inscribed_square(rgb: np.ndarray, mask: np.ndarray, size_px: int) -> np.ndarray:
-    """The largest axis-aligned square inside the image circle, resized: (S, S, 3) uint8."""
-    y0, y1, x0, x1 = inscribed_box(mask)
-    return cv2.resize(rgb[y0:y1, x0:x1], (size_px, size_px), interpolation=cv2.INTER_AREA)
-
-
-class DomainClassifier(nn.Module):
-    """Four stride-2 3x3 convs, global average pooling, one logit (> 0: real)."""
-
-    def __init__(self, width: int = 16):
-        super().__init__()
-        c = [3, width, 2 * width, 4 * width, 4 * width]
-        layers: list[nn.Module] = []
-        for a, b in zip(c[:-1], c[1:]):
-            layers += [nn.Conv2d(a, b, 3, stride=2, padding=1), nn.BatchNorm2d(b), nn.ReLU(inplace=True)]
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(c[-1], 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x).mean(dim=(2, 3)))[:, 0]
-
-
-def _halves(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Split 0..n-1 into two halves by alternating blocks of neighbouring frames (neighbours in a
-    video are near-duplicates, so a random split would leak)."""
-    block = int(np.clip(n // 8, 1, 8))
-    part = (np.arange(n) // block) % 2
-    return np.flatnonzero(part == 0), np.flatnonzero(part == 1)
-
-
-def _fold(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train, test) indices of 0..n-1 for a classifier seed: the two :func:`_halves`, in the
-    other order for odd seeds."""
-    a, b = _halves(n)
-    return (b, a) if seed % 2 else (a, b)
-
-
-def recalibrate_batchnorm(model: nn.Module, real: torch.Tensor, synth: torch.Tensor) -> None:
-    """Set every BatchNorm's running statistics to those of the final weights on a balanced set of
-    the training frames, whole, as they are tested ("precise BN", Wu and Johnson 2021), and put the
-    model in eval mode.
-
-    The running averages that training leaves (momentum 0.1) trail weights that Adam moves fast;
-    on these small classifiers they shift every test logit by the same amount, so that a classifier
-    whose logits separate the two sets well could still call every test frame one class and score
-    0.5 (seen on matched CVC-ColonDB frames: 0.50-0.54 for four of six seeds that separate them at
-    0.82-0.91 once recalibrated).
-    """
-    k = min(len(real), len(synth))
-    pick = lambda x: x[np.linspace(0, len(x) - 1, k).round().astype(int)]  # noqa: E731
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    momenta = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None                      # a cumulative average over the one pass
-    model.train()
-    with torch.no_grad():
-        model(torch.cat([pick(real), pick(synth)]))
-    for m, momentum in zip(bns, momenta):
-        m.momentum = momentum
-    model.eval()
-
-
-def _train_and_test(real: np.ndarray, synth: np.ndarray, steps: int, batch_size: int, seed: int) -> float:
-    """Train on one half of each domain, return the balanced accuracy on the other half (see
-    :func:`_fit_and_test`)."""
-    return _fit_and_test(real, synth, steps, batch_size, seed)[0]
-
-
-#: the learning rate (Adam) of the classifier's updates, here and in the fresh critics' tuning
-CLASSIFIER_LR = 1e-3
-
-
-def fit_classifier(xr: torch.Tensor, xs: torch.Tensor, r_idx: np.ndarray, s_idx: np.ndarray, steps: int,
-                   batch_size: int, rng: np.random.Generator, init_seed: int,
-                   noise_levels: float = 0.0) -> DomainClassifier:
-    """A :class:`DomainClassifier` (initialized with torch seed ``init_seed``) trained to call the
-    frames ``xr[r_idx]`` real (logit > 0) and ``xs[s_idx]`` not: ``steps`` Adam updates (lr 1e-3)
-    of cross-entropy on batches of ``batch_size / 2`` frames of each, drawn by ``rng``, each batch
-    cropped at random to 3/4 of the side and flipped half the time; BatchNorm recalibrated at the
-    end (:func:`recalibrate_batchnorm`), so it is returned in eval mode. ``noise_levels`` > 0
-    adds Gaussian noise of that standard deviation (8-bit grey levels; torch seed ``init_seed``)
-    to every batch and to the recalibration frames: a classifier of noisy views, which changes
-    of well under that size cannot lead (as :attr:`adapt.config.DiscriminatorConfig.fresh_noise`).
-
-    xr, xs: (N, 3, S, S) float in [-1, 1], on the device the classifier is to train on."""
-    crop = max(8, (3 * xr.shape[-1]) // 4)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(init_seed)
-        model = DomainClassifier().to(xr.device)
-    gen = torch.Generator(xr.device).manual_seed(init_seed) if noise_levels > 0 else None
-    noisy = (lambda x: add_noise(x, noise_levels, gen)) if gen is not None else (lambda x: x)
-    opt = torch.optim.Adam(model.parameters(), lr=CLASSIFIER_LR)
-    loss_fn = nn.BCEWithLogitsLoss()
-    half = max(1, batch_size // 2)
-    y = torch.cat([torch.ones(half), torch.zeros(half)]).to(xr.device)
-    model.train()
-    for _ in range(steps):
-        x = torch.cat([xr[rng.choice(r_idx, half)], xs[rng.choice(s_idx, half)]])
-        top, left = rng.integers(0, x.shape[-1] - crop + 1, size=2)
-        x = x[..., top:top + crop, left:left + crop]
-        if rng.random() < 0.5:
-            x = x.flip(-1)
-        loss = loss_fn(model(noisy(x)), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    recalibrate_batchnorm(model, noisy(xr[r_idx]), noisy(xs[s_idx]))
-    return model
-
-
-def _fit_and_test(real: np.ndarray, synth: np.ndarray, steps: int, batch_size: int,
-                  seed: int) -> tuple[float, tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """Train on one half of each domain, test on the other half.
-
-    Even seeds train on the first half and test on the second, odd seeds the other way round
-    (two-fold cross-fitting): with two or more seeds every frame is tested, and the mean over
-    seeds does not hang on which frames one fixed test half happens to hold.
-
-    real, synth: (N, S, S, 3) uint8. Returns (balanced accuracy, (real test indices, their logits),
-    (synthetic test indices, their logits)); a logit > 0 calls a frame real.
-    """
-    rng = np.random.default_rng(seed)
-    (r_tr, r_te), (s_tr, s_te) = _fold(len(real), seed), _fold(len(synth), seed)
-    if min(r_tr.size, r_te.size, s_tr.size, s_te.size) == 0:
-        raise InputError(f"scoring needs at least 2 real and 2 synthetic frames, got {len(real)} and {len(synth)}")
-    xr, xs = to_tensor(real), to_tensor(synth)
-    model = fit_classifier(xr, xs, r_tr, s_tr, steps, batch_size, rng, seed)
-    with torch.inference_mode():
-        logit_r, logit_s = model(xr[r_te]).numpy(), model(xs[s_te]).numpy()
-    acc = 0.5 * (float((logit_r > 0).mean()) + float((logit_s <= 0).mean()))
-    return acc, (r_te, logit_r), (s_te, logit_s)
+from ..apply import load_refiner, refine_images
+from ..data import FolderFrames, open_frames, squares
+from .classifier import fit_and_test, train_and_test
 
 
 # The self-regularization's low-pass is 2 px on 128-px training crops whose side is 0.4-0.9 of the
@@ -199,7 +54,8 @@ def _standardized(x: np.ndarray) -> np.ndarray:
     return np.clip((x - m) / (sd + 1.0) * 40.0 + 128.0, 0, 255).round().astype(np.uint8)
 
 
-def _blurred(x: np.ndarray, sigma_px: float) -> np.ndarray:
+def blurred(x: np.ndarray, sigma_px: float) -> np.ndarray:
+    """(N, S, S[, C]) float32, each image blurred by a Gaussian of ``sigma_px`` (0: unchanged)."""
     return np.stack([cv2.GaussianBlur(q, (0, 0), sigma_px) for q in x]).reshape(x.shape) if sigma_px > 0 else x
 
 
@@ -207,7 +63,7 @@ def structure_view(squares: np.ndarray, sigma_px: float = FLOOR_SIGMA_PX) -> np.
     """What structure-keeping leaves of (N, S, S, 3) uint8 squares: the grey level, low-passed by a
     Gaussian of ``sigma_px``, shifted and scaled to mean 128 and standard deviation 40 per frame
     (a flat frame stays flat); (N, S, S, 3) uint8 with three equal channels."""
-    grey = _blurred(squares.astype(np.float32).mean(-1, keepdims=True), sigma_px)
+    grey = blurred(squares.astype(np.float32).mean(-1, keepdims=True), sigma_px)
     return np.repeat(_standardized(grey), 3, -1)
 
 
@@ -216,7 +72,7 @@ def structure_floor(real_sq: np.ndarray, synth_sq: np.ndarray, steps: int, batch
     """The classifier's balanced accuracy on the structure views of real and synthetic squares,
     averaged over seeds ``seed .. seed + FLOOR_SEEDS - 1``."""
     r, s = structure_view(real_sq, sigma_px), structure_view(synth_sq, sigma_px)
-    return float(np.mean([_train_and_test(r, s, steps, batch_size, seed + k) for k in range(FLOOR_SEEDS)]))
+    return float(np.mean([train_and_test(r, s, steps, batch_size, seed + k) for k in range(FLOOR_SEEDS)]))
 
 
 def cue_views(squares: np.ndarray, sigma_px: float = FLOOR_SIGMA_PX) -> dict[str, np.ndarray]:
@@ -228,11 +84,11 @@ def cue_views(squares: np.ndarray, sigma_px: float = FLOOR_SIGMA_PX) -> dict[str
     - ``+colour``: low-passed colour, each channel normalized (the colour's layout, not its level);
     - ``+texture``: grey, normalized, not low-passed (vessels, highlights, noise kept);
     - ``everything``: the squares themselves."""
-    blurred = _blurred(squares.astype(np.float32), sigma_px)
-    grey = blurred.mean(-1, keepdims=True)
+    soft = blurred(squares.astype(np.float32), sigma_px)
+    grey = soft.mean(-1, keepdims=True)
     return {"layout": structure_view(squares, sigma_px),
             "+brightness": np.repeat(np.clip(grey, 0, 255).round().astype(np.uint8), 3, -1),
-            "+colour": _standardized(blurred),
+            "+colour": _standardized(soft),
             "+texture": structure_view(squares, 0.0),
             "everything": squares}
 
@@ -243,18 +99,12 @@ def separating_cues(real_sq: np.ndarray, synth_sq: np.ndarray, steps: int, batch
     ``FLOOR_SEEDS`` seeds): which properties tell the sets apart, beyond the layout that a
     structure-keeping refiner must keep."""
     rv, sv = cue_views(real_sq, sigma_px), cue_views(synth_sq, sigma_px)
-    return {k: round(float(np.mean([_train_and_test(rv[k], sv[k], steps, batch_size, seed + j)
+    return {k: round(float(np.mean([train_and_test(rv[k], sv[k], steps, batch_size, seed + j)
                                     for j in range(FLOOR_SEEDS)])), 4) for k in rv}
-
-
-def _squares(frames, idx, size_px: int) -> np.ndarray:
-    return np.stack([inscribed_square(*frames.get(int(i)), size_px) for i in idx])
 
 
 def _refined_frames(real, refined) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """The refined version of each real frame (cache resolution), from a model or from files."""
-    from .apply import load_refiner, refine_images
-
     if isinstance(refined, nn.Module) or Path(refined).suffix == ".pt":
         model = refined if isinstance(refined, nn.Module) else load_refiner(refined)[0]
         out = [refine_images(model, real.get(i)[0][None], real.get(i)[1])[0] for i in range(len(real))]
@@ -382,14 +232,14 @@ def score(real: str | Path, refined: str | Path | nn.Module, synthetic: str | Pa
     n_real = min(len(real_frames), max_frames)
     real_idx = np.linspace(0, len(real_frames) - 1, n_real).round().astype(int)
     synth_idx = np.linspace(0, len(synth_frames) - 1, min(len(synth_frames), max_frames)).round().astype(int)
-    raw_sq = _squares(real_frames, real_idx, size_px)
-    ref_sq = _squares(refined_frames, real_idx, size_px)
-    syn_sq = _squares(synth_frames, synth_idx, size_px)
+    raw_sq = squares(real_frames, real_idx, size_px)
+    ref_sq = squares(refined_frames, real_idx, size_px)
+    syn_sq = squares(synth_frames, synth_idx, size_px)
     diffs = [np.abs(ref_list[i].astype(np.float32) - real_frames.get(int(i))[0]).mean(-1)[masks[i] > 0].mean()
              for i in real_idx]
     seeds = range(seed, seed + repeats)
-    acc_raw = [_train_and_test(raw_sq, syn_sq, steps, batch_size, s) for s in seeds]
-    fits = [_fit_and_test(ref_sq, syn_sq, steps, batch_size, s) for s in seeds]
+    acc_raw = [train_and_test(raw_sq, syn_sq, steps, batch_size, s) for s in seeds]
+    fits = [fit_and_test(ref_sq, syn_sq, steps, batch_size, s) for s in seeds]
     acc_ref = [f[0] for f in fits]
     out = {"acc_raw": round(float(np.mean(acc_raw)), 4),
            "acc_refined": round(float(np.mean(acc_ref)), 4),

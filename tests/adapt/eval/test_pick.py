@@ -11,7 +11,7 @@ import pytest
 
 import cli
 from adapt.data import open_frames
-from adapt.pick import POOL_INDEX, layouts, pick, pick_indices
+from adapt.eval.pick import POOL_INDEX, layouts, pick, pick_indices
 from colonsim.data import h5io, schema
 
 # A short straight tube at 48 px: enough frames with different views to pick from.
@@ -131,7 +131,7 @@ def _run(capsys, args):
 
 
 def test_pick_bad_inputs_are_one_line_and_exit_2(pool_h5, tmp_path, capsys):
-    from .conftest import synthetic_frames, write_h5
+    from ..conftest import synthetic_frames, write_h5
 
     real = _real_like(pool_h5, [1, 5], tmp_path / "real")
     rgb, _, mask = synthetic_frames(4, 40, seed=0)
