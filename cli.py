@@ -10,7 +10,10 @@ import argparse
 import importlib
 import json
 import logging
+import os
+import signal
 import sys
+import threading
 
 # Modules that declare subcommands. They import heavy libraries (torch, pyrender) lazily, inside
 # their handlers, so that `colonsim --help` stays fast.
@@ -26,6 +29,7 @@ COMMAND_MODULES = (
 
 
 INTERRUPTED = 130   # the exit status of a command stopped by Ctrl-C (128 + SIGINT)
+INTERRUPT_GRACE_S = 3.0   # after Ctrl-C, the clean-up may take this long before the process ends anyway
 MAX_ERROR_CHARS = 2000   # an error line longer than this is cut (a message may quote the input)
 
 
@@ -64,7 +68,22 @@ def _error(message: str) -> int:
     return 2
 
 
+def _ignore_sigint(argv) -> None:
+    """Ignore further Ctrl-C in the program itself (not in a caller of main() such as a test)."""
+    if argv is None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:   # Ctrl-C while the commands load, before any work: one line all the same
+        _ignore_sigint(argv)
+        _error("interrupted")
+        return INTERRUPTED
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     # Our own packages log progress at INFO; third-party libraries (trimesh, ray, ...) only warnings.
@@ -79,23 +98,41 @@ def main(argv: list[str] | None = None) -> int:
     from colonsim.run import interrupt
     from colonsim.errors import ColonSimError
 
+    resume = " (run again with --resume)" if hasattr(args, "resume") else ""
+    reported = threading.Lock()
+
+    def interrupted() -> int:
+        if reported.acquire(blocking=False):   # once, from whichever thread comes first
+            _error(f"interrupted; what was written so far is kept{resume}")
+        return INTERRUPTED
+
+    def stuck() -> None:   # the main thread is in a long C call: end here, still with one line
+        interrupted()
+        sys.stderr.flush()
+        os._exit(INTERRUPTED)
+
     interrupt.install()   # a Ctrl-C swallowed by a garbage-collector callback is raised again
+    if argv is None:   # the program itself (not a caller in the same process, such as a test)
+        interrupt.watch(INTERRUPT_GRACE_S, stuck)
     try:
         summary, result = args.func(args)
     except ColonSimError as e:
+        if interrupt.interrupted():   # bad input met on the way out of an interrupted run
+            return interrupted()
         return _error(str(e))
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, FileExistsError) as e:
         return _error(f"{e.strerror or e}: {e.filename}" if getattr(e, "filename", None) else str(e))
     except KeyboardInterrupt:  # Ctrl-C: one line, work kept, exit 130 (128 + SIGINT) as shells expect
-        import signal
-        signal.signal(signal.SIGINT, signal.SIG_IGN)   # a second Ctrl-C does not cut the clean-up short
-        resume = " (run again with --resume)" if hasattr(args, "resume") else ""
-        _error(f"interrupted; what was written so far is kept{resume}")
-        return INTERRUPTED
+        _ignore_sigint(argv)   # a second Ctrl-C does not cut the clean-up short
+        return interrupted()
+    except Exception:
+        if interrupt.interrupted():   # a library that swallowed the KeyboardInterrupt, then failed
+            return interrupted()
+        raise
+    _ignore_sigint(argv)   # done: a late Ctrl-C neither loses the summary nor kills the exit
     try:
         print(json.dumps(result, sort_keys=True) if getattr(args, "json", False) else summary, flush=True)
     except BrokenPipeError:  # e.g. `colonsim inspect X --json | head`: the reader left, not an error
-        import os
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import h5py
+import hdf5plugin  # noqa: F401  the blosc filter of rendered files
 import numpy as np
 import pytest
 

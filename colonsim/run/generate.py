@@ -24,7 +24,6 @@ of (config, seed, i), so the shard layout and the worker count never change a fr
 from __future__ import annotations
 
 import atexit
-import contextlib
 import dataclasses
 import json
 import logging
@@ -303,7 +302,7 @@ def _run_pool(job: Job, make_colons: Callable[[], tuple], todo: Sequence[int], w
     bar = None
     pending: set = set()
     try:
-        with _sigint_ignored_by_children():
+        with interrupt.children_ignore_sigint():
             for _ in range(workers):
                 pool.submit(int, 0)  # starts the workers now (the pool spawns them on demand)
         t0 = time.perf_counter()
@@ -364,23 +363,6 @@ def _run_pool(job: Job, make_colons: Callable[[], tuple], todo: Sequence[int], w
             bar.close()
         pool.shutdown(wait=True, cancel_futures=True)
         payload.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def _sigint_ignored_by_children():
-    """Spawn processes that ignore SIGINT (the disposition passes through exec; the signal mask
-    does not). A SIGINT meanwhile stays pending for this process and arrives afterwards."""
-    main = threading.current_thread() is threading.main_thread()
-    if not main:
-        yield
-        return
-    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    old_handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old_handler)
-        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 
 def _stop_workers(pool: ProcessPoolExecutor) -> None:

@@ -9,9 +9,13 @@ print for the swallowed one is left out, so that an interrupt stays one line on 
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import sys
 import threading
+import time
+from typing import Callable
 
 _interrupted = False
 
@@ -41,6 +45,39 @@ def install() -> None:
         sys.unraisablehook = _unraisable
 
 
+def watch(grace_s: float, on_stuck: Callable[[], None]) -> None:
+    """Call ``on_stuck()`` from a background thread if this process is still running ``grace_s``
+    seconds after a SIGINT. The main thread handles a Ctrl-C only between Python bytecodes, so a
+    long call into C (a mesh routine, a GL draw) can delay it for seconds; the CLI's ``on_stuck``
+    ends the process instead (a render's files are resumable after a kill at any moment). The
+    thread hears the signal at once, through the interpreter's wakeup file descriptor. Main thread
+    only, after :func:`install`; elsewhere it does nothing."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not _handler:
+        return
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    try:
+        signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+    except ValueError:
+        os.close(r)
+        os.close(w)
+        return
+
+    def run() -> None:
+        while True:
+            try:
+                data = os.read(r, 64)
+            except OSError:
+                return
+            if not data:
+                return
+            if signal.SIGINT in data:
+                time.sleep(grace_s)
+                on_stuck()
+                return
+    threading.Thread(target=run, name="colonsim-interrupt-watch", daemon=True).start()
+
+
 def interrupted() -> bool:
     return _interrupted
 
@@ -50,3 +87,20 @@ def check() -> None:
     swallowed)."""
     if _interrupted:
         raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def children_ignore_sigint():
+    """Spawn processes that ignore SIGINT (the disposition passes through exec; the signal mask
+    does not). A SIGINT meanwhile stays pending for this process and arrives afterwards."""
+    main = threading.current_thread() is threading.main_thread()
+    if not main:
+        yield
+        return
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    old_handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old_handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)

@@ -21,6 +21,7 @@ import numpy as np
 from colonsim import config as cfgmod
 from colonsim.config import check_seed
 from colonsim.data import outputs
+from colonsim.run import interrupt
 from colonsim.errors import ColonSimError, ConfigError, InputError
 
 GAP_PX = 8          # between frame pairs and between rows
@@ -174,7 +175,9 @@ def preview(cfg, out: str | Path, *, n_frames: int = 4, sweep: str | None = None
             cache[k] = load_colons(c, src)
         colons.append(cache[k])
     with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
-        rows = pool.submit(_render_rows, cfgs, colons, n_frames, seed).result()
+        with interrupt.children_ignore_sigint():   # Ctrl-C is this process's: no worker traceback
+            fut = pool.submit(_render_rows, cfgs, colons, n_frames, seed)
+        rows = fut.result()
     if isinstance(rows, tuple):
         raise rebuild_error(*rows)
     img, (lo, hi) = draw_sheet(rows, labels)
