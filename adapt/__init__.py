@@ -6,7 +6,7 @@ Public API (torch is imported on first use of a submodule):
 
 - :class:`adapt.config.AdaptConfig`, :func:`adapt.config.load_adapt_config`
 - :func:`adapt.train.train_refiner` (cfg, real, synthetic, out_dir, *, resume, steps) -> dict
-- :func:`adapt.apply.load_refiner` (path) -> (model, meta)
+- :func:`adapt.apply.load_refiner` (RUN/model.pt) -> (model, meta)
 - :func:`adapt.apply.refine_images` (model, rgb, mask=None, batch_size=16) -> uint8 frames
 - :func:`adapt.apply.apply` (model_path, input, out) -> dict (import it from ``adapt.apply``: the
   submodule of the same name shadows it here)

@@ -28,8 +28,9 @@ from tqdm import tqdm
 from colonsim import open_checked
 from colonsim.data import realdata, schema
 from colonsim.errors import CheckpointError, InputError
+from training.checkpoint import TRAINING_STATE, build_model
 
-from .checkpoint import REFINER_KIND, load_checkpoint
+from .checkpoint import load_refiner_checkpoint
 from .data import is_hdf5, mask_tensor, to_tensor, to_uint8
 from .networks import Refiner
 
@@ -37,35 +38,29 @@ log = logging.getLogger(__name__)
 
 #: Pixels per forward pass; bounds the memory of full-resolution batches (about 1 GB at width 64).
 MAX_BATCH_PIXELS = 1 << 20
-#: The arguments a refiner.pt rebuilds its :class:`adapt.networks.Refiner` with.
+#: The arguments a refiner checkpoint rebuilds its :class:`adapt.networks.Refiner` with.
 REFINER_ARGS = ("width", "blocks", "output", "frame_knots")
 #: HDF5 root attribute added to a refined copy: JSON of the refiner's path, direction and steps.
 ATTR_REFINED_BY = "refined_by"
 
 
 def load_refiner(path: str | Path) -> tuple[nn.Module, dict]:
-    """Rebuild the refiner of a ``refiner.pt`` (kind ``colonsim.refiner``), in eval mode on the CPU.
+    """Rebuild the refiner of a refiner checkpoint (RUN/model.pt, a snapshot, or the refiner.pt of
+    earlier versions), in eval mode on the CPU.
 
     Returns (model, meta), where meta holds the checkpoint's other entries (model_args, direction,
     steps, config, software_version). CheckpointError for other kinds or pickle payloads.
     """
-    ck = load_checkpoint(path, REFINER_KIND)
-    args = ck.get("model_args")
-    if isinstance(args, dict) and args.get("tones") == "free":   # written by versions that had other tones
+    ck = load_refiner_checkpoint(path)
+    args = ck["model_args"]
+    if args.get("tones") == "free":   # written by versions that had other tones
         args = {k: v for k, v in args.items() if k != "tones"}
-    if not isinstance(args, dict) or not {"width", "blocks", "output"} <= set(args) <= {*REFINER_ARGS}:
+    if not {"width", "blocks", "output"} <= set(args) <= {*REFINER_ARGS}:
         raise CheckpointError(f"{path} has no valid refiner arguments ({', '.join(REFINER_ARGS)}): {args!r}; "
                               "a refiner of a variant this version no longer has is read by the version that wrote it")
-    try:
-        model = Refiner(**args)
-    except (ValueError, TypeError) as e:
-        raise CheckpointError(f"{path} has invalid refiner arguments: {e}") from None
-    try:
-        model.load_state_dict(ck["state_dict"])
-    except (RuntimeError, KeyError) as e:
-        raise CheckpointError(f"{path}: weights do not match the refiner {args} ({type(e).__name__})") from None
+    model = build_model(path, {**ck, "model_args": args}, Refiner)
     model.eval()
-    meta = {k: v for k, v in ck.items() if k != "state_dict"}
+    meta = {k: v for k, v in ck.items() if k not in TRAINING_STATE}
     return model, meta
 
 

@@ -17,7 +17,8 @@ def add_parsers(subparsers) -> None:
     t.add_argument("--out", required=True, metavar="RUN/", help="run folder")
     t.add_argument("--steps", type=int, metavar="N", help="adversarial steps in all (overrides schedule.steps)")
     t.add_argument("--size", type=int, metavar="PX", help="side of the square training crops (overrides data.size_px)")
-    t.add_argument("--resume", action="store_true", help="continue from RUN/last.pt")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt with its "
+                   "config.yaml; only --steps and schedule.time_limit_min may change")
     t.add_argument("--nproc", type=int, default=1, metavar="K",
                    help="data-parallel processes on this machine (gloo on CPU, nccl on CUDA); data.batch_size "
                    "stays the global batch. For several machines use torchrun --nproc_per_node K --nnodes ...")
@@ -26,7 +27,7 @@ def add_parsers(subparsers) -> None:
     t.set_defaults(func=_train)
 
     a = sub.add_parser("apply", help="refine a folder, video or HDF5 at full resolution")
-    a.add_argument("--model", required=True, metavar="RUN/refiner.pt")
+    a.add_argument("--model", required=True, metavar="RUN/model.pt")
     a.add_argument("--input", required=True, metavar="DIR|VIDEO|DATA.h5")
     a.add_argument("--out", required=True, metavar="DIR/|OUT.h5")
     a.add_argument("--batch-size", type=int, default=16, metavar="N")
@@ -70,7 +71,7 @@ def add_parsers(subparsers) -> None:
 
     s = sub.add_parser("score", help="real-vs-synthetic classifier accuracy on raw and refined frames")
     s.add_argument("--real", required=True, metavar="DIR|VIDEO|DATA.h5", help="held-out real frames")
-    s.add_argument("--refined", required=True, metavar="DIR|DATA.h5|refiner.pt",
+    s.add_argument("--refined", required=True, metavar="DIR|DATA.h5|RUN/model.pt",
                    help="their refined versions, or the refiner to make them")
     s.add_argument("--synthetic", required=True, metavar="DATA.h5")
     s.add_argument("--size", type=int, default=64, metavar="PX", help="classifier input side")
@@ -99,7 +100,13 @@ def _train(args: argparse.Namespace):
     from .train import train_refiner
 
     overrides = list(args.overrides) + ([f"data.size_px={args.size}"] if args.size is not None else [])
-    cfg = load_adapt_config(args.config, overrides)
+    if args.resume:  # the run's own config.yaml, then the user's file and --set (training.rundir)
+        from training.rundir import resume_config
+
+        from .config import AdaptConfig
+        cfg = resume_config(args.out, AdaptConfig, args.config, overrides)
+    else:
+        cfg = load_adapt_config(args.config, overrides)
     r = train_refiner(cfg, args.real, args.synthetic, args.out, resume=args.resume, steps=args.steps,
                       nproc=args.nproc)
     acc = r["disc_accuracy"]
@@ -110,7 +117,7 @@ def _train(args: argparse.Namespace):
                if r.get("fresh_acc_pool") is not None else
                f"disc acc target {acc.get('acc_target', float('nan')):.2f} refined "
                f"{acc.get('acc_refined', float('nan')):.2f}; ")
-            + f"{r['refiner']}")
+            + f"model: {r['model']}")
     return line, r
 
 

@@ -11,6 +11,7 @@ from typing import Literal, Sequence
 
 from colonsim.config import Range, assets_path, check_choice, check_range, load
 from colonsim.errors import ConfigError
+from training.config import ComputeConfig
 
 DEFAULTS = assets_path("defaults", "adapt.yaml")
 
@@ -79,7 +80,7 @@ class ScheduleConfig:
     log_every: int  # steps between TensorBoard scalars
     checkpoint_every: int  # steps between saves of the run folder and a sample grid
     time_limit_min: float  # stop early (and save) after this many wall minutes; 0 = no limit
-    snapshot_every: int = 0  # adversarial steps between snapshots/refiner_NNNNNN.pt (kept); 0 = none
+    snapshot_every: int = 0  # adversarial steps between snapshots/step_NNNNNN.pt (kept); 0 = none
 
     def __post_init__(self):
         for k in ("pretrain_refiner_steps", "pretrain_disc_steps", "steps"):
@@ -114,25 +115,13 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    # exponential moving average of the refiner's weights, saved as refiner.pt (Yazici et al. 2019):
+    # exponential moving average of the refiner's weights, saved as model.pt (Yazici et al. 2019):
     # each refiner update, ema = decay * ema + (1 - decay) * w; it follows the refiner about
-    # 1 / (1 - decay) updates behind. 0 = off (refiner.pt holds the last weights)
+    # 1 / (1 - decay) updates behind. 0 = off (model.pt holds the last weights)
     ema_decay: float = 0.0
 
     def __post_init__(self):
         check_range("ema_decay", self.ema_decay, 0, 1, hi_open=True)
-
-
-@dataclass(frozen=True)
-class ComputeConfig:
-    threads: int  # torch CPU threads; 0 = leave torch's default
-    bf16: bool  # bfloat16 autocast for the network passes (CPU or CUDA)
-    channels_last: bool  # NHWC memory format for the convolutions
-    device: str  # "cpu", "cuda", or "auto" (cuda when available)
-
-    def __post_init__(self):
-        check_range("threads", self.threads, 0, 256)
-        check_choice("device", self.device, ("cpu", "cuda", "auto"))
 
 
 @dataclass(frozen=True)
@@ -148,7 +137,7 @@ class AdaptConfig:
     history: HistoryConfig
     data: DataConfig
     optim: OptimConfig
-    compute: ComputeConfig
+    compute: ComputeConfig  # device, threads, bf16, channels_last: shared with depth/ (training.config)
 
     def __post_init__(self):
         check_choice("direction", self.direction, ("reverse", "forward"))

@@ -1,13 +1,18 @@
-"""What a training run reports: a progress bar, TensorBoard scalars and images, sample-grid PNGs,
-loss_curve.png, and warnings for the known failure modes of adversarial refinement."""
+"""What a training run reports: a progress bar, TensorBoard scalars and images (RUN/tb), sample-grid
+PNGs, loss_curve.png (:mod:`training.curves`), and warnings for the known failure modes of
+adversarial refinement."""
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from pathlib import Path
 
 import cv2
 import numpy as np
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from training.curves import Panel, plot_loss_curve
+from training.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -26,22 +31,26 @@ DISC_WINS_ACC = 0.99
 WARN_EVERY = 50
 
 
+#: loss_curve.png: the losses; the discriminator's accuracies with the fraction of pixels the refiner
+#: changes; and the mean |refined - input| by the refiner and by its moving average (model.pt's).
+CURVE_PANELS = (Panel("losses", yscale="symlog"),
+                Panel("discriminator accuracy; fraction of pixels the refiner changes", ("/acc", "changed_frac")),
+                Panel("mean |refined - input| (grey levels); _ema: model.pt's average", ("delta",)))
+
+
 class Logbook:
     """Collects per-step scalars and writes their means every ``flush``.
 
     Args:
-        out_dir: the run folder.
+        run: the run folder.
         records: the list of flushed records (kept in last.pt, appended to in place).
         start_step, total: schedule steps done and planned (for the progress bar).
     """
 
-    def __init__(self, out_dir: Path, records: list[dict], start_step: int, total: int):
-        from torch.utils.tensorboard import SummaryWriter
-        from tqdm import tqdm
-
-        self.out_dir = out_dir
+    def __init__(self, run: RunDir, records: list[dict], start_step: int, total: int):
+        self.run = run
         self.records = records
-        self.writer = SummaryWriter(log_dir=str(out_dir / "tensorboard"), purge_step=start_step or None)
+        self.writer = SummaryWriter(log_dir=str(run.tb), purge_step=start_step or None)
         # disable=None: no bar when stderr is not a terminal (a log file gets the warnings, not a bar per step)
         self.bar = tqdm(total=total, initial=start_step, desc="adapt train", unit="step", dynamic_ncols=True,
                         disable=None)
@@ -79,7 +88,7 @@ class Logbook:
             moved = ("" if changed is None
                      else f"; {100 * changed:.2f} % of pixels moved by more than {CHANGED_LEVELS:g}")
             log.warning("step %d: refined frames are nearly identical to their inputs (mean |refined - input| "
-                        "= %.2f grey levels%s): lower losses.self_reg_weight or raise losses.adv_weight",
+                        "= %.2f grey levels%s): lower losses.self_reg_weight",
                         step, delta, moved)
         acc_t, acc_r = rec.get("disc/acc_target"), rec.get("disc/acc_refined")
         if acc_t is not None and acc_r is not None and min(acc_t, acc_r) > DISC_WINS_ACC and self._due("disc"):
@@ -102,38 +111,11 @@ class Logbook:
 
     def samples(self, step: int, grid: np.ndarray) -> None:
         """Write samples_<step>.png and the same grid to TensorBoard; grid is (H, W, 3) uint8 RGB."""
-        cv2.imwrite(str(self.out_dir / f"samples_{step:06d}.png"), grid[..., ::-1])
+        cv2.imwrite(str(self.run.root / f"samples_{step:06d}.png"), grid[..., ::-1])
         self.writer.add_image("samples", grid, step, dataformats="HWC")
 
     def close(self) -> None:
         self.bar.close()
         self.writer.close()
         if self.records:
-            plot_losses(self.records, self.out_dir / "loss_curve.png")
-
-
-def plot_losses(records: list[dict], path: Path) -> None:
-    """loss_curve.png: losses, discriminator accuracies with the fraction of pixels changed, and mean
-    |refined - input| in grey levels (by the refiner, and by its moving average where there is one)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keys = sorted({k for r in records for k in r if k not in ("step", "phase")})
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-    titles = ("losses", "discriminator accuracy; fraction of pixels the refiner changes",
-              "mean |refined - input| (grey levels); _ema: refiner.pt's average")
-    for k in keys:
-        pts = [(r["step"], r[k]) for r in records if k in r]
-        ax = axes[1] if ("/acc" in k or "changed_frac" in k) else axes[2] if "delta" in k else axes[0]
-        ax.plot(*zip(*pts), label=k)
-    axes[0].set_yscale("symlog", linthresh=1e-3)
-    for ax, title in zip(axes, titles):
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("schedule step")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+            plot_loss_curve(self.records, self.run.loss_curve, CURVE_PANELS)

@@ -7,10 +7,11 @@ domain is "real" in the ``reverse`` direction (Mahmood, Chen, Durr 2017) and "sy
 Schedule: ``pretrain_refiner_steps`` updates on self-regularization alone, ``pretrain_disc_steps``
 discriminator updates, then ``steps`` adversarial steps of one discriminator and one refiner
 update (SimGAN's K_d = K_g = 1). Both networks use Adam (lr 2e-4, betas 0.5 and 0.999). The run
-folder holds config.yaml, refiner.pt (for apply; the weights' moving average with
-``optim.ema_decay``), last.pt (for ``--resume``), snapshots/refiner_<adversarial step>.pt every
-``schedule.snapshot_every`` adversarial steps (kept, to compare or pick later),
-samples_<step>.png grids, TensorBoard events and loss_curve.png.
+folder is :class:`training.RunDir`'s, and ``--resume`` follows its rules: config.yaml, model.pt
+(the refiner for ``adapt apply``: the moving average of its weights with ``optim.ema_decay``),
+last.pt (everything ``--resume`` needs), snapshots/step_<adversarial step>.pt every
+``schedule.snapshot_every`` adversarial steps (model.pt as it was then, kept to compare or pick
+later), tb/ (TensorBoard), loss_curve.png, and samples_<step>.png grids.
 
 With ``discriminator.fresh_every`` > 0, fresh critics (:mod:`adapt.critics`) judge the refiner in
 place of the patch discriminator.
@@ -25,7 +26,6 @@ writes the run folder; the logged scalars are means over the ranks.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import json
@@ -37,13 +37,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from colonsim import __version__
 from colonsim.run import distributed, interrupt
-from colonsim.config import to_dict, to_yaml
-from colonsim.errors import CheckpointError, InputError
+from colonsim.config import to_dict
+from colonsim.errors import InputError
+from training.checkpoint import load_checkpoint
+from training.compute import autocast, channels_last, pick_device, set_threads
+from training.rundir import RunDir
 
 from . import losses
-from .checkpoint import TRAIN_STATE_KIND, load_checkpoint, refiner_checkpoint, save_checkpoint
+from .checkpoint import FORMAT_VERSION, REFINER_KIND, WHAT, save_refiner
 from .config import AdaptConfig
 from .critics import FRESH_POOL, FreshCritics, square_view
 from .data import CropSampler, open_frames, to_uint8
@@ -61,23 +63,14 @@ LR, BETAS = 2e-4, (0.5, 0.999)
 HISTORY_FRACTION = 0.5
 
 
-def _device(cfg: AdaptConfig) -> torch.device:
-    if cfg.compute.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if cfg.compute.device == "cuda" and not torch.cuda.is_available():
-        raise InputError("compute.device is 'cuda' but no CUDA device is available; use 'cpu' or 'auto'")
-    return torch.device(cfg.compute.device)
-
-
 class Trainer:
     """Holds the models, optimizers, data samplers and history buffer of one run."""
 
     def __init__(self, cfg: AdaptConfig, real: str | Path, synthetic: str | Path, out_dir: Path,
                  dist: distributed.Dist = distributed.Dist()):
-        self.cfg, self.out_dir, self.dist = cfg, out_dir, dist
-        self.device = _device(cfg)
-        if cfg.compute.threads:
-            torch.set_num_threads(cfg.compute.threads)
+        self.cfg, self.run, self.dist = cfg, RunDir(out_dir), dist
+        self.device = pick_device(cfg.compute.device)
+        set_threads(cfg.compute.threads)
         seeds = np.random.SeedSequence(cfg.seed).spawn(5)
         real_frames = open_frames(real, cfg.data.cache_short_side_px)
         synth_frames = open_frames(synthetic, cfg.data.cache_short_side_px)
@@ -98,10 +91,9 @@ class Trainer:
                 self.refiner.set_curve(fit_target(synthetic).lut)
             self.refiner.to(self.device)
             self.disc = PatchDiscriminator(cfg.discriminator.width, cfg.discriminator.layers).to(self.device)
-        if cfg.compute.channels_last:
-            self.refiner.to(memory_format=torch.channels_last)
-            self.disc.to(memory_format=torch.channels_last)
-        # the refiner's weights averaged over its updates (optim.ema_decay > 0), what refiner.pt holds
+        channels_last(self.refiner, cfg.compute.channels_last)
+        channels_last(self.disc, cfg.compute.channels_last)
+        # the refiner's weights averaged over its updates (optim.ema_decay > 0), what model.pt holds
         self.refiner_ema = copy.deepcopy(self.refiner).requires_grad_(False) if cfg.optim.ema_decay else None
         self.opt_r = torch.optim.Adam(self.refiner.parameters(), lr=LR, betas=BETAS)
         self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=LR, betas=BETAS)
@@ -114,13 +106,10 @@ class Trainer:
     # ------------------------------------------------------------------ one update each
 
     def _to(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.to(self.device, non_blocking=True)
-        return x.contiguous(memory_format=torch.channels_last) if self.cfg.compute.channels_last else x
+        return channels_last(x.to(self.device, non_blocking=True), self.cfg.compute.channels_last)
 
     def _autocast(self):
-        if not self.cfg.compute.bf16:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return autocast(self.device, self.cfg.compute.bf16)
 
     def refine(self, x: torch.Tensor, m: torch.Tensor, refiner: nn.Module | None = None) -> torch.Tensor:
         """The refined frame (by ``refiner``, default the one in training), black (-1) outside the mask."""
@@ -162,7 +151,7 @@ class Trainer:
             loss = loss + adv
             out["refiner/adv"] = float(adv.detach())
         if self.refiner_ema is not None and (self.step + 1) % self.cfg.schedule.log_every == 0:
-            # what refiner.pt (the moving average) does to this batch, beside delta_grey (what the
+            # what model.pt (the moving average) does to this batch, beside delta_grey (what the
             # refiner does): the average follows the refiner about 1 / (1 - ema_decay) updates behind
             with torch.no_grad():
                 y_ema = self.refine(x, m, self.refiner_ema)
@@ -242,7 +231,7 @@ class Trainer:
 
     def samples(self) -> np.ndarray:
         """(4S, B*S, 3) uint8 grid: rows input, refined (by the averaged weights where they are
-        kept: what refiner.pt holds), 4 x |refined - input|, target frames."""
+        kept: what model.pt holds), 4 x |refined - input|, target frames."""
         x, m = (self._to(t) for t in self.fixed_source)
         with torch.no_grad():
             y = self.refine(x, m, self.refiner_ema)
@@ -250,53 +239,46 @@ class Trainer:
         rows = [to_uint8(v) for v in (x, y, diff, self._to(self.fixed_target[0]))]
         return np.concatenate([np.concatenate(list(r), axis=1) for r in rows], axis=0)
 
-    def state_dict(self) -> dict:
-        return {"kind": TRAIN_STATE_KIND, "step": self.step, "refiner": self.refiner.state_dict(),
-                "disc": self.disc.state_dict(), "opt_r": self.opt_r.state_dict(),
-                "opt_d": self.opt_d.state_dict(), "history": self.history.state_dict(),
-                "rng_source": _rng_state(self.source.rng), "rng_target": _rng_state(self.target.rng),
-                "records": self.records, "config": to_dict(self.cfg), "software_version": __version__,
-                **self.critics.state_dict(),
+    def training_state(self) -> dict:
+        """What last.pt holds beside the refiner's trained weights: everything ``--resume`` needs."""
+        return {"step": self.step, "disc": self.disc.state_dict(),
+                "optimizers": {"refiner": self.opt_r.state_dict(), "disc": self.opt_d.state_dict()},
+                "history": self.history.state_dict(),
+                "rng": {"source": _rng_state(self.source.rng), "target": _rng_state(self.target.rng)},
+                "records": self.records, **self.critics.state_dict(),
                 **({"refiner_ema": self.refiner_ema.state_dict()} if self.refiner_ema is not None else {})}
 
-    def load_state_dict(self, state: dict) -> None:
-        for key in ("refiner", "discriminator"):
-            now = to_dict(getattr(self.cfg, key))
-            was = {k: state["config"].get(key, {}).get(k) for k in now}
-            if was != now:
-                raise CheckpointError(f"last.pt was trained with {key} {was}; the config "
-                                      f"now says {now}: resume with the same {key}")
-        self.refiner.load_state_dict(state["refiner"])
-        if self.refiner_ema is not None:   # a checkpoint without an average starts it at its weights
-            self.refiner_ema.load_state_dict(state.get("refiner_ema", state["refiner"]))
-        self.disc.load_state_dict(state["disc"])
-        self.opt_r.load_state_dict(state["opt_r"])
-        self.opt_d.load_state_dict(state["opt_d"])
-        self.history.load_state_dict(state["history"])
-        _set_rng_state(self.source.rng, state["rng_source"])
-        _set_rng_state(self.target.rng, state["rng_target"])
-        self.critics.load_state_dict(state)
-        self.step, self.records = int(state["step"]), list(state["records"])
+    def restore(self, ck: dict) -> None:
+        """Continue from a last.pt (:meth:`save`); the run folder's rules have checked its config."""
+        self.refiner.load_state_dict(ck["model"])
+        if self.refiner_ema is not None:
+            self.refiner_ema.load_state_dict(ck["refiner_ema"])
+        self.disc.load_state_dict(ck["disc"])
+        self.opt_r.load_state_dict(ck["optimizers"]["refiner"])
+        self.opt_d.load_state_dict(ck["optimizers"]["disc"])
+        self.history.load_state_dict(ck["history"])
+        _set_rng_state(self.source.rng, ck["rng"]["source"])
+        _set_rng_state(self.target.rng, ck["rng"]["target"])
+        self.critics.load_state_dict(ck)
+        self.step, self.records = int(ck["step"]), list(ck["records"])
 
     @property
     def adv_steps(self) -> int:
         return max(0, self.step - self.cfg.schedule.pretrain_refiner_steps - self.cfg.schedule.pretrain_disc_steps)
 
     def save(self) -> None:
-        """last.pt (everything to resume) and refiner.pt (what apply needs), each written atomically."""
-        save_checkpoint(self.state_dict(), self.out_dir / "last.pt")
-        save_checkpoint(self.refiner_state(), self.out_dir / "refiner.pt")
+        """last.pt (everything to resume) and model.pt (what apply needs), each written atomically."""
+        save_refiner(self.run.last, self.refiner, self.cfg, self.adv_steps, **self.training_state())
+        save_refiner(self.run.model, self.artifact, self.cfg, self.adv_steps)
 
-    def refiner_state(self) -> dict:
-        """What refiner.pt holds: the refiner (its moving average with ``optim.ema_decay``)."""
-        return refiner_checkpoint(self.refiner if self.refiner_ema is None else self.refiner_ema, self.cfg, self.adv_steps)
+    @property
+    def artifact(self) -> nn.Module:
+        """The refiner of model.pt: the moving average of the weights with ``optim.ema_decay``."""
+        return self.refiner if self.refiner_ema is None else self.refiner_ema
 
     def snapshot(self) -> Path:
-        """snapshots/refiner_NNNNNN.pt (NNNNNN: adversarial steps), kept: refiner.pt at this step."""
-        path = self.out_dir / "snapshots" / f"refiner_{self.adv_steps:06d}.pt"
-        path.parent.mkdir(exist_ok=True)
-        save_checkpoint(self.refiner_state(), path)
-        return path
+        """snapshots/step_NNNNNN.pt (NNNNNN: adversarial steps), kept: model.pt at this step."""
+        return save_refiner(self.run.snapshot(self.adv_steps), self.artifact, self.cfg, self.adv_steps)
 
 
 @torch.no_grad()
@@ -322,10 +304,12 @@ def train_refiner(cfg: AdaptConfig, real: str | Path, synthetic: str | Path, out
     """Train a refiner; returns a summary (steps, final losses, discriminator accuracies, paths).
 
     Args:
-        cfg: the resolved config.
+        cfg: the resolved config; on resume it must equal the run's config.yaml except in
+            ``schedule.steps`` and ``schedule.time_limit_min`` (build it with
+            ``training.resume_config``; training.rundir).
         real: a folder of real frames, a video, or a ColonSim HDF5 of real frames.
         synthetic: a ColonSim HDF5 with ``rgb`` (and ``mask``).
-        out_dir: the run folder (created).
+        out_dir: the run folder (created; must not already hold a run unless ``resume``).
         resume: continue from ``out_dir/last.pt``.
         steps: adversarial steps in all (overrides ``cfg.schedule.steps``); with ``resume``, the run
             continues until this many are done.
@@ -338,29 +322,26 @@ def train_refiner(cfg: AdaptConfig, real: str | Path, synthetic: str | Path, out
         cfg = _with_steps(cfg, steps)
     if nproc > 1 and cfg.discriminator.fresh_every:
         raise InputError(FRESH_ONE_PROCESS)
+    run = RunDir(out_dir)
+    run.check_start(cfg, resume)  # the refusals of training.rundir, before anything is written
     if nproc > 1 and not distributed.from_env().enabled:
         distributed.check_batch(cfg.data.batch_size, nproc, "data.batch_size")
         return distributed.launch(train_refiner, nproc, cfg, real, synthetic, out_dir, resume=resume, steps=steps)
-    out = Path(out_dir)
-    if (out / "last.pt").exists() and not resume:
-        raise InputError(f"{out} already holds a run (last.pt); pass --resume to continue it or choose another --out")
-    dist = distributed.setup(_device(cfg).type)
+    ckpt = load_checkpoint(run.last, REFINER_KIND, FORMAT_VERSION, WHAT) if resume else None
+    dist = distributed.setup(pick_device(cfg.compute.device).type)
     distributed.check_batch(cfg.data.batch_size, dist.world, "data.batch_size")
-    trainer = Trainer(cfg, real, synthetic, out, dist)
+    trainer = Trainer(cfg, real, synthetic, run.root, dist)
+    if ckpt is not None:
+        trainer.restore(ckpt)
+        log.info("resuming %s at schedule step %d", run.root, trainer.step)
     if not dist.main:
-        _follow(trainer, cfg, resume)
+        _follow(trainer, cfg)
         return distributed.from_main(None, dist)  # rank 0's summary
-    out.mkdir(parents=True, exist_ok=True)
-    if resume and (out / "last.pt").exists():
-        trainer.load_state_dict(load_checkpoint(out / "last.pt", TRAIN_STATE_KIND))
-        log.info("resuming %s at schedule step %d", out, trainer.step)
-    elif resume:
-        log.info("no last.pt in %s: starting a new run", out)
-    (out / "config.yaml").write_text(to_yaml(cfg))
+    run.create(cfg)
 
     s = cfg.schedule
     total = s.pretrain_refiner_steps + s.pretrain_disc_steps + s.steps
-    book = Logbook(out, trainer.records, start_step=trainer.step, total=total)
+    book = Logbook(run, trainer.records, start_step=trainer.step, total=total)
     t0 = time.monotonic()
     stopped_early, phase = False, "resumed"
     try:
@@ -394,15 +375,13 @@ def train_refiner(cfg: AdaptConfig, real: str | Path, synthetic: str | Path, out
                "disc_accuracy": {k.split("/")[-1]: v for k, v in last.items() if "/acc" in k},
                # the latest round of fresh critics: their accuracy on the frames they trained on
                "fresh_acc_pool": next((r["fresh/acc_pool"] for r in reversed(trainer.records) if "fresh/acc_pool" in r), None),
-               "refiner": str(out / "refiner.pt"), "last": str(out / "last.pt"), "run_dir": str(out)}
+               "model": str(run.model), "paths": run.paths()}
     return distributed.from_main(summary, dist)  # every rank returns rank 0's summary
 
 
-def _follow(trainer: Trainer, cfg: AdaptConfig, resume: bool) -> None:
+def _follow(trainer: Trainer, cfg: AdaptConfig) -> None:
     """The loop of ranks other than 0: the same updates and all-reduces as rank 0, and no output."""
     s = cfg.schedule
-    if resume and (trainer.out_dir / "last.pt").exists():  # rank 0 loads the same file
-        trainer.load_state_dict(load_checkpoint(trainer.out_dir / "last.pt", TRAIN_STATE_KIND))
     total = s.pretrain_refiner_steps + s.pretrain_disc_steps + s.steps
     while trainer.step < total:
         interrupt.check()

@@ -6,7 +6,8 @@ a refiner is trained on the training frames (raw, matched, or given only some of
 and both are scored on the held-out frames by ``adapt score``'s classifier (:func:`run`).
 :func:`held_out_change` says what the refiner did to the held-out frames it was scored on: near no
 change, ``acc_refined`` measures its input. The work folder holds real_train/, real_heldout/,
-matched_heldout/ (and input_heldout/, matched_train/ where used), run/ (the refiner's run folder),
+matched_heldout/ (and input_heldout/, matched_train/ where used), run/ (the refiner's run folder,
+whose model.pt is scored),
 refined_heldout/, results.json, grid.png and examples.png. :mod:`adapt.eval.select` picks among a
 finished run's snapshots and scores it against renders of the held-out frames' own layouts.
 """
@@ -27,6 +28,7 @@ from colonsim.config import load
 from colonsim.errors import InputError
 
 from ..apply import apply, load_refiner, refine_images
+from ..checkpoint import run_model
 from ..config import DEFAULTS, AdaptConfig
 from ..data import inscribed_box
 from ..logbook import CHANGED_LEVELS
@@ -169,7 +171,7 @@ def remeasure(work: Path) -> dict:
     """:func:`held_out_change` of a finished run's saved refiner, written into its results.json;
     returns the change."""
     result = read_results(work)
-    inputs, refiner = heldout_input(work, result), work / "run" / "refiner.pt"
+    inputs, refiner = heldout_input(work, result), run_model(work / "run")
     if not inputs.is_dir() or not refiner.is_file():
         raise InputError(f"{work} is not a finished run's --work folder ({inputs} or {refiner} is missing)")
     change = held_out_change(inputs, refiner)
@@ -220,15 +222,15 @@ def run(work: Path, cfg: AdaptConfig, held: Path, synthetic: Path, train_synthet
     train_s = time.monotonic() - t0
     log.info("trained %d adversarial steps in %.0f s; scoring", summary["steps"], train_s)
     t1 = time.monotonic()
-    refined = run_dir / "refiner.pt"
+    model = refined = run_model(run_dir)
     if match_input:   # the refiner's input is the matched frame; the score compares with the raw one
         refined = work / "refined_heldout"
-        apply(run_dir / "refiner.pt", input_held, refined, overwrite=True)
+        apply(model, input_held, refined, overwrite=True)
     s = score(held, refined, synthetic, size_px=score_size, steps=score_steps, seed=seed, floor=True, cues=cues,
               repeats=score_repeats, examples=work / "examples.png")
     score_s = time.monotonic() - t1
-    change = held_out_change(input_held if match_input else held, run_dir / "refiner.pt")
-    side_by_side(held, run_dir / "refiner.pt", work / "grid.png", 8, grid_px, input_held if match_input else None)
+    change = held_out_change(input_held if match_input else held, model)
+    side_by_side(held, model, work / "grid.png", 8, grid_px, input_held if match_input else None)
     result = {"size_px": cfg.data.size_px, "adversarial_steps": summary["steps"],
               "schedule_steps": summary["schedule_steps"], "train_s": round(train_s, 1),
               "score_s": round(score_s, 1),

@@ -205,7 +205,7 @@ def score(real: str | Path, refined: str | Path | nn.Module, synthetic: str | Pa
     Args:
         real: held-out real frames (a folder, a video, or a ColonSim HDF5).
         refined: the refined versions of those frames (a folder with the same names, or an HDF5),
-            or a refiner (``refiner.pt`` or a module) to refine them here.
+            or a refiner (a run's ``model.pt`` or a module) to refine them here.
         synthetic: a ColonSim HDF5 of synthetic frames (up to ``max_frames``, evenly spaced).
         size_px: side of the classifier's input squares; steps, batch_size: its training.
         floor: also measure the structure floor (see the module doc), with ``floor_sigma_px``.

@@ -16,6 +16,7 @@ from typing import Callable
 from colonsim.errors import InputError
 
 from ..apply import apply
+from ..checkpoint import run_model, run_snapshots
 from .pick import pick
 from .protocol import heldout_input, read_results
 from .score import score
@@ -27,7 +28,7 @@ def select_snapshot(work: Path, select_synthetic: Path | None, size_px: int, ste
                     select_repeats: int, seed: int, report: Callable[[str], None] = log.info) -> dict:
     """Pick one refiner of a finished run by the training frames alone, then score every candidate.
 
-    The candidates are the run's snapshots and its final refiner.pt. Each refines the run's training
+    The candidates are the run's snapshots and its final model.pt. Each refines the run's training
     frames (matched first where the run matched them), and a classifier scores them against
     ``select_synthetic`` (renders that neither trained the refiner nor score it are best; default:
     the run's training renders) with ``select_repeats`` seeds: that is ``acc_select``, and the
@@ -41,7 +42,8 @@ def select_snapshot(work: Path, select_synthetic: Path | None, size_px: int, ste
     result = read_results(work)
     train_in = work / ("matched_train" if result.get("match") else "real_train")
     held_in = heldout_input(work, result)
-    candidates = sorted((work / "run" / "snapshots").glob("refiner_*.pt")) + [work / "run" / "refiner.pt"]
+    final = run_model(work / "run")
+    candidates = run_snapshots(work / "run") + [final]
     try:
         synthetic = Path(result["synthetic"])
         chooser = Path(select_synthetic or result.get("train_synthetic") or synthetic)
@@ -58,7 +60,7 @@ def select_snapshot(work: Path, select_synthetic: Path | None, size_px: int, ste
                                      seed=seed, repeats=select_repeats)["acc_refined"], 4)
         report(f"match acc_select={select_matched:.3f}")
     for c in candidates:
-        name = "final" if c.name == "refiner.pt" else c.stem
+        name = "final" if c == final else c.stem
         out = work / "select" / name
         steps_done = int(apply(c, train_in, out / "train", overwrite=True)["steps"])
         v = score(work / "real_train", out / "train", chooser, size_px=size_px, steps=steps, seed=seed,
@@ -70,7 +72,7 @@ def select_snapshot(work: Path, select_synthetic: Path | None, size_px: int, ste
                      "acc_refined": round(h["acc_refined"], 4),
                      "acc_refined_seeds": h.get("acc_refined_seeds", [h["acc_refined"]])})
         report(f"{name} adv_steps={steps_done} acc_select={v['acc_refined']:.3f} acc_refined={h['acc_refined']:.3f}")
-    final = rows[-1]
+    last = rows[-1]
     ref = "acc_input" if result.get("acc_input") is not None else "acc_matched"   # the refiner's own input
     if select_matched is not None and result.get(ref) is not None:
         rows.insert(0, {"candidate": "match", "adv_steps": 0, "acc_select": select_matched,
@@ -78,7 +80,7 @@ def select_snapshot(work: Path, select_synthetic: Path | None, size_px: int, ste
     chosen = min(rows, key=lambda r: r["acc_select"])   # the first of equals
     summary = {"select_synthetic": str(chooser), "select_repeats": select_repeats, "score_repeats": repeats,
                "candidates": rows, "selected": chosen["candidate"], "acc_refined_selected": chosen["acc_refined"],
-               "acc_refined_final": final["acc_refined"], "acc_matched": result.get("acc_matched"),
+               "acc_refined_final": last["acc_refined"], "acc_matched": result.get("acc_matched"),
                "acc_select_matched": select_matched}
     (work / "select.json").write_text(json.dumps(summary, indent=2))
     return summary
@@ -99,7 +101,7 @@ def control_score(work: Path, pool: Path | None, n: int, size_px: int, steps: in
     """
     result = read_results(work)
     held = work / "real_heldout"
-    refined = work / "refined_heldout" if result.get("match") else work / "run" / "refiner.pt"
+    refined = work / "refined_heldout" if result.get("match") else run_model(work / "run")
     matched = work / "matched_heldout"
     picked = (result.get("picks") or {}).get("synthetic_picked.h5") or {}
     try:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from adapt.apply import apply, load_refiner, refine_images
-from adapt.checkpoint import refiner_checkpoint, save_checkpoint
+from adapt.checkpoint import REFINER_KIND, save_checkpoint, save_refiner
 from adapt.networks import Refiner
 from colonsim.data import realdata, schema
 from colonsim.errors import CheckpointError
@@ -19,7 +19,7 @@ def shifting_refiner(tmp_path, tiny_cfg):
     with torch.no_grad():
         model.tail.bias.copy_(torch.tensor([0.3, -0.2, 0.1]))
     path = tmp_path / "refiner.pt"
-    save_checkpoint(refiner_checkpoint(model, tiny_cfg, 0), path)
+    save_refiner(path, model, tiny_cfg, 0)
     return path
 
 
@@ -70,11 +70,11 @@ def test_apply_h5_changes_only_rgb(tmp_path, synthetic_h5, shifting_refiner):
 def test_load_refiner_refuses_other_kinds_and_pickles(tmp_path):
     other = tmp_path / "other.pt"
     torch.save({"kind": "colonsim.depth", "state_dict": {}}, other)
-    with pytest.raises(CheckpointError, match="expected kind 'colonsim.refiner'"):
+    with pytest.raises(CheckpointError, match="'colonsim.depth' checkpoint; expected an adapt refiner"):
         load_refiner(other)
     pickled = tmp_path / "pickled.pt"
     torch.save({"kind": "colonsim.refiner", "payload": np.random.default_rng(0)}, pickled)
-    with pytest.raises(CheckpointError, match="pickle"):
+    with pytest.raises(CheckpointError, match="pickled Python object"):
         load_refiner(pickled)
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a checkpoint")
@@ -83,36 +83,39 @@ def test_load_refiner_refuses_other_kinds_and_pickles(tmp_path):
 
 
 def test_refiners_of_older_versions_load_and_removed_variants_are_refused(tmp_path, tiny_cfg):
-    """A refiner.pt that names its tones "free" (as versions with other tones wrote) rebuilds the
-    same refiner; one of a variant this version no longer has is refused in one line."""
+    """A refiner.pt of an earlier version (no format_version, weights under "state_dict", its tones
+    named "free") rebuilds the same refiner; one of a variant this version no longer has is refused
+    in one line."""
     torch.manual_seed(0)
     model = Refiner(width=4, blocks=1, output="colour_curve")
     torch.nn.init.normal_(model.tail.weight, std=0.5)
-    ck = refiner_checkpoint(model, tiny_cfg, 0)
-    assert ck["model_args"] == {"width": 4, "blocks": 1, "output": "colour_curve"}
-    save_checkpoint(dict(ck, model_args={**ck["model_args"], "tones": "free"}), tmp_path / "old.pt")
+    old = {"kind": REFINER_KIND, "model_args": {**model.args, "tones": "free"}, "state_dict": model.state_dict(),
+           "direction": "reverse", "steps": 3}
+    save_checkpoint(old, tmp_path / "refiner.pt")
     x = torch.rand(1, 3, 12, 12) * 2 - 1
+    loaded, meta = load_refiner(tmp_path / "refiner.pt")
     with torch.no_grad():
-        assert torch.equal(load_refiner(tmp_path / "old.pt")[0](x), model(x))
+        assert torch.equal(loaded(x), model(x)) and meta["steps"] == 3
     for gone in ({"tones": "keep"}, {"smooth_px": 8}, {"rim_frac": 0.15}):
-        save_checkpoint(dict(ck, model_args={**ck["model_args"], **gone}), tmp_path / "gone.pt")
+        save_checkpoint(dict(old, model_args={**old["model_args"], **gone}), tmp_path / "gone.pt")
         with pytest.raises(CheckpointError, match="no longer has"):
             load_refiner(tmp_path / "gone.pt")
 
 
-def test_frame_knots_refiners_round_trip_through_refiner_pt(tmp_path, tiny_cfg):
-    """A refiner.pt of a per-frame tone curve rebuilds the same refiner, knots and all; one whose
-    weights do not fit its knots is refused."""
+def test_frame_knots_refiners_round_trip_through_model_pt(tmp_path, tiny_cfg):
+    """A model.pt of a per-frame tone curve rebuilds the same refiner, knots and all, with the run's
+    direction, steps and config; one whose weights do not fit its knots is refused."""
     torch.manual_seed(1)
     model = Refiner(width=4, blocks=1, output="colour_curve", frame_knots=6)
     torch.nn.init.normal_(model.tail.weight, std=0.5)
-    ck = refiner_checkpoint(model, tiny_cfg, 0)
-    assert ck["model_args"]["frame_knots"] == 6
-    save_checkpoint(ck, tmp_path / "knots.pt")
-    loaded, _ = load_refiner(tmp_path / "knots.pt")
+    save_refiner(tmp_path / "model.pt", model, tiny_cfg, 5)
+    loaded, meta = load_refiner(tmp_path / "model.pt")
+    assert meta["model_args"] == {"width": 4, "blocks": 1, "output": "colour_curve", "frame_knots": 6}
+    assert meta["steps"] == 5 and meta["direction"] == "reverse" and meta["config"]["data"]["size_px"] == 24
     x = torch.rand(2, 3, 16, 16) * 2 - 1
     with torch.no_grad():
         assert loaded.frame_knots == 6 and torch.equal(loaded(x), model(x))
-    save_checkpoint(dict(ck, model_args={**ck["model_args"], "frame_knots": 5}), tmp_path / "bad.pt")
-    with pytest.raises(CheckpointError, match="weights do not match"):
+    ck = torch.load(tmp_path / "model.pt", weights_only=True)
+    torch.save(dict(ck, model_args={**ck["model_args"], "frame_knots": 5}), tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="do not fit"):
         load_refiner(tmp_path / "bad.pt")

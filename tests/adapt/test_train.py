@@ -8,11 +8,12 @@ import yaml
 
 import cli
 from adapt.apply import load_refiner
-from adapt.checkpoint import TRAIN_STATE_KIND, load_checkpoint
+from adapt.checkpoint import FORMAT_VERSION, REFINER_KIND
 from adapt.config import load_adapt_config
 from adapt.critics import square_view
 from adapt.train import Trainer, train_refiner
-from colonsim.errors import CheckpointError, ConfigError, InputError
+from colonsim.errors import ConfigError, InputError
+from training.checkpoint import load_checkpoint as _load
 
 
 def test_train_writes_run_folder_and_refiner_round_trips(tmp_path, real_dir, synthetic_h5, tiny_cfg):
@@ -21,14 +22,14 @@ def test_train_writes_run_folder_and_refiner_round_trips(tmp_path, real_dir, syn
     assert r["steps"] == 3 and r["schedule_steps"] == 7
     assert 0.0 <= r["disc_accuracy"]["acc_target"] <= 1.0 and "refiner/delta_grey" in r["losses"]
     names = {p.name for p in run.iterdir()}
-    assert {"config.yaml", "refiner.pt", "last.pt", "loss_curve.png", "tensorboard"} <= names
+    assert {"config.yaml", "model.pt", "last.pt", "loss_curve.png", "tb"} <= names
     assert any(n.startswith("samples_") and n.endswith(".png") for n in names)
     assert yaml.safe_load((run / "config.yaml").read_text())["direction"] == "reverse"
-    model, meta = load_refiner(run / "refiner.pt")
-    state = load_checkpoint(run / "last.pt", TRAIN_STATE_KIND)
+    model, meta = load_refiner(run / "model.pt")
+    state = _load(run / "last.pt", REFINER_KIND, FORMAT_VERSION)
     assert meta["direction"] == "reverse" and meta["model_args"] == {"width": 8, "blocks": 1, "output": "residual"}
     for k, v in model.state_dict().items():
-        assert torch.equal(v, state["refiner"][k]), k
+        assert torch.equal(v, state["model"][k]), k
     try:
         train_refiner(tiny_cfg, real_dir, synthetic_h5, run)
         raise AssertionError("a second run into the same folder must be refused")
@@ -46,23 +47,31 @@ def test_resume_continues_exactly(tmp_path, real_dir, synthetic_h5, tiny_cfg):
             "--set", "schedule.pretrain_refiner_steps=2", "--set", "schedule.pretrain_disc_steps=2",
             "--set", "schedule.log_every=1", "--set", "schedule.checkpoint_every=2", "--set", "compute.threads=1", "--set", "compute.device=cpu"]
     assert cli.main(args + ["--steps", "1"]) == 0
-    first = load_checkpoint(tmp_path / "twice" / "last.pt", TRAIN_STATE_KIND)
+    first = _load(tmp_path / "twice" / "last.pt", REFINER_KIND, FORMAT_VERSION)
     assert first["step"] == 5
     assert cli.main(args + ["--steps", "3", "--resume"]) == 0
-    a = load_checkpoint(tmp_path / "once" / "last.pt", TRAIN_STATE_KIND)
-    b = load_checkpoint(tmp_path / "twice" / "last.pt", TRAIN_STATE_KIND)
+    a = _load(tmp_path / "once" / "last.pt", REFINER_KIND, FORMAT_VERSION)
+    b = _load(tmp_path / "twice" / "last.pt", REFINER_KIND, FORMAT_VERSION)
     assert b["step"] == 7 and [r["step"] for r in b["records"]][:5] == [1, 2, 3, 4, 5]
-    for k in a["refiner"]:
-        assert torch.equal(a["refiner"][k], b["refiner"][k]), k
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
     for k in a["disc"]:
         assert torch.equal(a["disc"][k], b["disc"][k]), k
+    # --resume alone continues the run as its config.yaml says; only the step count and the time
+    # limit may change, and a folder without last.pt has nothing to resume
+    base = ["adapt", "train", "--real", str(real_dir), "--synthetic", str(synthetic_h5), "--out"]
+    assert cli.main(base + [str(tmp_path / "twice"), "--steps", "4", "--resume"]) == 0
+    assert _load(tmp_path / "twice" / "last.pt", REFINER_KIND, FORMAT_VERSION)["step"] == 8
+    assert cli.main(base + [str(tmp_path / "twice"), "--resume", "--set", "refiner.width=16"]) == 2
+    assert cli.main(base + [str(tmp_path / "twice"), "--resume", "--set", "schedule.time_limit_min=5"]) == 0
+    assert cli.main(base + [str(tmp_path / "none"), "--resume"]) == 2 and not (tmp_path / "none").exists()
 
 
 def test_forward_direction_trains_on_synthetic_input(tmp_path, real_dir, synthetic_h5, tiny_cfg):
     cfg = dataclasses.replace(tiny_cfg, direction="forward")
     r = train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "fwd", steps=1)
     assert r["direction"] == "forward" and r["steps"] == 1
-    assert load_refiner(tmp_path / "fwd" / "refiner.pt")[1]["direction"] == "forward"
+    assert load_refiner(tmp_path / "fwd" / "model.pt")[1]["direction"] == "forward"
 
 
 def test_identity_failure_is_visible_in_the_logs(tmp_path, real_dir, synthetic_h5, tiny_cfg, caplog):
@@ -119,7 +128,9 @@ def test_identity_warning_reads_the_changed_fraction(tmp_path, caplog):
     was logged."""
     from adapt.logbook import Logbook
 
-    book = Logbook(tmp_path, [], start_step=0, total=10)
+    from training.rundir import RunDir
+
+    book = Logbook(RunDir(tmp_path), [], start_step=0, total=10)
     cases = [({"refiner/delta_grey": 0.5, "refiner/changed_frac": 0.1}, False),
              ({"refiner/delta_grey": 0.5, "refiner/changed_frac": 0.0}, True),
              ({"refiner/delta_grey": 0.5}, True),
@@ -141,8 +152,8 @@ def _one_go_and_resumed(cfg, real_dir, synthetic_h5, tmp_path):
     r = train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "once", steps=3)
     train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "twice", steps=1)
     train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "twice", steps=3, resume=True)
-    return (r, load_checkpoint(tmp_path / "once" / "last.pt", TRAIN_STATE_KIND),
-            load_checkpoint(tmp_path / "twice" / "last.pt", TRAIN_STATE_KIND))
+    return (r, _load(tmp_path / "once" / "last.pt", REFINER_KIND, FORMAT_VERSION),
+            _load(tmp_path / "twice" / "last.pt", REFINER_KIND, FORMAT_VERSION))
 
 
 def _assert_parts_equal(a: dict, b: dict, parts) -> None:
@@ -155,7 +166,7 @@ def _assert_parts_equal(a: dict, b: dict, parts) -> None:
 def test_colour_curve_refiner_trains_with_the_synthetic_sets_colours(tmp_path, real_dir, synthetic_h5, tiny_cfg,
                                                                      knots):
     """refiner.output colour_curve: the curve is fitted to the synthetic HDF5 before training, saved
-    in refiner.pt, and every refined pixel takes the synthetic set's colour at its grey level; with
+    in model.pt, and every refined pixel takes the synthetic set's colour at its grey level; with
     refiner.frame_knots the per-frame tone curve trains and is saved too."""
     import numpy as np
 
@@ -167,7 +178,7 @@ def test_colour_curve_refiner_trains_with_the_synthetic_sets_colours(tmp_path, r
     cfg = dataclasses.replace(tiny_cfg, refiner=dataclasses.replace(tiny_cfg.refiner, output="colour_curve",
                                                                      frame_knots=knots))
     train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "run")
-    model, meta = load_refiner(tmp_path / "run" / "refiner.pt")
+    model, meta = load_refiner(tmp_path / "run" / "model.pt")
     assert meta["model_args"]["output"] == "colour_curve"
     assert meta["model_args"].get("frame_knots", 0) == knots and model.frame_knots == knots
     assert bool((model.tail.weight.detach() != 0).any())           # it trained away from the identity
@@ -197,35 +208,35 @@ def test_ema_update_is_the_moving_average_and_copies_buffers():
 
 
 def test_ema_refiner_is_saved_for_apply_and_resumes_exactly(tmp_path, real_dir, synthetic_h5, tiny_cfg):
-    """optim.ema_decay: refiner.pt holds the averaged weights (not the last ones), last.pt both, and
-    --resume continues the average bit for bit. A checkpoint without an average (the option off)
-    resumes with the average started at its weights."""
+    """optim.ema_decay: model.pt holds the averaged weights (not the last ones), last.pt both, and
+    --resume continues the average bit for bit. A run without an average does not resume with one."""
     cfg = dataclasses.replace(tiny_cfg, optim=dataclasses.replace(tiny_cfg.optim, ema_decay=0.5))
     _, a, b = _one_go_and_resumed(cfg, real_dir, synthetic_h5, tmp_path)
-    _assert_parts_equal(a, b, ("refiner", "refiner_ema"))
-    saved = load_refiner(tmp_path / "once" / "refiner.pt")[0].state_dict()
+    _assert_parts_equal(a, b, ("model", "refiner_ema"))
+    saved = load_refiner(tmp_path / "once" / "model.pt")[0].state_dict()
     assert all(torch.equal(saved[k], a["refiner_ema"][k]) for k in saved)
-    assert any(not torch.equal(a["refiner_ema"][k], a["refiner"][k]) for k in a["refiner"])
-    # the option off: no average in last.pt; switched on at resume, it starts at the weights
+    assert any(not torch.equal(a["refiner_ema"][k], a["model"][k]) for k in a["model"])
+    # the option off: no average in last.pt, and --resume keeps the run's config
     train_refiner(tiny_cfg, real_dir, synthetic_h5, tmp_path / "off", steps=1)
-    assert "refiner_ema" not in load_checkpoint(tmp_path / "off" / "last.pt", TRAIN_STATE_KIND)
-    assert train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "off", steps=2, resume=True)["steps"] == 2
+    assert "refiner_ema" not in _load(tmp_path / "off" / "last.pt", REFINER_KIND, FORMAT_VERSION)
+    with pytest.raises(ConfigError, match="optim.ema_decay"):
+        train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "off", steps=2, resume=True)
     with pytest.raises(ConfigError, match="ema_decay"):
         load_adapt_config(overrides=["optim.ema_decay=1.0"])
 
 
 def test_snapshots_keep_the_refiner_at_their_steps(tmp_path, real_dir, synthetic_h5, tiny_cfg):
     """schedule.snapshot_every=2 over 5 adversarial steps keeps the refiner after 2 and 4; each is
-    what refiner.pt held at that step (a run stopped there writes the same weights), and the last
-    differs from the final refiner.pt, which went on training."""
+    what model.pt held at that step (a run stopped there writes the same weights), and the last
+    differs from the final model.pt, which went on training."""
     cfg = dataclasses.replace(tiny_cfg, schedule=dataclasses.replace(tiny_cfg.schedule, snapshot_every=2))
     train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "run", steps=5)
     snaps = sorted((tmp_path / "run" / "snapshots").iterdir())
-    assert [p.name for p in snaps] == ["refiner_000002.pt", "refiner_000004.pt"]
+    assert [p.name for p in snaps] == ["step_000002.pt", "step_000004.pt"]
     train_refiner(tiny_cfg, real_dir, synthetic_h5, tmp_path / "to4", steps=4)
     at4, meta = load_refiner(snaps[1])
-    stopped, _ = load_refiner(tmp_path / "to4" / "refiner.pt")
-    final, _ = load_refiner(tmp_path / "run" / "refiner.pt")
+    stopped, _ = load_refiner(tmp_path / "to4" / "model.pt")
+    final, _ = load_refiner(tmp_path / "run" / "model.pt")
     assert meta["steps"] == 4
     _assert_parts_equal({"r": at4.state_dict()}, {"r": stopped.state_dict()}, ("r",))
     assert any(not torch.equal(v, final.state_dict()[k]) for k, v in at4.state_dict().items())
@@ -273,14 +284,14 @@ def test_fresh_critics_are_retrained_on_schedule_logged_and_resume_exactly(tmp_p
     r, a, b = _one_go_and_resumed(cfg, real_dir, synthetic_h5, tmp_path)
     assert r["steps"] == 3 and a["critic_round"] == 2 == b["critic_round"]
     assert r["fresh_acc_pool"] == [rec for rec in a["records"] if "fresh/acc_pool" in rec][-1]["fresh/acc_pool"]
-    _assert_parts_equal(a, b, ("refiner",))
+    _assert_parts_equal(a, b, ("model",))
     assert len(a["critics"]) == 2 == len(a["critic_opts"])
     for ca, cb in zip(a["critics"], b["critics"]):
         assert all(torch.equal(ca[k], cb[k]) for k in ca)
     fresh_disc = Trainer(cfg, real_dir, synthetic_h5, tmp_path / "unused").disc.state_dict()
     assert all(torch.equal(fresh_disc[k], a["disc"][k]) for k in fresh_disc)
     assert any("fresh/acc_tune" in rec for rec in a["records"])
-    with pytest.raises(CheckpointError, match="discriminator"):   # the critics' settings are the run's
+    with pytest.raises(ConfigError, match="discriminator.fresh_every"):   # the critics' settings are the run's
         train_refiner(tiny_cfg, real_dir, synthetic_h5, tmp_path / "once", steps=4, resume=True)
     with pytest.raises(InputError, match="one process"):   # refused before any process starts
         train_refiner(cfg, real_dir, synthetic_h5, tmp_path / "ddp", nproc=2)

@@ -17,17 +17,17 @@ def test_held_out_change_measures_what_the_refiner_changes_on_held_out_frames(tm
     refiner that shifts every grey level by 25 must read as changing every pixel by 25."""
     import torch
 
-    from adapt.checkpoint import refiner_checkpoint, save_checkpoint
+    from adapt.checkpoint import save_refiner
     from adapt.networks import Refiner
 
     model = Refiner(width=4, blocks=1)
-    save_checkpoint(refiner_checkpoint(model, tiny_cfg, 0), tmp_path / "identity.pt")
+    save_refiner(tmp_path / "identity.pt", model, tiny_cfg, 0)
     same = held_out_change(real_dir, tmp_path / "identity.pt")
     assert same == {"delta_grey_heldout": 0.0, "changed_frac": 0.0, "changed_frac_square": 0.0,
                     "shift_square": 0.0, "shift_rim": 0.0}
     with torch.no_grad():
         model.tail.bias.fill_(25 / 127.5)
-    save_checkpoint(refiner_checkpoint(model, tiny_cfg, 0), tmp_path / "shift.pt")
+    save_refiner(tmp_path / "shift.pt", model, tiny_cfg, 0)
     moved = held_out_change(real_dir, tmp_path / "shift.pt")
     # every inside pixel moves by 25 grey levels, less where the real frames' levels clip at 255
     assert moved["changed_frac"] > 0.9 and moved["changed_frac_square"] > 0.9

@@ -20,7 +20,7 @@ def test_select_picks_the_snapshot_that_passes_for_synthetic_by_the_training_fra
     import numpy as np
     import torch
 
-    from adapt.checkpoint import refiner_checkpoint, save_checkpoint
+    from adapt.checkpoint import save_refiner
     from adapt.networks import Refiner
     from tests.adapt.conftest import synthetic_frames, write_h5
 
@@ -46,29 +46,29 @@ def test_select_picks_the_snapshot_that_passes_for_synthetic_by_the_training_fra
             model.tail.bias.fill_(shift_levels / 127.5)
         return model
 
-    save_checkpoint(refiner_checkpoint(refiner(0), tiny_cfg, 4), work / "run" / "refiner.pt")
+    save_refiner(work / "run" / "model.pt", refiner(0), tiny_cfg, 4)
     with pytest.raises(InputError, match="snapshot_every"):      # no snapshot is no choice
         select_snapshot(work, None, 16, 60, 2, 2, 0)
     assert not (work / "select.json").exists()
-    save_checkpoint(refiner_checkpoint(refiner(60), tiny_cfg, 2), snaps / "refiner_000002.pt")
+    save_refiner(snaps / "step_000002.pt", refiner(60), tiny_cfg, 2)
     s = select_snapshot(work, None, 16, 60, 2, 2, 0)
     assert json.loads((work / "select.json").read_text()) == s
-    assert [c["candidate"] for c in s["candidates"]] == ["match", "refiner_000002", "final"]
+    assert [c["candidate"] for c in s["candidates"]] == ["match", "step_000002", "final"]
     assert [c["adv_steps"] for c in s["candidates"]] == [0, 2, 4]
-    assert s["selected"] == "refiner_000002"
+    assert s["selected"] == "step_000002"
     match, first, final = s["candidates"]
     assert first["acc_select"] < final["acc_select"] and final["acc_select"] > 0.9
     assert s["acc_refined_selected"] == first["acc_refined"] < s["acc_refined_final"] == final["acc_refined"]
     # the match, scored on the same frames, reads what the identity refiner reads
     assert s["acc_select_matched"] == match["acc_select"] == final["acc_select"]
     assert match["acc_refined"] == 0.7 and match["acc_refined_seeds"] == [0.68, 0.72]
-    (snaps / "refiner_000003.pt").write_bytes(b"not a checkpoint")    # e.g. a copy cut short
-    with pytest.raises(CheckpointError, match="refiner_000003.pt"):
+    (snaps / "step_000003.pt").write_bytes(b"not a checkpoint")    # e.g. a copy cut short
+    with pytest.raises(CheckpointError, match="step_000003.pt"):
         select_snapshot(work, None, 16, 60, 2, 2, 0)
     assert json.loads((work / "select.json").read_text()) == s        # the last choice is kept
     # the safeguard: a snapshot that darkens further, and the identity, which ties with the match
-    save_checkpoint(refiner_checkpoint(refiner(-40), tiny_cfg, 3), snaps / "refiner_000003.pt")
-    (snaps / "refiner_000002.pt").unlink()
+    save_refiner(snaps / "step_000003.pt", refiner(-40), tiny_cfg, 3)
+    (snaps / "step_000002.pt").unlink()
     s = select_snapshot(work, None, 16, 60, 2, 2, 0)
     assert s["selected"] == "match" and s["acc_refined_selected"] == 0.7
     assert s["candidates"][1]["acc_select"] >= s["acc_select_matched"] == s["candidates"][2]["acc_select"]
