@@ -100,6 +100,7 @@ def _main(argv: list[str] | None) -> int:
 
     resume = " (run again with --resume)" if hasattr(args, "resume") else ""
     reported = threading.Lock()
+    finished = threading.Event()
 
     def interrupted() -> int:
         if reported.acquire(blocking=False):   # once, from whichever thread comes first
@@ -107,6 +108,8 @@ def _main(argv: list[str] | None) -> int:
         return INTERRUPTED
 
     def stuck() -> None:   # the main thread is in a long C call: end here, still with one line
+        if finished.is_set():   # the command ended on its own (tune --ui stops on Ctrl-C)
+            return
         interrupted()
         sys.stderr.flush()
         os._exit(INTERRUPTED)
@@ -129,6 +132,7 @@ def _main(argv: list[str] | None) -> int:
         if interrupt.interrupted():   # a library that swallowed the KeyboardInterrupt, then failed
             return interrupted()
         raise
+    finished.set()
     _ignore_sigint(argv)   # done: a late Ctrl-C neither loses the summary nor kills the exit
     try:
         print(json.dumps(result, sort_keys=True) if getattr(args, "json", False) else summary, flush=True)

@@ -26,7 +26,9 @@ class OutputConfig:
     mesh_seed_offset: int = 1000    # colon k is built from seed (dataset seed + offset + k), so that
                                     # mesh and frame random streams never coincide
     checksum: bool = True           # a Fletcher-32 checksum on every chunk, checked on every read, so
-                                    # that a damaged file fails loudly (cost: see benchmarks/RESULTS.md)
+                                    # that a damaged file fails loudly. Cost: 5 ms per 256 frames of
+                                    # 128 px written (0.170 -> 0.175 s), lost in the noise of a 12 s
+                                    # end-to-end render of them (2 workers, 2 loaded cores); on by default
 
     def __post_init__(self):
         check_range("size_px", self.size_px, 8, 4096)
