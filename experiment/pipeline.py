@@ -221,8 +221,8 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path) -> dict:
         # and the clean set's defocus, tone distribution and colour, then its first step alone (the
         # highlights inpainted, nothing else), read by the same depth network as raw and adapted.
         # The stages rerun when the match's steps change.
-        from adapt.match import HIGHLIGHT_LEVEL, HIGHLIGHT_MAX_FRAC
-        from adapt.match import STEPS as MATCH_STEPS
+        from adapt.eval.match import HIGHLIGHT_LEVEL, HIGHLIGHT_MAX_FRAC
+        from adapt.eval.match import STEPS as MATCH_STEPS
         raw_abs_rel = [m["abs_rel"] for m in per_image["test_real"]["raw"]]
         for stage, name, baseline, ratio, steps in (
                 ("match_test_real", "test_matched", "matched_training_free", "matched_over_raw_abs_rel",
@@ -264,7 +264,7 @@ def _apply(model: Path, src: Path, dst: Path) -> dict:
 
 
 def _match(synthetic: Path, src: Path, dst: Path, steps) -> dict:
-    from adapt.match import match
+    from adapt.eval.match import match
 
     dst.unlink(missing_ok=True)
     return match(synthetic, src, dst, steps=steps)

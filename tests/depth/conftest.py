@@ -1,19 +1,17 @@
-"""Fixtures of tests/depth: tiny ColonSim HDF5 files written here with h5py, so that the depth
-tests do not depend on the renderer.
+"""Fixtures of tests/depth: tiny ColonSim HDF5 files of synthetic frames, written through ColonSim's
+own writer (tests/conftest.py), so that the depth tests do not depend on the renderer.
 
 The synthetic frames carry the real shading cue: a lit surface whose brightness falls as
 (d_ref / depth)^2, times a per-frame albedo, so depth is learnable from one frame.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
-from colonsim.data import schema
+from ..conftest import write_frames_h5
 
 
 def synthetic_frames(n: int, size: int, seed: int) -> dict[str, np.ndarray]:
@@ -40,24 +38,9 @@ def synthetic_frames(n: int, size: int, seed: int) -> dict[str, np.ndarray]:
 
 
 def write_h5(path: Path, n: int = 24, size: int = 32, seed: int = 0) -> Path:
-    """A complete schema-1 ColonSim file of synthetic frames."""
+    """A complete schema-1 ColonSim file of synthetic frames, written by ColonSim's own writer."""
     fr = synthetic_frames(n, size, seed)
-    with h5py.File(path, "w") as f:
-        f.attrs[schema.ATTR_SOFTWARE] = schema.SOFTWARE
-        f.attrs[schema.ATTR_SCHEMA_VERSION] = schema.SCHEMA_VERSION
-        f.attrs[schema.ATTR_UNITS] = schema.UNITS
-        f.attrs[schema.ATTR_DEPTH_KIND] = schema.DEPTH_KIND
-        f.attrs[schema.ATTR_CONFIG] = json.dumps({"test": True})
-        f.attrs[schema.ATTR_SEED] = seed
-        f.attrs[schema.ATTR_N_FRAMES] = n
-        f.attrs[schema.ATTR_COMPLETE] = True
-        f.create_dataset(schema.RGB, data=fr["rgb"], chunks=(1, size, size, 3))
-        f.create_dataset(schema.DEPTH, data=fr["depth"], chunks=(1, size, size))
-        f.create_dataset(schema.MASK, data=fr["mask"])
-        f.create_dataset(schema.POSE, data=np.repeat(np.eye(4, dtype=np.float32)[None], n, 0))
-        f.create_dataset(schema.INTRINSICS, data=fr["intrinsics"])
-        f.create_dataset(schema.DONE, data=np.ones(n, np.uint8))
-    return path
+    return write_frames_h5(path, fr["rgb"], fr["depth"], fr["mask"], intrinsics=fr["intrinsics"], seed=seed)
 
 
 @pytest.fixture(scope="session")
