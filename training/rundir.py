@@ -35,6 +35,11 @@ A trainer does, in this order::
     run.create(cfg)                       # the folder, and config.yaml
     ... train; save_checkpoint(run.last, ...), save_checkpoint(run.model, ...),
         save_checkpoint(run.snapshot(step), ...), SummaryWriter(run.tb), plot_run(run.tb, run.loss_curve)
+
+On resume, open the TensorBoard writer with ``purge_step=step`` so that events logged after the
+last checkpoint are dropped rather than doubled. Under data-parallel training every process may call
+``check_start`` (it only reads), and rank 0 alone calls ``create`` and writes files.
+``depth.train.train_depth`` is a trainer written this way.
 """
 from __future__ import annotations
 
