@@ -62,6 +62,7 @@ CASES = [
     (["mesh", "--out", "{d}/keep.ply", "--set", "anatomy.max_length_mm=150"], "keep.ply exists; pass --overwrite"),
     (["mesh", "--out", "{d}/new.ply", "--seed", "-3"], "--seed must be an integer from 0"),
     (["preview", "--out", "{d}/keep.png", "--frames", "1", *SMALL], "keep.png exists; pass --overwrite"),
+    (["experiment", "--config", "{d}/binary.yaml", "--out", "{d}/exp"], "is not UTF-8 text"),
     (["tune", "--ui", "--port", "99999"], "--port must be from 0 to 65535"),
     (["plan", "--frames", "8", "--address", "127.0.0.1:1"], "--address needs --backend ray"),
 ]
@@ -156,7 +157,7 @@ def test_render_overwrite_with_a_bad_mesh_keeps_the_old_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["garbage.ply", "precious.h5"]
 
 
-def test_mesh_and_preview_overwrite_replace_both_files_once_complete(tmp_path, run_cli):
+def test_mesh_overwrite_replaces_the_mesh_and_its_centreline_together(tmp_path, run_cli):
     out = tmp_path / "keep.ply"
     out.write_text("old mesh")
     (tmp_path / "keep.centerline.npz").write_bytes(b"old centreline")
