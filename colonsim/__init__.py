@@ -33,7 +33,7 @@ _LAZY = {
     "Frame": "colonsim.render.scene", "FrameRenderer": "colonsim.render.scene",
     "render_dataset": "colonsim.run.generate",
     "open_file": "colonsim.data.h5io", "read_frame": "colonsim.data.h5io", "validate": "colonsim.data.h5io",
-    "open_checked": "colonsim.data.h5io", "header_errors": "colonsim.data.h5io", "verify": "colonsim.data.h5io",
+    "open_checked": "colonsim.data.h5read", "header_errors": "colonsim.data.h5read", "verify": "colonsim.data.h5read",
     "FrameDataset": "colonsim.data.dataset",
     "list_images": "colonsim.data.realdata", "read_image": "colonsim.data.realdata",
     "iter_frames": "colonsim.data.realdata", "detect_border_mask": "colonsim.data.realdata",

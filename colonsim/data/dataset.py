@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from colonsim.data import schema
-from colonsim.data.h5io import open_checked  # noqa: F401  the check of every reader (adapt imports it here)
+from colonsim.data.h5read import open_checked  # noqa: F401  the check of every reader (adapt imports it here)
 from colonsim.errors import DatasetError
 
 
