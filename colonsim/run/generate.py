@@ -356,23 +356,13 @@ def _run_pool(job: Job, make_colons: Callable[[], tuple], todo: Sequence[int], w
         # and prints no worker traceback). A shard cut short is a .tmp file, which resume deletes.
         for fut in pending:
             fut.cancel()
-        _stop_workers(pool)
+        interrupt.stop_pool(pool)
         raise
     finally:
         if bar is not None:
             bar.close()
         pool.shutdown(wait=True, cancel_futures=True)
         payload.unlink(missing_ok=True)
-
-
-def _stop_workers(pool: ProcessPoolExecutor) -> None:
-    # The executor has no public way to end its workers before Python 3.14 (terminate_workers).
-    for proc in list((getattr(pool, "_processes", None) or {}).values()):
-        try:
-            proc.terminate()
-        except (OSError, ValueError, AttributeError):
-            pass
-    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _without_caches(colon):

@@ -104,3 +104,15 @@ def children_ignore_sigint():
     finally:
         signal.signal(signal.SIGINT, old_handler)
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+
+def stop_pool(pool) -> None:
+    """End the worker processes of a ``concurrent.futures.ProcessPoolExecutor`` now (SIGTERM), not
+    after their tasks, and shut it down without waiting: after a Ctrl-C, or bad input found while
+    they work. (The executor has no public way to do this before Python 3.14's terminate_workers.)"""
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        try:
+            proc.terminate()
+        except (OSError, ValueError, AttributeError):
+            pass
+    pool.shutdown(wait=False, cancel_futures=True)

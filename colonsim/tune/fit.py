@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from colonsim import config as cfgmod
+from colonsim.run import interrupt
 from colonsim.tune import framestats
 from colonsim.errors import ColonSimError, InputError
 
@@ -268,8 +269,14 @@ def tune(cfg, real: str | Path, out: str | Path, *, budget: int = 100, frames: i
     hold_stats = framestats.set_stats(hold, size_px)
     colons = load_colons(fit_config(cfg, size_px), mesh_source(cfg, "procedural", seed))
     with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
-        r = pool.submit(_search_worker, cfg, colons, fit_stats, hold_stats, budget, frames, size_px, seed,
-                        timeout_s, progress).result()
+        with interrupt.children_ignore_sigint():   # Ctrl-C is this process's: no worker traceback
+            fut = pool.submit(_search_worker, cfg, colons, fit_stats, hold_stats, budget, frames, size_px, seed,
+                              timeout_s, progress)
+        try:
+            r = fut.result()
+        except BaseException:
+            interrupt.stop_pool(pool)   # the search would otherwise run on to its budget
+            raise
     if isinstance(r, tuple):
         raise rebuild_error(*r)
     tuned = apply_params(cfg, r["best_values"])

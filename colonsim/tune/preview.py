@@ -177,7 +177,11 @@ def preview(cfg, out: str | Path, *, n_frames: int = 4, sweep: str | None = None
     with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
         with interrupt.children_ignore_sigint():   # Ctrl-C is this process's: no worker traceback
             fut = pool.submit(_render_rows, cfgs, colons, n_frames, seed)
-        rows = fut.result()
+        try:
+            rows = fut.result()
+        except BaseException:
+            interrupt.stop_pool(pool)
+            raise
     if isinstance(rows, tuple):
         raise rebuild_error(*rows)
     img, (lo, hi) = draw_sheet(rows, labels)
