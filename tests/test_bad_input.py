@@ -349,3 +349,15 @@ def test_ctrl_c_at_ten_moments_is_one_line_exit_130_and_resume_gives_the_same_fi
         assert _arrays_and_attrs(out) == want, k
         assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(f"k{k}.")) == [f"k{k}.h5"]
     assert interrupted >= 5
+
+
+def test_ctrl_c_during_preview_is_one_line_exit_130_and_leaves_no_file(tmp_path):
+    """Exit 130 after one line is the CLI's, for every command; preview's render worker is stopped."""
+    out = tmp_path / "grid.png"
+    p = _popen(["preview", "--out", out, "--frames", "8", "--size", "64", "--set", "anatomy.max_length_mm=150"])
+    time.sleep(2.5)
+    took, err = _interrupt(p)
+    if p.returncode == 0:
+        pytest.skip("the preview finished before the interrupt arrived")
+    assert p.returncode == 130 and err.strip() == "colonsim: error: interrupted; what was written so far is kept", err
+    assert took < 5.0 and list(tmp_path.iterdir()) == []
