@@ -9,7 +9,7 @@ run follows the same path as one that never stopped.
 
 Data-parallel: under ``torchrun --nproc_per_node K`` (or ``train_depth(..., nproc=K)``, the CLI's
 ``--nproc K``) each of K processes trains its contiguous part of the same global batch of
-``train.batch`` frames in DistributedDataParallel (:mod:`colonsim.run.distributed`); the logged loss is
+``train.batch`` frames in DistributedDataParallel (:mod:`training.distributed`); the logged loss is
 the mean over the processes, and rank 0 alone validates and writes the run folder.
 """
 from __future__ import annotations
@@ -29,8 +29,8 @@ from colonsim import config as cfgmod
 from colonsim.data import schema
 from colonsim.data.dataset import FrameDataset
 from colonsim.errors import DatasetError, InputError
-from colonsim.run import distributed, interrupt
-from training import Panel, RunDir, autocast, channels_last, pick_device, plot_loss_curve, set_threads
+from colonsim.run import interrupt
+from training import Panel, RunDir, autocast, channels_last, distributed, pick_device, plot_loss_curve, set_threads
 
 from . import networks
 from .config import DepthConfig

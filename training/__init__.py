@@ -10,6 +10,8 @@
   :class:`colonsim.errors.CheckpointError` line naming the file).
 - :mod:`training.curves`: loss_curve.png from logged rows or TensorBoard events
   (:func:`plot_loss_curve`, :func:`plot_run`, :func:`read_scalars`, :class:`Panel`).
+- :mod:`training.distributed`: data-parallel training (DistributedDataParallel under torchrun, or
+  ``launch`` of K processes for a CLI's ``--nproc K``).
 - :mod:`training.rundir`: the run folder (:class:`RunDir`: config.yaml, last.pt, model.pt, tb/,
   snapshots/, loss_curve.png) and the ``--resume`` rules (:meth:`RunDir.check_start`,
   :func:`resume_config`, :data:`MUTABLE_ON_RESUME`); its module doc states them.
