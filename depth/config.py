@@ -162,7 +162,3 @@ def load_depth_config(path: str | Path | None = None, overrides: Sequence[str] =
         raise ConfigError("preset", f"unknown preset {name!r}; available: {sorted(known)}")
     return cfgmod.load(DepthConfig, [_default_layer(), known[name], {"preset": name}], path, overrides)
 
-
-def config_from_dict(data: dict) -> DepthConfig:
-    """Rebuild a DepthConfig stored in a checkpoint or run folder."""
-    return cfgmod.from_dict(DepthConfig, data)
