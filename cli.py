@@ -95,8 +95,8 @@ def _main(argv: list[str] | None) -> int:
         parser.print_help()
         return 0 if args.command is None else 2
 
-    from colonsim.run import interrupt
     from colonsim.errors import ColonSimError
+    from colonsim.run import interrupt
 
     resume = " (run again with --resume)" if hasattr(args, "resume") else ""
     reported = threading.Lock()

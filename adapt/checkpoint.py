@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from colonsim.errors import CheckpointError
-from training.checkpoint import load_checkpoint, save_checkpoint as save_training_checkpoint
+from training.checkpoint import load_checkpoint
+from training.checkpoint import save_checkpoint as save_training_checkpoint
 
 #: The refiner (RUN/model.pt, snapshots, and RUN/last.pt with the training state).
 REFINER_KIND = "colonsim.refiner"

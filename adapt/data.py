@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from colonsim import FrameDataset
-from colonsim.data import realdata, schema
 from colonsim.config import Range, sample
+from colonsim.data import realdata, schema
 from colonsim.errors import DatasetError, InputError
 
 from .config import DataConfig

@@ -37,9 +37,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from colonsim.run import distributed, interrupt
 from colonsim.config import to_dict
 from colonsim.errors import InputError
+from colonsim.run import interrupt
+from training import distributed
 from training.checkpoint import load_checkpoint
 from training.compute import autocast, channels_last, pick_device, set_threads
 from training.rundir import RunDir
@@ -207,7 +208,7 @@ class Trainer:
 
     def _share(self, weights: torch.Tensor) -> float:
         """1 for one process; with K, this rank's share of a weighted mean over the global batch
-        (see :func:`colonsim.run.distributed.share`): crops differ in how much of them is inside the
+        (see :func:`training.distributed.share`): crops differ in how much of them is inside the
         image circle, so the ranks' plain means would weigh the frames differently."""
         return distributed.share(float(weights.detach().sum()), self.dist) if self.dist.enabled else 1.0
 

@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT))
 
 
 def renderer(style: str, size: int, scale: float):
-    from colonsim.run.shard import load_colons, mesh_source
     from colonsim.render.scene import FrameRenderer
+    from colonsim.run.shard import load_colons, mesh_source
     from colonsim.simconfig import load_sim_config
 
     cfg = load_sim_config(style, None, [f"output.size_px={size}", f"lens.render_scale={scale}",

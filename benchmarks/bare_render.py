@@ -24,6 +24,7 @@ def _worker(args, barrier, out):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("LP_NUM_THREADS", "1")       # one llvmpipe thread per process
     import numpy as np
+
     from colonsim.anatomy.colon import generate_colon
     from colonsim.render.scene import FrameRenderer
     from colonsim.simconfig import load_sim_config

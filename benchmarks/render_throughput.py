@@ -70,10 +70,10 @@ def _bare_worker(size: int, n: int, first: int, step: int, lp_threads: int | Non
 
     from colonsim.render import light as lightmod
     from colonsim.render import tissue as tissuemod
-    from colonsim.run.shard import load_colons, mesh_source
     from colonsim.render.scene import FrameRenderer
-    from colonsim.simconfig import load_sim_config
     from colonsim.render.trajectory import pose_for_frame
+    from colonsim.run.shard import load_colons, mesh_source
+    from colonsim.simconfig import load_sim_config
 
     cfg = load_sim_config(STYLE, None, _overrides(size))
     colons = load_colons(cfg, mesh_source(cfg, "procedural", SEED))

@@ -24,8 +24,8 @@ def main() -> None:
     ap.add_argument("--root", default=str(Path(__file__).resolve().parents[1]))
     args = ap.parse_args()
     sys.path.insert(0, args.root)
-    from colonsim.render import trajectory
     from colonsim.anatomy.colon import generate_colon
+    from colonsim.render import trajectory
     from colonsim.simconfig import load_sim_config
 
     cfg = load_sim_config("realistic", overrides=["anatomy.triangles=100000"])

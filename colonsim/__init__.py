@@ -20,7 +20,13 @@ import importlib
 
 from colonsim.data import schema
 from colonsim.errors import (
-    CheckpointError, ColonSimError, ConfigError, DatasetError, InputError, MeshError, RenderBackendError,
+    CheckpointError,
+    ColonSimError,
+    ConfigError,
+    DatasetError,
+    InputError,
+    MeshError,
+    RenderBackendError,
 )
 from colonsim.version import __version__
 

@@ -11,10 +11,10 @@ from typing import Sequence
 
 from colonsim import config as cfgmod
 from colonsim.anatomy.colon import AnatomyConfig
+from colonsim.data.output import OutputConfig
 from colonsim.errors import ConfigError
 from colonsim.render.lens import LensConfig
 from colonsim.render.light import LightConfig
-from colonsim.data.output import OutputConfig
 from colonsim.render.sensor import SensorConfig
 from colonsim.render.tissue import TissueConfig
 from colonsim.render.trajectory import TrajectoryConfig

@@ -1,8 +1,10 @@
+# ruff: noqa: I001  (PYOPENGL_PLATFORM is set before pyrender is imported)
 """Draws docs/img/anatomy_*.png: the default procedural colon beside the CT colon (Gut Cell Atlas 00020).
 Run from the repository root: python docs/make_anatomy_images.py (needs ../shared/data)."""
 import os
+
 os.environ["PYOPENGL_PLATFORM"] = "egl"
-import numpy as np, trimesh, pyrender
+import numpy as np, trimesh, pyrender  # noqa: I001,E401 (after PYOPENGL_PLATFORM)
 import matplotlib; matplotlib.use("Agg"); import matplotlib.pyplot as plt
 from colonsim.anatomy.colon import generate_colon, load_anatomy_config
 from colonsim.anatomy.meshio import load_colon

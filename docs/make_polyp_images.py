@@ -7,8 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from colonsim.run.shard import load_colons, mesh_source
 from colonsim.render.scene import FrameRenderer
+from colonsim.run.shard import load_colons, mesh_source
 from colonsim.simconfig import load_sim_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,6 +12,7 @@ from colonsim.errors import InputError
 
 from ..data import to_tensor
 
+
 class DomainClassifier(nn.Module):
     """Four stride-2 3x3 convs, global average pooling, one logit (> 0: real)."""
 

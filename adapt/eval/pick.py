@@ -33,7 +33,6 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-
 from tqdm import tqdm
 
 from colonsim import open_checked

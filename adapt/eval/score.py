@@ -39,7 +39,6 @@ from ..apply import load_refiner, refine_images
 from ..data import FolderFrames, open_frames, squares
 from .classifier import fit_and_test, train_and_test
 
-
 # The self-regularization's low-pass is 2 px on 128-px training crops whose side is 0.4-0.9 of the
 # image circle's box: c/64 of the box side for a crop of c, about 1/100 in the middle (c = 0.65). The
 # score's squares span about 0.72 of the box at 64 px, which makes that 0.9 px (0.55-1.25 px).
@@ -152,14 +151,14 @@ def examples_grid(groups: list[tuple[str, np.ndarray, list[str], np.ndarray]], p
         cv2.putText(bar, text, (4, 16), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
         return bar
 
-    for title, squares, names, logits in groups:
+    for title, crops, names, logits in groups:
         tested = np.flatnonzero(np.isfinite(logits))
         order = tested[np.argsort(-logits[tested], kind="stable")]
         k = min(per_row, order.size)
         for label, pick in (("called most real", order[:k]), ("called most synthetic", order[::-1][:k])):
             row = np.full((tile_px, width, 3), 255, np.uint8)
             for j, i in enumerate(pick):
-                tile = cv2.resize(np.ascontiguousarray(squares[i][..., ::-1]), (tile_px, tile_px),
+                tile = cv2.resize(np.ascontiguousarray(crops[i][..., ::-1]), (tile_px, tile_px),
                                   interpolation=cv2.INTER_NEAREST)
                 text = f"{names[i][:10]} {logits[i]:+.1f}"
                 cv2.rectangle(tile, (0, tile_px - 14), (tile_px - 1, tile_px - 1), (0, 0, 0), -1)

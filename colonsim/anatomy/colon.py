@@ -14,7 +14,13 @@ import numpy as np
 
 from colonsim.anatomy.centerline import SEGMENT_NAMES, Centerline, anatomical_path, straight_path
 from colonsim.anatomy.config import (  # noqa: F401 (re-exported: the anatomy config's public names)
-    POLYP_SHAPES, AnatomyConfig, FoldConfig, MeshConfig, SegmentRanges, SegmentValues, load_anatomy_config,
+    POLYP_SHAPES,
+    AnatomyConfig,
+    FoldConfig,
+    MeshConfig,
+    SegmentRanges,
+    SegmentValues,
+    load_anatomy_config,
 )
 from colonsim.anatomy.tube import build_tube
 from colonsim.config import sample

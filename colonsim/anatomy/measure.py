@@ -13,8 +13,8 @@ import numpy as np
 import trimesh
 from scipy.spatial import cKDTree
 
-from colonsim.anatomy.colon import Colon
 from colonsim.anatomy.centerline import Centerline, tangents_of, transport_frames
+from colonsim.anatomy.colon import Colon
 from colonsim.errors import MeshError
 
 RAYS = 64                # rays per slice

@@ -11,7 +11,6 @@ from colonsim.anatomy.centerline import Centerline, transport_frames
 from colonsim.anatomy.config import AnatomyConfig
 from colonsim.config import sample
 
-
 AXIAL_OVER_AROUND = 0.5  # axial vertex spacing / circumferential spacing: folds need axial detail
 SECTOR = 2 * np.pi / 3   # the three taeniae coli split the circumference into three sectors
 

@@ -72,8 +72,8 @@ def apply_scope(cfg, camera: str | None = None, mask: str | None = None):
     """``cfg`` (a SimConfig) with its lens fitted to the mask PNG ``mask`` (field stop), then set
     to the calibration file ``camera`` (model, coefficients, intrinsics); unchanged without them.
     The result is the config that is stored in the output and checked on resume."""
-    from colonsim.tune import calibration
     from colonsim import config as cfgmod
+    from colonsim.tune import calibration
 
     lens = cfg.lens
     if mask:
@@ -109,8 +109,8 @@ def _render(args):
 
 
 def _inspect(args):
-    from colonsim.errors import DatasetError
     from colonsim.data.h5io import validate, verify
+    from colonsim.errors import DatasetError
 
     r = validate(args.path)
     if not r["ok"]:

@@ -21,13 +21,25 @@ from typing import Any, Mapping
 import h5py
 import numpy as np
 
-from colonsim.version import __version__
 from colonsim.data import schema
 from colonsim.data.h5read import (  # noqa: F401  the reading half, re-exported (h5io.open_file, h5io.validate)
-    ATTR_MESH, IMAGE_FIELDS, N_DECODE, PARTS_SUFFIX, SMALL_FIELDS, chunk_filters, has_checksums, header_errors,
-    open_checked, open_file, read_attrs, read_frame, validate, verify,
+    ATTR_MESH,
+    IMAGE_FIELDS,
+    N_DECODE,
+    PARTS_SUFFIX,
+    SMALL_FIELDS,
+    chunk_filters,
+    has_checksums,
+    header_errors,
+    open_checked,
+    open_file,
+    read_attrs,
+    read_frame,
+    validate,
+    verify,
 )
 from colonsim.errors import DatasetError
+from colonsim.version import __version__
 
 try:  # registers the blosc and zstd filters with HDF5
     import hdf5plugin

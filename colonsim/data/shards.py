@@ -13,10 +13,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from colonsim.version import __version__
-from colonsim.data import h5io, outputs, schema
 from colonsim.config import to_dict
+from colonsim.data import h5io, outputs, schema
 from colonsim.errors import ConfigError, DatasetError
+from colonsim.version import __version__
 
 MANIFEST = "manifest.json"
 

@@ -148,7 +148,7 @@ def _make_renderer_class():
 
     pyrender = import_pyrender()
     from OpenGL import GL as gl
-    from OpenGL.raw.GL.VERSION.GL_1_5 import glGetQueryObjectuiv as get_query   # 6x faster than gl.'s
+    from OpenGL.raw.GL.VERSION.GL_1_5 import glGetQueryObjectuiv as get_query  # 6x faster than gl.'s
     from pyrender.shader_program import ShaderProgramCache
 
     def _program(vertex_source: str) -> int:

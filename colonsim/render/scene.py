@@ -11,16 +11,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
+from colonsim.errors import InputError
 from colonsim.render import light as lightmod
 from colonsim.render import sensor as sensormod
 from colonsim.render import tissue as tissuemod
-from colonsim.errors import InputError
 from colonsim.render.lens import Lens, Remap
 from colonsim.render.trajectory import pose_for_frame
 

@@ -37,9 +37,9 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from colonsim.render import kernels
 from colonsim.config import Range, check_choice, check_range, sample
 from colonsim.errors import ConfigError, InputError
+from colonsim.render import kernels
 
 #: Rec. 709 / sRGB luminance weights of linear R, G, B.
 LUMA_RGB = (0.2126, 0.7152, 0.0722)

@@ -31,10 +31,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from colonsim.render import kernels
 from colonsim.anatomy.centerline import transport_frames
 from colonsim.config import Range, check_range, sample
 from colonsim.errors import InputError, MeshError
+from colonsim.render import kernels
 
 _CLEAR_K = 32        # nearest triangles (by centroid) searched for the clear radius of a point
 _LARGE_FACTOR = 4.0  # triangles with a circumradius above this times the 25th percentile: searched always

@@ -40,13 +40,19 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from colonsim.data import h5io, outputs, shards
-from colonsim.run import interrupt
 from colonsim.config import check_seed, to_json
-from colonsim.errors import ColonSimError, InputError
+from colonsim.data import h5io, outputs, shards
 from colonsim.data.shards import MANIFEST, ShardMerger, parts_dir, shard_range
+from colonsim.errors import ColonSimError, InputError
+from colonsim.run import interrupt
 from colonsim.run.shard import (
-    PROCEDURAL, Job, build_renderer, load_colons, mesh_source, rebuild_error, render_shard_file,
+    PROCEDURAL,
+    Job,
+    build_renderer,
+    load_colons,
+    mesh_source,
+    rebuild_error,
+    render_shard_file,
 )
 
 log = logging.getLogger(__name__)

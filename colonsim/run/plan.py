@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from colonsim.data.shards import ShardMerger
-from colonsim.run import generate, shard
 from colonsim.errors import InputError
+from colonsim.run import generate, shard
 
 
 def measure_worker(cfg, *, n_frames: int, calibration_frames: int, seed: int = 0,

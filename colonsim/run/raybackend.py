@@ -29,8 +29,8 @@ from typing import Any, Callable, Sequence
 
 from colonsim.data import h5io
 from colonsim.data.shards import MANIFEST, shard_path
-from colonsim.run import interrupt, shard
 from colonsim.errors import ColonSimError, InputError, RenderBackendError
+from colonsim.run import interrupt, shard
 
 log = logging.getLogger(__name__)
 

@@ -250,7 +250,7 @@ def read_mask(path: str | Path) -> np.ndarray:
     """An image-circle mask PNG as (H, W) uint8, 1 where the pixel is nonzero."""
     import cv2
 
-    from colonsim.data.realdata import decode_file   # lazily, like cv2: only --mask needs them
+    from colonsim.data.realdata import decode_file  # lazily, like cv2: only --mask needs them
     p = Path(path)
     if not p.is_file():
         raise InputError(f"mask file not found: {p}")

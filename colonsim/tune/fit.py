@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from colonsim import config as cfgmod
+from colonsim.errors import ColonSimError, InputError
 from colonsim.run import interrupt
 from colonsim.tune import framestats
-from colonsim.errors import ColonSimError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -248,8 +248,8 @@ def tune(cfg, real: str | Path, out: str | Path, *, budget: int = 100, frames: i
     """Fit ``cfg`` to the real frames in ``real``; write the tuned config to ``out`` (YAML that
     ``colonsim render --config`` takes) and the before/after figure to ``png`` (default: beside
     ``out``). Returns distance_before/after (held-out frames), their parts, params, trials, wall_s."""
-    from colonsim.tune.calibration import estimate_mask, fit_field_stop
     from colonsim.run.shard import load_colons, mesh_source, rebuild_error
+    from colonsim.tune.calibration import estimate_mask, fit_field_stop
 
     t0 = time.time()
     out = Path(out)

@@ -21,8 +21,8 @@ import numpy as np
 from colonsim import config as cfgmod
 from colonsim.config import check_seed
 from colonsim.data import outputs
-from colonsim.run import interrupt
 from colonsim.errors import ColonSimError, ConfigError, InputError
+from colonsim.run import interrupt
 
 GAP_PX = 8          # between frame pairs and between rows
 MARGIN_PX = 8       # around the sheet

@@ -1,7 +1,7 @@
 """`colonsim adapt ...`: bad inputs give exit status 2 and one line on stderr."""
+import cv2
 import h5py
 import numpy as np
-import cv2
 import pytest
 
 import cli

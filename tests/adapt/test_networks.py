@@ -1,7 +1,6 @@
 """Shapes and starting behaviour of the refiner and the patch discriminator."""
-import torch
-
 import pytest
+import torch
 
 from adapt.networks import PatchDiscriminator, Refiner, colour_curve, grey
 

@@ -127,7 +127,6 @@ def test_identity_warning_reads_the_changed_fraction(tmp_path, caplog):
     warning. The same mean with nothing moved warns, and so do records written before the fraction
     was logged."""
     from adapt.logbook import Logbook
-
     from training.rundir import RunDir
 
     book = Logbook(RunDir(tmp_path), [], start_step=0, total=10)

@@ -113,7 +113,7 @@ def test_benchmark_configs_load_and_differ_from_the_defaults():
     from colonsim.simconfig import load_sim_config
 
     configs = sorted((Path(__file__).resolve().parents[2] / "benchmarks" / "configs").glob("*.yaml"))
-    assert {p.name for p in configs} >= {"adapt_target.yaml", "adapt_target_v5.yaml", "adapt_refiner.yaml"}
+    assert {p.name for p in configs} >= {"adapt_target.yaml", "adapt_target_v5.yaml", "adapt_tones.yaml"}
     clean = load_sim_config("clean")
     for p in configs:
         if "refiner" in read_yaml(p):

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from colonsim.render import light, scene, tissue
 from colonsim.anatomy.colon import generate_colon
+from colonsim.render import light, scene, tissue
 from colonsim.render.lens import Lens, Remap
 from colonsim.render.scene import FrameRenderer
-from colonsim.simconfig import load_sim_config
 from colonsim.render.trajectory import pose_for_frame
+from colonsim.simconfig import load_sim_config
 
 OVER = ["output.size_px=96", "anatomy.triangles=30000", "anatomy.max_length_mm=600", "tissue.texture_px=64"]
 

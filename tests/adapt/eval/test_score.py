@@ -5,14 +5,12 @@ import shutil
 
 import cv2
 import numpy as np
-
-import cli
 import torch
 
+import cli
 from adapt.data import inscribed_square, to_tensor
 from adapt.eval.classifier import DomainClassifier, fold, recalibrate_batchnorm, train_and_test
-from adapt.eval.score import (_mean_logits, examples_grid, score, separating_cues, structure_floor,
-                              structure_view)
+from adapt.eval.score import _mean_logits, examples_grid, score, separating_cues, structure_floor, structure_view
 
 
 def test_inscribed_square_excludes_border():

@@ -81,6 +81,7 @@ def test_control_scores_against_renders_that_show_what_the_held_out_frames_show(
     while the raw frames (darker and tinted) are still told apart."""
     import cv2
     import numpy as np
+
     from adapt.eval.score import score
     from tests.adapt.conftest import synthetic_frames, write_h5
 

@@ -4,10 +4,9 @@ import pytest
 import trimesh
 
 from colonsim.anatomy.colon import SEGMENT_NAMES, generate_colon, load_anatomy_config
-from colonsim.errors import ConfigError
 from colonsim.anatomy.measure import local_wall_distance, measure_colon, slice_rays
 from colonsim.anatomy.meshio import centerline_path, save_colon
-
+from colonsim.errors import ConfigError
 from tests.colonsim.raycast import ray_hit
 
 PIECE = ["anatomy.segments=[sigmoid]", "anatomy.max_length_mm=200", "anatomy.triangles=20000"]

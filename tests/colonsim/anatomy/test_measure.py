@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from colonsim.anatomy.colon import SEGMENT_NAMES, generate_colon, load_anatomy_config
 from colonsim.anatomy.centerline import Centerline
+from colonsim.anatomy.colon import SEGMENT_NAMES, generate_colon, load_anatomy_config
 from colonsim.anatomy.measure import RAYS, local_wall_distance, measure_colon, resample, slice_radii
 from colonsim.anatomy.tube import CAP_DEPTH
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from colonsim.anatomy.colon import generate_colon, load_anatomy_config
 from colonsim.anatomy.centerline import Centerline
-from colonsim.errors import ColonSimError, InputError, MeshError
+from colonsim.anatomy.colon import generate_colon, load_anatomy_config
 from colonsim.anatomy.measure import local_wall_distance, measure_colon
 from colonsim.anatomy.meshio import centerline_path, load_colon, parse_scale, save_colon
+from colonsim.errors import ColonSimError, InputError, MeshError
 
 CT = Path(__file__).resolve().parents[4] / "shared" / "data" / "meshes" / "gca-edin-00020"
 CT_VOXEL_MM = (0.808594, 0.808594, 0.7)
@@ -165,6 +165,7 @@ def test_quads_are_refused_not_silently_triangulated(tmp_path, make, n):
 
 def test_triangle_files_of_every_format_pass_the_polygon_check(tmp_path):
     import trimesh
+
     from colonsim.anatomy.meshio import _read_file
     tri = trimesh.creation.cylinder(radius=20, height=200, sections=24)
     for suffix in (".obj", ".ply", ".off", ".stl"):

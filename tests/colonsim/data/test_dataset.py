@@ -1,11 +1,10 @@
 """FrameDataset over files written by the HDF5 writer: exact tensors, partial files, fresh processes."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
-
-import json
 from types import SimpleNamespace
 
 import numpy as np

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import trimesh
 
-from colonsim.render import light as lightmod
-from colonsim.anatomy.colon import Colon
 from colonsim.anatomy.centerline import Centerline
+from colonsim.anatomy.colon import Colon
 from colonsim.errors import ConfigError
+from colonsim.render import light as lightmod
 from colonsim.render.scene import FrameRenderer
 from colonsim.simconfig import load_sim_config
 

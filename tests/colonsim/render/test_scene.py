@@ -5,12 +5,11 @@ import numpy as np
 import pytest
 import trimesh
 
-from colonsim.anatomy.colon import Colon, generate_colon
 from colonsim.anatomy.centerline import Centerline
+from colonsim.anatomy.colon import Colon, generate_colon
 from colonsim.errors import InputError
 from colonsim.render.scene import Frame, FrameRenderer
 from colonsim.simconfig import load_sim_config
-
 from tests.colonsim.raycast import ray_hit
 
 R_MM = 10.0

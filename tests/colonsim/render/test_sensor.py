@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from colonsim import config
-from colonsim.render import sensor
 from colonsim.errors import ConfigError
+from colonsim.render import sensor
 from colonsim.simconfig import load_sim_config
 
 H = W = 64

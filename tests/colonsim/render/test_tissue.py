@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import trimesh
 
-from colonsim.render import tissue
 from colonsim.config import replace
 from colonsim.errors import ConfigError
+from colonsim.render import tissue
 from colonsim.simconfig import load_sim_config
 
 

@@ -7,10 +7,10 @@ import trimesh
 from scipy import stats
 
 from colonsim import config
-from colonsim.render import trajectory
-from colonsim.anatomy.colon import AnatomyConfig, Colon, generate_colon
 from colonsim.anatomy.centerline import Centerline, transport_frames
+from colonsim.anatomy.colon import AnatomyConfig, Colon, generate_colon
 from colonsim.errors import ConfigError, MeshError
+from colonsim.render import trajectory
 from colonsim.simconfig import load_sim_config
 
 

@@ -140,9 +140,9 @@ def test_bad_mesh_with_the_progress_bar_on_gives_exactly_one_stderr_line(tmp_pat
 def test_tasks_ship_colons_without_trimesh_caches():
     import pickle
 
-    from colonsim.run import generate
-    from colonsim.render import scene, trajectory
     from colonsim.anatomy.colon import generate_colon
+    from colonsim.render import scene, trajectory
+    from colonsim.run import generate
     from colonsim.simconfig import load_sim_config
 
     cfg = load_sim_config("clean", None, ["anatomy.triangles=20000", "anatomy.max_length_mm=600"])

@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from colonsim.tune import calibration
 from colonsim.errors import InputError
 from colonsim.render.lens import Lens
 from colonsim.simconfig import load_sim_config
+from colonsim.tune import calibration
 
 DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "real" / "cvc-colondb"
 

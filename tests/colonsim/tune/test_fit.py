@@ -10,8 +10,8 @@ import pytest
 
 import cli
 from colonsim import config as cfgmod
-from colonsim.tune import fit as tunemod
 from colonsim.simconfig import load_sim_config
+from colonsim.tune import fit as tunemod
 
 
 @pytest.fixture
