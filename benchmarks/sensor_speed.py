@@ -96,4 +96,6 @@ def _tick(stages: dict, name: str, t: float) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    from common import run
+
+    run(main)
