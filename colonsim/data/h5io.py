@@ -73,7 +73,8 @@ def compression_kwargs(name: str, level: int) -> dict[str, Any]:
 def create(path: str | Path, n_frames: int, height: int, width: int, *, depth_dtype: str,
            compression: str, compression_level: int, config_json: str, camera_json: str,
            seed: int, mesh_json: str, param_dtypes: Mapping[str, str],
-           frame_offset: int | None = None, chunk_cache: bool = True, checksum: bool = False) -> h5py.File:
+           frame_offset: int | None = None, chunk_cache: bool = True, checksum: bool = False,
+           extras: tuple[str, ...] = ()) -> h5py.File:
     """Create a file for ``n_frames`` frames with every dataset of the schema, open for writing.
 
     ``param_dtypes`` maps each per-frame parameter name to "float32" or "int32". ``done`` starts at
@@ -82,6 +83,8 @@ def create(path: str | Path, n_frames: int, height: int, width: int, *, depth_dt
     then written whole and at once, with no copy into HDF5's chunk cache (35 ms per 100 frames of
     256 px at close). ``checksum``: a Fletcher-32 checksum on every chunk of every dataset, checked
     by HDF5 on each read, so that a damaged chunk fails to read instead of reading as other values.
+    ``extras``: optional image datasets of :data:`schema.OPTIONAL_OUTPUTS` to create as well
+    (``normals``, ``flow``, ``occlusion``, ``flow_valid``), chunked and compressed like ``rgb``.
     """
     # The HDF5 1.10 file format: readable by any HDF5 since 2017, unlike "latest" (the format of
     # whatever library writes it), and it allows attributes over 64 kB (the config JSON).
@@ -100,7 +103,11 @@ def create(path: str | Path, n_frames: int, height: int, width: int, *, depth_dt
         f.attrs.update(attrs)
         comp = compression_kwargs(compression, compression_level)
         dtypes = {schema.RGB: "uint8", schema.DEPTH: depth_dtype, schema.MASK: "uint8"}
-        for name in IMAGE_FIELDS:
+        for name in extras:
+            if name not in schema.OPTIONAL_OUTPUTS:
+                raise DatasetError(f"'{name}' is not an optional output; known: {sorted(schema.OPTIONAL_OUTPUTS)}")
+            dtypes[name] = schema.OPTIONAL_OUTPUTS[name]
+        for name in IMAGE_FIELDS + tuple(extras):
             shape = schema.FIELDS[name].shape(n_frames, height, width)
             f.create_dataset(name, shape=shape, dtype=dtypes[name], chunks=(1,) + shape[1:],
                              fletcher32=checksum, **comp)
@@ -141,18 +148,25 @@ class FrameWriter:
     def __init__(self, f: h5py.File):
         self.f = f
         self.images = {name: f[name] for name in IMAGE_FIELDS}
+        self.extras = {name: f[name] for name in schema.OPTIONAL_OUTPUTS if name in f}
         n = f[schema.DONE].shape[0]
         self.small = {name: np.zeros(f[name].shape, f[name].dtype) for name in SMALL_FIELDS}
         self.params = {k: np.zeros(n, ds.dtype) for k, ds in f[schema.PARAMS].items()}
         self.done = np.zeros(n, np.uint8)
         self.pending: list[int] = []
 
-    def write(self, i: int, frame: Any) -> None:
+    def write(self, i: int, frame: Any, extras: Mapping[str, np.ndarray] | None = None) -> None:
         """Frame ``i``: a :class:`colonsim.render.scene.Frame` (rgb (H, W, 3) uint8, depth (H, W) float32 mm,
-        mask (H, W) uint8, pose (4, 4), intrinsics (3, 3), params {name: number})."""
+        mask (H, W) uint8, pose (4, 4), intrinsics (3, 3), params {name: number}); ``extras``: the
+        optional datasets of the file ({name: array}), every one the file has."""
         if frame.params.keys() != self.params.keys():
             raise DatasetError(f"frame {i} has parameters {sorted(frame.params)}; the file has "
                                f"{sorted(self.params)}")
+        extras = extras or {}
+        if extras.keys() != self.extras.keys():
+            raise DatasetError(f"frame {i} has optional outputs {sorted(extras)}; the file has {sorted(self.extras)}")
+        for name, ds in self.extras.items():
+            ds[i] = extras[name]
         self.images[schema.RGB][i] = frame.rgb
         self.images[schema.DEPTH][i] = frame.depth
         self.images[schema.MASK][i] = frame.mask
@@ -227,7 +241,11 @@ def copy_frames(src: h5py.File, dst: h5py.File, start: int) -> None:
     """Copy every frame of ``src`` into ``dst`` at ``start``: image chunks as compressed bytes (the two
     files must share dtypes and filters), small arrays decoded."""
     n = src[schema.RGB].shape[0]
-    for name in IMAGE_FIELDS:
+    extras = tuple(name for name in schema.OPTIONAL_OUTPUTS if name in dst)
+    missing = [name for name in extras if name not in src]
+    if missing:
+        raise DatasetError(f"shard has no {', '.join(missing)} dataset(s) that the merged file has")
+    for name in IMAGE_FIELDS + extras:
         if chunk_filters(src[name]) != chunk_filters(dst[name]):   # other compression or checksum: decode
             dst[name][start:start + n] = src[name][()]
             continue

@@ -118,14 +118,24 @@ def read_attrs(f: h5py.File) -> dict[str, Any]:
 
 def read_frame(f: h5py.File, i: int) -> dict[str, Any]:
     """Frame ``i`` in file units: rgb (H, W, 3) uint8, depth (H, W) float32 mm, mask (H, W) uint8,
-    pose (4, 4) float32, intrinsics (3, 3) float32, params {name: float | int}."""
+    pose (4, 4) float32, intrinsics (3, 3) float32, params {name: float | int}; and each optional
+    dataset the file has (:func:`optional_outputs`), as stored."""
     mask = f[schema.MASK]
-    return {
+    out = {
         schema.RGB: f[schema.RGB][i], schema.DEPTH: f[schema.DEPTH][i].astype(np.float32),
         schema.MASK: mask[()] if mask.ndim == 2 else mask[i], schema.POSE: f[schema.POSE][i],
         schema.INTRINSICS: f[schema.INTRINSICS][i],
         schema.PARAMS: {k: f[schema.PARAMS][k][i].item() for k in f[schema.PARAMS]},
     }
+    for name in optional_outputs(f):
+        out[name] = f[name][i]
+    return out
+
+
+def optional_outputs(f: h5py.File) -> tuple[str, ...]:
+    """The optional per-frame datasets an open file has (``normals``, ``flow``, ``occlusion``,
+    ``flow_valid``; see :data:`schema.OPTIONAL_OUTPUTS`): a file without them is as valid."""
+    return tuple(name for name in schema.OPTIONAL_OUTPUTS if name in f)
 
 
 # ----------------------------------------------------------------------------- validation

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from colonsim.config import check_choice, check_range
+from colonsim.data import schema
 
 COMPRESSIONS = ("blosc-lz4", "blosc-zstd", "zstd", "gzip", "lzf", "none")
 DEPTH_DTYPES = ("float16", "float32")
@@ -29,6 +30,15 @@ class OutputConfig:
                                     # that a damaged file fails loudly. Cost: 5 ms per 256 frames of
                                     # 128 px written (0.170 -> 0.175 s), lost in the noise of a 12 s
                                     # end-to-end render of them (2 workers, 2 loaded cores); on by default
+    normals: bool = False           # also write 'normals': camera-frame unit normals (float16), from a
+                                    # second render pass of the same geometry
+    flow: bool = False              # also write 'flow', 'occlusion' and 'flow_valid': exact forward flow
+                                    # to the next frame of the sequence (trajectory.sequence_length > 1)
+
+    def extra_outputs(self) -> tuple[str, ...]:
+        """The optional datasets these switches turn on (names of colonsim.data.schema)."""
+        return tuple(name for switch, names in schema.OUTPUTS_OF_SWITCH.items() if getattr(self, switch)
+                     for name in names)
 
     def __post_init__(self):
         check_range("size_px", self.size_px, 8, 4096)

@@ -13,7 +13,16 @@ mask           uint8               (H, W) or      1 inside the lens's image circ
                                    (N, H, W)
 pose           float32             (N, 4, 4)      camera-to-world, mm, OpenGL axes (looks along -z)
 intrinsics     float32             (N, 3, 3)      pinhole matrix of the frame
-normals        int8 | float16      (N, H, W, 3)   optional camera-frame normals (int8: x127)
+normals        int8 | float16      (N, H, W, 3)   optional (output.normals): camera-frame unit normals
+                                                  (OpenGL axes, facing the camera; 0 = no surface;
+                                                  int8: x127)
+flow           float32             (N, H, W, 2)   optional (output.flow): forward optical flow to the
+                                                  next frame of the sequence, output px (dx right, dy
+                                                  down), through the lens model; 0 where not valid
+occlusion      uint8               (N, H, W)      optional (output.flow): 1 where the flow is valid but
+                                                  the next frame does not see that surface point
+flow_valid     uint8               (N, H, W)      optional (output.flow): 1 where the flow is defined
+                                                  (a surface, and a next frame in the sequence)
 params/<name>  float32 | int32     (N,)           every per-frame sampled parameter
 done           uint8               (N,)           1 once frame i is fully written (crash safety)
 =============  ==================  =============  =====================================================
@@ -32,6 +41,9 @@ MASK = "mask"
 POSE = "pose"
 INTRINSICS = "intrinsics"
 NORMALS = "normals"
+FLOW = "flow"
+OCCLUSION = "occlusion"
+FLOW_VALID = "flow_valid"
 PARAMS = "params"
 DONE = "done"
 
@@ -75,11 +87,21 @@ FIELDS: dict[str, Field] = {
     MASK: Field(MASK, ("uint8",), ("H", "W"), True, "1 inside the lens's image circle"),
     POSE: Field(POSE, ("float32",), (4, 4), True, "camera-to-world, mm, OpenGL axes"),
     INTRINSICS: Field(INTRINSICS, ("float32",), (3, 3), True, "pinhole matrix of the frame"),
-    NORMALS: Field(NORMALS, ("int8", "float16"), ("H", "W", 3), False, "camera-frame normals"),
+    NORMALS: Field(NORMALS, ("int8", "float16"), ("H", "W", 3), False, "camera-frame unit normals"),
+    FLOW: Field(FLOW, ("float32",), ("H", "W", 2), False,
+                "forward flow to the next frame of the sequence, output px (x right, y down)"),
+    OCCLUSION: Field(OCCLUSION, ("uint8",), ("H", "W"), False,
+                     "1 where the next frame does not see the surface point of the pixel"),
+    FLOW_VALID: Field(FLOW_VALID, ("uint8",), ("H", "W"), False, "1 where the flow is defined"),
     DONE: Field(DONE, ("uint8",), (), True, "1 once frame i is fully written"),
 }
 
 PARAM_DTYPES = ("float32", "int32")
+
+#: The optional per-frame image datasets, with the dtype the writer uses, by the config switch
+#: (``output.normals``, ``output.flow``) that turns them on.
+OPTIONAL_OUTPUTS = {NORMALS: "float16", FLOW: "float32", OCCLUSION: "uint8", FLOW_VALID: "uint8"}
+OUTPUTS_OF_SWITCH = {"normals": (NORMALS,), "flow": (FLOW, OCCLUSION, FLOW_VALID)}
 
 
 def check_dtype(name: str, dtype: np.dtype) -> bool:

@@ -434,6 +434,22 @@ class GLRenderer:
         flags = pyrender.RenderFlags.OFFSCREEN | pyrender.RenderFlags.SKIP_CULL_FACES
         return r.render(scene, flags)
 
+    def render_normals(self, scene, width: int, height: int, uniforms: dict,
+                       draw_ranges: "tuple[np.ndarray, np.ndarray] | None" = None, depth_mask=None,
+                       slot: int = 0) -> np.ndarray:
+        """As :meth:`render`, with the shaders of ``shaders/normals``: rgb = the unit surface normal
+        in the view's camera frame (OpenGL axes, turned to face the camera), a = 1 / z-depth. The
+        same geometry and depth test as the colour pass; ``uniforms`` needs ``u_cam_fwd``."""
+        r = self.renderer
+        if getattr(self, "_normals_cache", None) is None:
+            from pyrender.shader_program import ShaderProgramCache
+            self._normals_cache = ShaderProgramCache(shader_dir=str(SHADER_DIR / "normals"))
+        colour_cache, r._program_cache = r._program_cache, self._normals_cache
+        try:
+            return self.render(scene, width, height, uniforms, draw_ranges, depth_mask=depth_mask, slot=slot)
+        finally:
+            r._program_cache = colour_cache
+
     def read(self, ticket, out: np.ndarray | None = None) -> np.ndarray:
         """The pixels of a deferred render (``ticket`` from ``render(..., defer=True)``): as
         :meth:`render` returns them, into ``out`` if given (a new array per frame, for a frame

@@ -186,6 +186,9 @@ def render_dataset(cfg, out: str | Path, n_frames: int, *, seed: int = 0, worker
     if workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers}")
     check_seed(seed)
+    if cfg.output.flow and cfg.trajectory.sequence_length < 2:
+        log.warning("output.flow with trajectory.sequence_length 1: no frame has a next frame in its "
+                    "sequence, so flow_valid is 0 everywhere; render sequences with --sequence-length L")
     out = outputs.check_target(out, overwrite=True)   # empty, in a missing folder, or a folder
     if resume and overwrite:
         raise InputError("--resume and --overwrite exclude each other")
@@ -287,7 +290,7 @@ def _render_locked(cfg, out: Path, n_frames: int, seed: int, workers: int, mesh,
 def file_attrs(cfg, seed: int, source: dict) -> dict:
     o = cfg.output
     return dict(depth_dtype=o.depth_dtype, compression=o.compression, compression_level=o.compression_level,
-                checksum=o.checksum,
+                checksum=o.checksum, extras=o.extra_outputs(),
                 config_json=to_json(cfg), camera_json=to_json(cfg.lens), seed=seed,
                 mesh_json=json.dumps(source, sort_keys=True))
 

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from colonsim import errors
 from colonsim.anatomy.colon import generate_colon
 from colonsim.anatomy.meshio import load_colon
-from colonsim.data import h5io
+from colonsim.data import h5io, schema
 from colonsim.data.shards import shard_path, shard_range
 from colonsim.errors import ColonSimError, ConfigError, InputError
 
@@ -70,22 +72,62 @@ def render_shard_file(job: Job, renderer, s: int, folder: str | Path, on_frame: 
     """Render shard ``s`` into ``folder/shard_NNNNN.h5`` through a temporary file of this process
     that is synced and atomically renamed (so the shard either exists complete or not at all);
     ``on_frame()`` is called after each frame. Every backend (local pool, Ray actors) renders
-    through this function, so a shard's bytes do not depend on the backend."""
+    through this function, so a shard's bytes do not depend on the backend.
+
+    The optional outputs of ``output.normals`` and ``output.flow`` are made here, after the frame
+    (its rgb and depth are the same bytes with or without them): normals by a second render pass
+    in the GL thread (:func:`colonsim.render.flow.render_normals`); flow by holding each frame back
+    until the next one is rendered (:func:`colonsim.render.flow.flow_to_next`). The last frame of
+    a shard whose sequence goes on renders that next frame once more for its depth and pose."""
     frames = shard_range(s, job.shard_frames, job.n_frames)
     tmp = Path(folder) / f"shard_{s:05d}.{os.getpid()}.tmp"
     writer = sync = None
+    extras = job.cfg.output.extra_outputs()
+    want_normals, want_flow = job.cfg.output.normals, job.cfg.output.flow
+    seq_len = job.cfg.trajectory.sequence_length
+    held: list = []   # with flow: the frame waiting for its next one, (j, i, frame, extras)
+    geo = None
+    if extras and not hasattr(renderer, "remap"):
+        raise ConfigError("output", f"output.normals and output.flow need the built-in renderer, not {job.renderer}")
+    if want_normals or want_flow:
+        from colonsim.render import flow as flowmod
 
-    def write(j: int, frame) -> None:
+    def same_sequence(i: int) -> bool:   # frame i + 1 exists and continues frame i's sequence
+        return i + 1 < job.n_frames and (i + 1) // seq_len == i // seq_len
+
+    def store(j: int, frame, extra: dict) -> None:
         nonlocal writer, sync
         if writer is None:
             writer = h5io.FrameWriter(h5io.create(
                 tmp, len(frames), frame.rgb.shape[0], frame.rgb.shape[1], frame_offset=frames.start,
                 param_dtypes=h5io.param_dtypes(frame.params), chunk_cache=False, **job.attrs))
             sync = h5io.BackgroundSync(writer.f)
-        writer.write(j, frame)
+        writer.write(j, frame, extra)
         if j % SYNC_FRAMES == SYNC_FRAMES - 1:
             sync.kick()   # so that the shard's closing fsync does not stall this worker
         on_frame()
+
+    def with_flow(frame, extra: dict, nxt) -> dict:
+        nonlocal geo
+        if geo is None:
+            geo = flowmod.FlowGeometry(renderer.lens)
+        fl, occ, valid = flowmod.flow_to_next(geo, frame.depth, frame.pose,
+                                              None if nxt is None else nxt.depth, None if nxt is None else nxt.pose)
+        return {**extra, schema.FLOW: fl, schema.OCCLUSION: occ, schema.FLOW_VALID: valid}
+
+    def write(j: int, frame, normals=None) -> None:
+        extra = {} if normals is None else {schema.NORMALS: normals.astype(np.float16)}
+        if not want_flow:
+            store(j, frame, extra)
+            return
+        i = frames[j]
+        if held:
+            hj, hi, hframe, hextra = held.pop()
+            store(hj, hframe, with_flow(hframe, hextra, frame if same_sequence(hi) else None))
+        held.append((j, i, frame, extra))
+
+    def normals_of(pose, params, slot: int = 0):
+        return flowmod.render_normals(renderer, pose, int(params["mesh_id"]), slot=slot) if want_normals else None
 
     # With a core to spare (one local worker), frame j's remap, sensor model and write run in a
     # second thread, and frame j + 1 is drawn into the other framebuffer before frame j is read
@@ -101,17 +143,23 @@ def render_shard_file(job: Job, renderer, s: int, folder: str | Path, on_frame: 
         nxt = renderer.submit(frames[0], job.seed, slot=0) if pipelined and len(frames) else None
         for j, i in enumerate(frames):
             if not pipelined:
-                write(j, renderer.render(i, job.seed))
+                frame = renderer.render(i, job.seed)
+                write(j, frame, normals_of(frame.pose, frame.params))
                 continue
             cur = nxt
             if j + 1 < len(frames):
                 nxt = renderer.submit(frames[j + 1], job.seed, slot=(j + 1) % 2)
             pending = renderer.collect(cur)
-            inflight.append(post.submit(lambda j=j, p=pending: write(j, renderer.finish(p))))
+            normals = normals_of(pending.pose, pending.params, slot=j % 2)   # GL: in this thread
+            inflight.append(post.submit(lambda j=j, p=pending, n=normals: write(j, renderer.finish(p), n)))
             if len(inflight) > 1:
                 inflight.pop(0).result()
         for fut in inflight:
             fut.result()
+        if held:   # the shard's last frame: its next frame (if its sequence goes on) is in the next shard
+            hj, hi, hframe, hextra = held.pop()
+            nxt_frame = renderer.render(hi + 1, job.seed) if same_sequence(hi) else None
+            store(hj, hframe, with_flow(hframe, hextra, nxt_frame))
         sync.wait()
         writer.close()
         writer = None

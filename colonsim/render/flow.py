@@ -1,0 +1,166 @@
+"""Geometry outputs beside RGB and depth: optical flow, occlusion and surface normals.
+
+Flow comes from exact geometry, not from images. Pixel ``(u, v)`` of frame t with z-depth ``z``
+(mm along the optical axis) is the 3D point ``z * ray / -ray_z`` of the lens's ray through it
+(:meth:`colonsim.render.lens.Lens.pixel_to_ray`, fisheye and omnidir included). The point is
+moved into the camera frame of frame t + 1 by the relative pose (poses are camera-to-world, mm,
+OpenGL axes) and projected by the same lens (:meth:`~colonsim.render.lens.Lens.ray_to_pixel`);
+the flow is the difference of the two pixel positions, in output pixels (x right, y down).
+
+- ``flow_valid``: 1 where the flow is defined: the pixel sees a surface (depth > 0, inside the
+  mask), the frame has a next frame in its sequence, and the moved point lies within the angles
+  the lens model covers.
+- ``occlusion``: 1 where the flow is valid but frame t + 1 does not see that surface point: its
+  target is outside the image or the mask, or the next frame's depth there (bilinear in inverse
+  depth, from neighbours with a surface) differs from the point's projected z by more than :data:`OCC_REL_TOL` of it.
+
+Normals come from a second render pass of the same geometry (:func:`render_normals`): the
+interpolated vertex normals of the mesh in the camera frame, turned to face the camera, through
+the same lens remap as depth.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from colonsim.render.lens import Lens
+
+OCC_REL_TOL = 0.02   # relative z difference above which a point counts as hidden in the next frame
+
+
+class FlowGeometry:
+    """The per-pixel rays of one lens at one size, scaled to unit z-depth (computed once)."""
+
+    def __init__(self, lens: Lens):
+        self.lens = lens
+        h, w = lens.height, lens.width
+        uv = lens.pixel_grid()
+        rays, valid = lens.pixel_to_ray(uv)
+        front = rays[:, 2] < -1e-9
+        valid &= front
+        scale = np.where(front, -1.0 / np.where(front, rays[:, 2], -1.0), 0.0)
+        self.rays_z = (rays * scale[:, None]).reshape(h, w, 3)     # z-depth 1 along -z
+        self.valid = valid.reshape(h, w)
+        self.uv = uv.reshape(h, w, 2)
+        self.mask = lens.field_mask()
+
+    def points(self, depth: np.ndarray) -> np.ndarray:
+        """(h, w, 3) camera-frame points (mm, OpenGL axes) of a z-depth map (h, w) mm."""
+        return self.rays_z * np.asarray(depth, np.float64)[..., None]
+
+
+def relative_pose(pose0: np.ndarray, pose1: np.ndarray) -> np.ndarray:
+    """(4, 4) camera-1-from-camera-0 transform of two camera-to-world poses."""
+    return np.linalg.inv(np.asarray(pose1, np.float64)) @ np.asarray(pose0, np.float64)
+
+
+def project(geo: FlowGeometry, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel positions (..., 2) of camera-frame points (..., 3), and whether the lens covers them."""
+    shape = points.shape[:-1]
+    p = points.reshape(-1, 3)
+    theta = np.arctan2(np.hypot(p[:, 0], p[:, 1]), -p[:, 2])
+    ok = theta <= geo.lens.theta_max
+    if geo.lens.cfg.model == "pinhole":
+        ok &= -p[:, 2] > 1e-9
+    uv = np.zeros((len(p), 2))
+    if ok.any():
+        uv[ok] = geo.lens.ray_to_pixel(p[ok])
+    return uv.reshape(*shape, 2), ok.reshape(shape)
+
+
+def _sample_depth(depth: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bilinear z-depth of ``depth`` (h, w) at pixel positions ``uv`` (n, 2), and whether it is inside
+    the image and every neighbour of nonzero weight has a surface."""
+    h, w = depth.shape
+    slack = 1e-6   # round-off of a position on the image's edge
+    inside = (uv[:, 0] >= -slack) & (uv[:, 1] >= -slack) & (uv[:, 0] <= w - 1 + slack) & (uv[:, 1] <= h - 1 + slack)
+    x, y = np.clip(uv[:, 0], 0, w - 1), np.clip(uv[:, 1], 0, h - 1)
+    x0 = np.clip(np.floor(x), 0, w - 2 if w > 1 else 0).astype(np.int64)
+    y0 = np.clip(np.floor(y), 0, h - 2 if h > 1 else 0).astype(np.int64)
+    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
+    fx, fy = np.clip(x - x0, 0, 1), np.clip(y - y0, 0, 1)
+    d00, d01, d10, d11 = depth[y0, x0], depth[y0, x1], depth[y1, x0], depth[y1, x1]
+    w00, w01, w10, w11 = (1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy
+    eps = 1e-3   # a neighbour of less weight than this (round-off of an integer position) is not needed
+    ok = inside & ((d00 > 0) | (w00 < eps)) & ((d01 > 0) | (w01 < eps)) & ((d10 > 0) | (w10 < eps)) \
+        & ((d11 > 0) | (w11 < eps))
+    # Inverse depth is interpolated (linear in the image on a planar facet of a pinhole view).
+    i00, i01, i10, i11 = (1.0 / np.where(x > 0, x, 1.0) for x in (d00, d01, d10, d11))
+    inv = i00 * w00 + i01 * w01 + i10 * w10 + i11 * w11
+    return 1.0 / np.maximum(inv, 1e-12), ok
+
+
+def flow_to_next(geo: FlowGeometry, depth0: np.ndarray, pose0: np.ndarray,
+                 depth1: np.ndarray | None, pose1: np.ndarray | None,
+                 rel_tol: float = OCC_REL_TOL) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Forward flow from a frame (``depth0`` (h, w) mm, camera-to-world ``pose0``) to the next one.
+
+    ``depth1``, ``pose1``: the next frame of the same sequence, or None (the last frame of a
+    sequence: no flow). Returns flow (h, w, 2) float32 output pixels (0 where not valid), occlusion
+    (h, w) uint8 and flow_valid (h, w) uint8 (see the module doc)."""
+    h, w = geo.mask.shape
+    flow = np.zeros((h, w, 2), np.float32)
+    occ = np.zeros((h, w), np.uint8)
+    valid = np.zeros((h, w), np.uint8)
+    if depth1 is None or pose1 is None:
+        return flow, occ, valid
+    depth0 = np.asarray(depth0, np.float32)
+    src = (depth0 > 0) & (geo.mask > 0) & geo.valid
+    if not src.any():
+        return flow, occ, valid
+    rel = relative_pose(pose0, pose1)
+    p0 = geo.rays_z[src] * depth0[src, None].astype(np.float64)
+    p1 = p0 @ rel[:3, :3].T + rel[:3, 3]
+    uv1, ok = project(geo, p1)
+    uv0 = geo.uv[src]
+    f = np.where(ok[:, None], uv1 - uv0, 0.0)
+    depth1 = np.asarray(depth1, np.float32)
+    d, seen = _sample_depth(depth1, uv1)
+    z1 = -p1[:, 2]
+    xi = np.clip(np.rint(uv1[:, 0]), 0, w - 1).astype(np.int64)
+    yi = np.clip(np.rint(uv1[:, 1]), 0, h - 1).astype(np.int64)
+    seen &= ok & (geo.mask[yi, xi] > 0) & (np.abs(d - z1) <= rel_tol * np.maximum(z1, 1e-9))
+    flow[src] = f.astype(np.float32)
+    valid[src] = ok
+    occ[src] = ok & ~seen
+    return flow, occ, valid
+
+
+def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """``image`` of frame t + 1 (h, w, c) sampled at each pixel of frame t plus its flow
+    (bilinear): where the flow is valid and not occluded, it is frame t's view of the same points."""
+    import cv2
+    h, w = flow.shape[:2]
+    v, u = np.mgrid[0:h, 0:w].astype(np.float32)
+    return cv2.remap(np.ascontiguousarray(image), u + flow[..., 0], v + flow[..., 1], cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_CONSTANT)
+
+
+# ----------------------------------------------------------------------------- normals
+
+
+def render_normals(renderer, pose: np.ndarray, mesh_id: int, slot: int = 0) -> np.ndarray:
+    """(h, w, 3) float32 unit surface normals in the camera frame (OpenGL axes, facing the camera;
+    0 where there is no surface) of a :class:`colonsim.render.scene.FrameRenderer`'s view from
+    camera-to-world ``pose`` of colon ``mesh_id``: a second render pass of the same geometry
+    through the same lens remap. Must run in the thread that owns the renderer's GL context."""
+    pose = np.asarray(pose, np.float64)
+    for k, mesh in enumerate(renderer.meshes):
+        mesh.is_visible = k == int(mesh_id)
+    chunks = renderer.chunks[int(mesh_id)]
+    lens_cfg = renderer.cfg.lens
+    images = []
+    for view, mask_key in zip(renderer.remap.views, renderer._mask_keys):
+        vpose = pose.copy()
+        vpose[:3, :3] = pose[:3, :3] @ view.rotation
+        renderer.scene.set_pose(renderer.camera_node, vpose)
+        seen = chunks.visible(vpose, view.size_px / (2.0 * view.focal_px), lens_cfg.znear_mm, lens_cfg.zfar_mm)
+        img = renderer.gl.render_normals(renderer.scene, view.size_px, view.size_px,
+                                         {"u_cam_fwd": (-vpose[:3, 2]).astype(np.float32)},
+                                         chunks.ranges_of(seen), depth_mask=mask_key, slot=slot).copy()
+        img[..., :3] = img[..., :3] @ view.rotation.T.astype(np.float32)   # view frame -> camera frame
+        images.append(img)
+    n, depth = renderer.remap.apply(images)
+    norm = np.linalg.norm(n, axis=2, keepdims=True)
+    n = np.divide(n, norm, out=np.zeros_like(n), where=norm > 1e-6)
+    n[depth <= 0] = 0.0
+    return n.astype(np.float32)
