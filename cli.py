@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "colonsim.commands.render",
     "colonsim.commands.tune",
     "colonsim.commands.plan",
+    "colonsim.commands.export",
     "experiment.compose",  # `colonsim depth ...` (depth.commands), with `depth eval --refiner` from adapt/
     "adapt.commands",
     "experiment.commands",

@@ -57,6 +57,8 @@ def _check_frame(img: np.ndarray | None, name: str) -> np.ndarray:
     """Check a decoded BGR(A) image and return it as (H, W, 3) uint8 RGB."""
     if img is None:
         raise InputError(f"cannot read image {name}: not a readable image file")
+    if img.dtype == np.uint16 and img.ndim == 3 and img.shape[2] in (3, 4):
+        img = _to_8bit(img, name)   # SimCol3D's frames are 16-bit RGBA
     if img.dtype != np.uint8:
         raise InputError(f"image {name} is {img.dtype} ({8 * img.dtype.itemsize}-bit); "
                          "real frames must be 8-bit RGB")
@@ -67,18 +69,39 @@ def _check_frame(img: np.ndarray | None, name: str) -> np.ndarray:
     return np.ascontiguousarray(cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2RGB))
 
 
+_CONVERTED: list[str] = []
+
+
+def _to_8bit(img: np.ndarray, name: str) -> np.ndarray:
+    """A 16-bit colour frame as 8 bits (value / 257, rounded: exact for 8-bit values x 257), noted
+    once in the log (the first one by name, the rest counted by :func:`converted_images`)."""
+    if not _CONVERTED:
+        kind = "RGBA" if img.shape[2] == 4 else "RGB"
+        log.info("image %s is 16-bit %s: converted to 8-bit RGB (value / 257; alpha dropped); further "
+                 "16-bit frames are converted without a note", name, kind)
+    _CONVERTED.append(name)
+    return ((img.astype(np.uint32) + 128) // 257).astype(np.uint8)
+
+
+def converted_images() -> list[str]:
+    """The 16-bit colour frames converted to 8 bits so far by this process (see :func:`read_image`)."""
+    return list(_CONVERTED)
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Read one real frame as (H, W, 3) uint8 RGB.
 
-    Raises InputError for a missing or unreadable file, a grayscale image, or one that is not
-    8-bit (a 16-bit PNG/TIFF is a depth map, not a frame). A truncated JPEG is read (its missing
-    part is grey), with a warning for the first one and a count (:func:`truncated_images`).
+    Raises InputError for a missing or unreadable file, a grayscale image (a 16-bit single-channel
+    PNG/TIFF is a depth map, not a frame), or one of another bit depth. A 16-bit colour frame (RGB
+    or RGBA, as SimCol3D's) is converted to 8 bits, with one logged note (:func:`converted_images`);
+    the alpha channel of an RGBA frame is dropped. A truncated JPEG is read (its missing part is
+    grey), with a warning for the first one and a count (:func:`truncated_images`).
     """
     p = Path(path)
     if not p.is_file():
         raise InputError(f"image not found: {p}")
-    # IMREAD_UNCHANGED keeps the bit depth and channel count, so that 16-bit and gray are caught
-    # instead of being silently converted.
+    # IMREAD_UNCHANGED keeps the bit depth and channel count, so that 16-bit depth maps and gray
+    # are caught instead of being silently converted.
     return _check_frame(decode_file(p, cv2.IMREAD_UNCHANGED), _shown(p))
 
 

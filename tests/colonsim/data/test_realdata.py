@@ -50,12 +50,30 @@ def test_read_image_rejects(tmp_path, kind):
     p = tmp_path / "bad.png"
     if kind == "gray":
         cv2.imwrite(str(p), np.zeros((8, 8), np.uint8))
-    elif kind == "16bit":
-        cv2.imwrite(str(p), np.zeros((8, 8, 3), np.uint16))
+    elif kind == "16bit":   # a 16-bit single-channel image is a depth map, not a frame
+        cv2.imwrite(str(p), np.zeros((8, 8), np.uint16))
     else:
         p.write_bytes(b"not an image")
     with pytest.raises(InputError, match={"gray": "grayscale", "16bit": "16-bit", "garbage": "cannot read"}[kind]):
         realdata.read_image(p)
+
+
+def test_16bit_rgba_and_rgb_frames_are_read_as_8bit_rgb_with_one_note(tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr(realdata, "_CONVERTED", [])
+    rgb = np.random.default_rng(0).integers(0, 256, (8, 9, 3), dtype=np.uint8)
+    # (rgb * 257 + 100 rounds back to rgb; the int64 product does not wrap)
+    rgba16 = np.concatenate([rgb[..., ::-1], np.full((8, 9, 1), 255, np.uint8)], axis=2).astype(np.uint16) * 257
+    cv2.imwrite(str(tmp_path / "0000.png"), rgba16)                          # SimCol3D's frames
+    cv2.imwrite(str(tmp_path / "0001.png"), np.minimum(rgb[..., ::-1].astype(np.int64) * 257 + 100, 65535).astype(np.uint16))   # 16-bit RGB
+    with caplog.at_level("INFO", logger="colonsim.data.realdata"):
+        frames = list(realdata.iter_frames(tmp_path))
+    assert [n for n, _ in frames] == ["0000.png", "0001.png"]
+    for _, out in frames:
+        assert out.shape == (8, 9, 3) and out.dtype == np.uint8
+        np.testing.assert_array_equal(out, rgb)
+    notes = [r for r in caplog.records if "16-bit" in r.getMessage()]
+    assert len(notes) == 1 and "0000.png" in notes[0].getMessage() and "RGBA" in notes[0].getMessage()
+    assert [Path(n).name for n in realdata.converted_images()] == ["0000.png", "0001.png"]
 
 
 def test_iter_frames_video_and_unopenable(tmp_path):
