@@ -17,7 +17,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--real", metavar="DIR", help="folder of real frames (required without --ui)")
     p.add_argument("--out", default="tuned.yaml", metavar="TUNED.yaml", help="tuned config (default tuned.yaml)")
     p.add_argument("--budget", type=int, default=100, metavar="N", help="trials of the search (default 100)")
-    p.add_argument("--frames", type=int, default=8, metavar="K", help="rendered frames per trial (default 8)")
+    p.add_argument("--frames", type=int, default=24, metavar="K", help="rendered frames per trial (default 24)")
     p.add_argument("--size", type=int, default=96, metavar="PX", help="analysis size, px (default 96)")
     p.add_argument("--holdout", type=float, default=0.5, metavar="F",
                    help="fraction of the real frames held out from the fit, the last ones (default 0.5)")

@@ -236,11 +236,8 @@ class FrameRenderer:
         if not colons:
             raise InputError("FrameRenderer needs at least one colon mesh; got none")
         _keep_freed_memory()
-        self.cfg = cfg
+        self.set_config(cfg)
         self.colons = list(colons)
-        # The 2 mm clearance is checked inside a cone that must cover at least the lens's view.
-        fov = min(max(cfg.trajectory.clearance_fov_deg, cfg.lens.fov_deg), 179.0)
-        self._trajectory = dataclasses.replace(cfg.trajectory, clearance_fov_deg=fov)
         size = cfg.output.size_px
         self.lens = Lens(cfg.lens, size, size)
         self.remap = Remap(self.lens)
@@ -279,6 +276,14 @@ class FrameRenderer:
             key = ("view", spans.shape, hashlib.sha1(spans.tobytes()).hexdigest())   # by content
             self.gl.renderer.add_depth_mask(key, spans)
             self._mask_keys.append(key)
+
+    def set_config(self, cfg) -> None:
+        """Render with ``cfg`` from now on: its per-frame light, tissue, sensor and camera-path
+        settings. The lens and the meshes' textures stay those that the renderer was made with."""
+        self.cfg = cfg
+        # The 2 mm clearance is checked inside a cone that must cover at least the lens's view.
+        fov = min(max(cfg.trajectory.clearance_fov_deg, cfg.lens.fov_deg), 179.0)
+        self._trajectory = dataclasses.replace(cfg.trajectory, clearance_fov_deg=fov)
 
     # ------------------------------------------------------------------ one frame
 

@@ -59,6 +59,8 @@ SEARCH_SPACE = (
     Param("tissue.albedo_b", 0.02, 0.4),
     Param("tissue.specular", 0.0, 2.5),          # specularity
     Param("tissue.roughness", 0.04, 0.4),
+    Param("trajectory.wall_view_probability", 0.0, 1.0),   # the view distribution (framestats' view part)
+    Param("trajectory.lateral_offset_frac", 0.0, 0.9),
 )
 #: What the interactive tuner adds to the search space: camera geometry.
 UI_SPACE = SEARCH_SPACE + (Param("lens.fov_deg", 60.0, 170.0),)
@@ -145,7 +147,7 @@ class _Scorer:
             if self._renderer is not None:
                 self._renderer.close()
             self._renderer, self._key = FrameRenderer(fcfg, self.colons), key
-        self._renderer.cfg = fcfg
+        self._renderer.set_config(fcfg)
         return [self._renderer.render(i, seed) for i in range(n)]
 
     def stats(self, cfg, n: int, seed: int) -> framestats.FrameStats:
@@ -242,7 +244,7 @@ def before_after_figure(path: Path, real: list, default: list, tuned: list, real
 # ----------------------------------------------------------------------------- public entry point
 
 
-def tune(cfg, real: str | Path, out: str | Path, *, budget: int = 100, frames: int = 8, size_px: int = 96,
+def tune(cfg, real: str | Path, out: str | Path, *, budget: int = 100, frames: int = 24, size_px: int = 96,
          holdout: float = 0.5, max_real: int = 48, seed: int = 0, fit_mask: bool = True,
          timeout_s: float | None = None, png: str | Path | None = None, progress: bool = True) -> dict:
     """Fit ``cfg`` to the real frames in ``real``; write the tuned config to ``out`` (YAML that

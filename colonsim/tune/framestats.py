@@ -11,11 +11,16 @@ are resized to the same square size first, so that noise and sharpness are compa
   ``SPECULAR_MIN`` of 255: white, saturated);
 - ``noise``: the noise standard deviation of the grey image in grey levels (0-255), estimated
   with the Laplacian-difference operator of Immerkaer (1996) and a median (robust to edges);
-- ``sharpness``: the mean gradient magnitude (Sobel, grey levels / px) over the mean grey level.
+- ``sharpness``: the mean gradient magnitude (Sobel, grey levels / px) over the mean grey level;
+- ``view``: where the lumen is and how much of the frame it fills. The grey image is low-passed
+  (Gaussian, a tenth of R) inside the circle; ``lumen_r`` is the normalized radius of its darkest
+  point (0: a view down the lumen, near 1: a view of the wall, dark only at the rim), and
+  ``lumen_frac`` the fraction of the circle darker than ``LUMEN_LEVEL`` of its 90th percentile. A set
+  keeps the ``VIEW_QUANTILES`` of both over its frames: the distribution of views, not its mean.
 
 A set of frames is summarized by the mean of each statistic over its frames (averaging quantiles is
-the 1-D Wasserstein barycentre). :func:`distance` compares two summaries as the sum of five
-parts, each scaled so that 1 is a clearly visible difference:
+the 1-D Wasserstein barycentre), and by the distribution of its views. :func:`distance` compares
+two summaries as the sum of six parts, each scaled so that 1 is a clearly visible difference:
 
 ======== ===================================================================== =================
 part     definition                                                             1.0 means
@@ -25,6 +30,8 @@ colour   mean |delta quantile| over L*, a*, b* and the quantiles / 10           
 specular |delta fraction| / 0.02                                                2 % of the pixels
 noise    |delta noise| / 2                                                      2 grey levels
 sharp    |log2(sharp_a / sharp_b)|                                              a factor of 2
+view     mean |delta quantile| of lumen_r and of lumen_frac / 0.1               a tenth of the
+                                                                                radius or circle
 ======== ===================================================================== =================
 """
 from __future__ import annotations
@@ -38,8 +45,10 @@ import numpy as np
 N_BINS = 8
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 SPECULAR_MIN = 235
-SCALES = {"profile": 10.0, "colour": 10.0, "specular": 0.02, "noise": 2.0}
-PARTS = ("profile", "colour", "specular", "noise", "sharp")
+VIEW_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
+LUMEN_LEVEL = 0.35
+SCALES = {"profile": 10.0, "colour": 10.0, "specular": 0.02, "noise": 2.0, "view": 0.1}
+PARTS = ("profile", "colour", "specular", "noise", "sharp", "view")
 _IMMERKAER = np.float32([[1, -2, 1], [-2, 4, -2], [1, -2, 1]])
 
 
@@ -51,11 +60,14 @@ class FrameStats:
     specular: float            # fraction of mask pixels that are highlights
     noise: float               # noise sigma, grey levels (0-255)
     sharpness: float           # mean gradient magnitude / mean grey level, 1 / px
+    view: np.ndarray           # (2, len(VIEW_QUANTILES)) quantiles of lumen_r and lumen_frac over the frames
 
     def to_dict(self) -> dict:
         return {"profile": [round(float(x), 3) for x in self.profile],
                 "lab_quantiles": [[round(float(x), 3) for x in row] for row in self.lab_quantiles],
-                "specular": float(self.specular), "noise": float(self.noise), "sharpness": float(self.sharpness)}
+                "specular": float(self.specular), "noise": float(self.noise), "sharpness": float(self.sharpness),
+                "lumen_r": [round(float(x), 3) for x in self.view[0]],
+                "lumen_frac": [round(float(x), 3) for x in self.view[1]]}
 
 
 def resize_frame(rgb: np.ndarray, mask: np.ndarray, size_px: int) -> tuple[np.ndarray, np.ndarray]:
@@ -94,7 +106,22 @@ def frame_stats(rgb: np.ndarray, mask: np.ndarray) -> FrameStats:
     gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3) / 8.0
     gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3) / 8.0
     sharp = float(np.hypot(gx, gy)[inner].mean() / max(grey[inner].mean(), 1.0))
-    return FrameStats(profile, quant, specular, noise, sharp)
+    view = np.repeat(np.array(lumen(grey, inner, (cy, cx), r.max()))[:, None], len(VIEW_QUANTILES), 1)
+    return FrameStats(profile, quant, specular, noise, sharp, view)
+
+
+def lumen(grey: np.ndarray, inside: np.ndarray, centre: tuple[float, float], radius: float) -> tuple[float, float]:
+    """(lumen_r, lumen_frac) of one frame (module doc): grey (H, W) float, inside (H, W) bool, the
+    circle's centre (y, x) and radius R in px."""
+    sigma = max(radius / 10.0, 0.5)
+    weight = cv2.GaussianBlur(inside.astype(np.float32), (0, 0), sigma)
+    low = cv2.GaussianBlur(np.where(inside, grey, 0.0).astype(np.float32), (0, 0), sigma) / np.maximum(weight, 1e-3)
+    vals = low[inside]
+    ys, xs = np.nonzero(inside)
+    k = int(np.argmin(vals))
+    lumen_r = float(min(np.hypot(ys[k] - centre[0], xs[k] - centre[1]) / max(radius, 1e-9), 1.0))
+    lumen_frac = float((vals < LUMEN_LEVEL * np.quantile(vals, 0.9)).mean())
+    return lumen_r, lumen_frac
 
 
 def set_stats(frames: list[tuple[np.ndarray, np.ndarray]], size_px: int) -> FrameStats:
@@ -106,11 +133,12 @@ def set_stats(frames: list[tuple[np.ndarray, np.ndarray]], size_px: int) -> Fram
                       lab_quantiles=np.mean([s.lab_quantiles for s in stats], axis=0),
                       specular=float(np.mean([s.specular for s in stats])),
                       noise=float(np.mean([s.noise for s in stats])),
-                      sharpness=float(np.mean([s.sharpness for s in stats])))
+                      sharpness=float(np.mean([s.sharpness for s in stats])),
+                      view=np.quantile(np.stack([s.view[:, 0] for s in stats]), VIEW_QUANTILES, axis=0).T)
 
 
 def distance_parts(a: FrameStats, b: FrameStats) -> dict[str, float]:
-    """The five scaled parts of the distance (module doc)."""
+    """The six scaled parts of the distance (module doc)."""
     prof = np.abs(a.profile - b.profile)
     return {
         "profile": float(np.nanmean(prof) / SCALES["profile"]) if np.isfinite(prof).any() else 0.0,
@@ -118,6 +146,7 @@ def distance_parts(a: FrameStats, b: FrameStats) -> dict[str, float]:
         "specular": abs(a.specular - b.specular) / SCALES["specular"],
         "noise": abs(a.noise - b.noise) / SCALES["noise"],
         "sharp": abs(math.log2(max(a.sharpness, 1e-6) / max(b.sharpness, 1e-6))),
+        "view": float(np.abs(a.view - b.view).mean() / SCALES["view"]),
     }
 
 

@@ -68,7 +68,7 @@ def _render_loop(conn, cfg, colons, size_px: int, seed: int) -> None:
             k = cfgmod.to_json(fcfg.lens) + cfgmod.to_json(fcfg.tissue)
             if k != key:
                 renderer, key = FrameRenderer(fcfg, colons), k
-            renderer.cfg = fcfg
+            renderer.set_config(fcfg)
             f = renderer.render(0, seed)
             conn.send({"seq": msg["seq"], "rgb": _png(f.rgb), "depth": _png(_depth_rgb(f.depth))})
         except ColonSimError as e:

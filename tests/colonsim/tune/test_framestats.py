@@ -56,3 +56,23 @@ def test_distance_is_zero_for_equal_sets_and_grows_with_a_colour_shift():
     parts = framestats.distance_parts(a, framestats.set_stats(shifted, 64))
     assert parts["colour"] > 0.5
     assert set(parts) == set(framestats.PARTS)
+
+
+def _dark_spot(centre_yx, size=96, spot_px=14):
+    """A bright wall with one dark blob (the lumen) at ``centre_yx``, inside the disc."""
+    _, mask = _disc(size)
+    v, u = np.mgrid[0:size, 0:size]
+    grey = 200.0 - 180.0 * np.exp(-((v - centre_yx[0]) ** 2 + (u - centre_yx[1]) ** 2) / (2 * spot_px ** 2))
+    return np.repeat(grey.astype(np.uint8)[..., None], 3, 2) * mask[..., None], mask
+
+
+def test_view_finds_the_lumen_where_it_is_and_keeps_the_distribution():
+    down = framestats.frame_stats(*_dark_spot((48, 48)))            # looking down the lumen
+    wall = framestats.frame_stats(*_dark_spot((48, 88), spot_px=8))  # a wall view: dark at the rim
+    assert down.view[0, 0] < 0.1 and wall.view[0, 0] > 0.75
+    assert down.view[1, 0] > wall.view[1, 0] > 0.0                 # the central lumen fills more
+    mixed = framestats.set_stats([_dark_spot((48, 48))] * 3 + [_dark_spot((48, 88), spot_px=8)] * 7, 96)
+    # the quantiles keep both kinds of view, where a mean would report a view that is neither
+    assert mixed.view[0, 0] < 0.1 and mixed.view[0, -1] > 0.75
+    only_down = framestats.set_stats([_dark_spot((48, 48))] * 10, 96)
+    assert framestats.distance_parts(mixed, only_down)["view"] > 1.0
