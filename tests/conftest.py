@@ -104,3 +104,57 @@ def run_cli(capsys):
         captured = capsys.readouterr()
         return CliResult(code, captured.out, captured.err)
     return run
+
+
+# Tests that take more than about 4 s on 2 cores (measured with `pytest --durations=80`), by node id or
+# module: `make test-fast` (-m "not slow") leaves them out, `make test` runs them. A renamed test that
+# is listed here fails the collection (below), so the list cannot go stale silently.
+SLOW_TESTS = (
+    "tests/test_bad_input.py::test_ctrl_c_at_ten_moments_is_one_line_exit_130_and_resume_gives_the_same_file",
+    "tests/test_bad_input.py::test_render_overwrite_with_a_bad_mesh_keeps_the_old_file",
+    "tests/test_bad_input.py::test_a_million_frame_render_starts_within_5_s_and_resumes_as_fast",
+    "tests/test_bad_input.py::test_workers_are_capped_at_the_shards",
+    "tests/test_cli.py::test_ctrl_c_during_render_is_one_line_exit_130_and_resume_finishes",
+    "tests/experiment/test_pipeline.py::test_toy_experiment_runs_caches_and_reports",
+    "tests/depth/test_ddp.py",
+    "tests/depth/test_commands.py::test_train_on_missing_or_corrupt_data_leaves_no_run_folder",
+    "tests/training/test_distributed.py::test_launch_returns_rank_0_and_raises_a_ranks_error",
+    "tests/adapt/test_ddp.py",
+    "tests/adapt/test_train.py::test_fresh_critics_are_retrained_on_schedule_logged_and_resume_exactly",
+    "tests/adapt/test_critics.py::test_fresh_critics_tell_the_domains_apart_learn_back_and_round_trip",
+    "tests/adapt/eval/test_select.py",
+    "tests/adapt/eval/test_score.py::test_separating_cues_name_the_property_that_differs",
+    "tests/benchmarks/test_adapt_runs.py::test_adapt_quality_refuses_a_wrong_config_key_or_match_step_in_one_line_before_any_work",
+    "tests/benchmarks/test_adapt_runs.py::test_adapt_quality_refuses_a_pick_or_fold_it_cannot_make_in_one_line",
+    "tests/benchmarks/test_adapt_runs.py::test_adapt_quality_refuses_missing_renders_or_real_frames_in_one_line",
+    "tests/colonsim/run/test_raybackend.py",
+    "tests/colonsim/run/test_generate.py::test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_file",
+    "tests/colonsim/run/test_generate.py::test_same_command_twice_and_any_worker_count_give_identical_frames",
+    "tests/colonsim/render/test_trajectory.py::test_polyp_views_look_at_a_polyp_from_the_drawn_distance_inside_the_lumen",
+    "tests/colonsim/render/test_scene.py::test_a_polyp_view_renders_the_polyp_apex_at_its_exact_depth",
+    "tests/colonsim/tune/test_fit.py::test_tiny_fit_writes_a_config_that_render_loads",
+    "tests/colonsim/tune/test_web.py",
+)
+
+
+def _slow(nodeid: str) -> str | None:
+    """The SLOW_TESTS entry that covers ``nodeid`` (its module, the test, or one of its parameters)."""
+    for entry in SLOW_TESTS:
+        if nodeid == entry or nodeid.startswith(entry + "[") or nodeid.startswith(entry + "::"):
+            return entry
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    used = set()
+    for item in items:
+        entry = _slow(item.nodeid)
+        if entry:
+            item.add_marker(pytest.mark.slow)
+            used.add(entry)
+    # A whole-suite collection must find every listed test (a rename would silently unmark it).
+    if config.args in ([], ["tests"], [str(REPO / "tests")]) and not config.option.keyword:
+        missing = [e for e in SLOW_TESTS if e not in used and (REPO / e.split("::")[0]).exists()]
+        gone = [e for e in SLOW_TESTS if not (REPO / e.split("::")[0]).exists()]
+        if missing or gone:
+            raise pytest.UsageError(f"tests/conftest.py SLOW_TESTS lists tests that do not exist: {missing + gone}")
