@@ -34,6 +34,9 @@ def add_parsers(sub) -> None:
     p.add_argument("path", metavar="DATA.h5")
     p.add_argument("--verify", action="store_true", help="also read every chunk of every dataset, checking "
                    "its checksum (files rendered with output.checksum) and its compression")
+    p.add_argument("--check", action="store_true", help="also check that poses, depth and intrinsics agree on "
+                   "a sample of frame pairs of a sequence: a point seen in both lands where the poses say, "
+                   "within 0.5 px (catches a transposed or inverted pose)")
     add_json_arg(p)
     p.set_defaults(func=_inspect)
 
@@ -122,6 +125,13 @@ def _inspect(args):
             more = f" (and {len(v['errors']) - 1} more chunk(s))" if len(v["errors"]) > 1 else ""
             raise DatasetError(f"{args.path}: {v['errors'][0]}{more}")
         r["verified_chunks"] = v["chunks"]
+    if getattr(args, "check", False):
+        from colonsim.data.posecheck import check_poses
+        c = check_poses(args.path)
+        if not c["ok"]:
+            more = f" (and {len(c['errors']) - 1} more pair(s))" if len(c["errors"]) > 1 else ""
+            raise DatasetError(f"{args.path}: pose check failed: {c['errors'][0]}{more}")
+        r["pose_check"] = c
     fields = ", ".join(f"{k} {v['dtype']}" for k, v in r["fields"].items())
     sums = "checksums" if r["checksums"] else "no checksums"
     if args.verify:
@@ -130,6 +140,10 @@ def _inspect(args):
     line = (f"{r['path']}: ok, {r['n_frames']} frames {r['height']}x{r['width']}, style {r['style']}, "
             f"seed {r['seed']}, depth {_mm(r['depth_min_mm'])}-{_mm(r['depth_max_mm'])} mm, "
             f"{r['size_bytes'] / 1e6:.1f} MB; {fields}; {len(r['params'])} params; {sums}")
+    if "pose_check" in r:
+        c = r["pose_check"]
+        line += (f"; poses agree with depth ({c['pairs']} pairs, worst median {c['worst_px']:.3f} px)"
+                 if c["pairs"] else f"; pose check: {c['note']}")
     return line, r
 
 

@@ -164,3 +164,38 @@ def render_normals(renderer, pose: np.ndarray, mesh_id: int, slot: int = 0) -> n
     n = np.divide(n, norm, out=np.zeros_like(n), where=norm > 1e-6)
     n[depth <= 0] = 0.0
     return n.astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- pose check
+
+
+def landing_error(geo: FlowGeometry, depth0: np.ndarray, pose0: np.ndarray, depth1: np.ndarray,
+                  pose1: np.ndarray) -> np.ndarray:
+    """(h, w) float64 pixels, NaN where not measured: how far from where the poses say frame 1
+    sees the point of each pixel of frame 0. The point (depth0 through the lens) is moved by the
+    poses into frame 1, where it should lie at pixel q with z-depth z. Frame 1's own depth there is
+    d1(q); the error is the image distance to the nearest position where frame 1's depth is z, to
+    first order: |d1(q) - z| / |grad d1(q)| (px). Where depth, poses and lens agree it is ~0; a pose
+    in another convention (transposed, world-to-camera, other axes) gives pixels of error.
+    Measured where the pixel sees a surface and q lies inside frame 1's image and mask, on a
+    surface (all four neighbours have depth) whose depth changes by at least 1e-3 mm a pixel."""
+    h, w = geo.mask.shape
+    err = np.full((h, w), np.nan)
+    depth0 = np.asarray(depth0, np.float32)
+    depth1 = np.asarray(depth1, np.float32)
+    src = (depth0 > 0) & (geo.mask > 0) & geo.valid
+    if not src.any():
+        return err
+    rel = relative_pose(pose0, pose1)
+    p1 = (geo.rays_z[src] * depth0[src, None].astype(np.float64)) @ rel[:3, :3].T + rel[:3, 3]
+    q, ok = project(geo, p1)
+    d1, seen = _sample_depth(depth1, q)
+    xi = np.clip(np.rint(q[:, 0]), 0, w - 1).astype(np.int64)
+    yi = np.clip(np.rint(q[:, 1]), 0, h - 1).astype(np.int64)
+    gy, gx = np.gradient(depth1.astype(np.float64))
+    grad = np.hypot(gx[yi, xi], gy[yi, xi])
+    ok &= seen & (geo.mask[yi, xi] > 0) & (grad > 1e-3)
+    e = np.full(len(q), np.nan)
+    e[ok] = np.abs(d1[ok] - -p1[ok, 2]) / grad[ok]
+    err[src] = e
+    return err
