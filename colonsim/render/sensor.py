@@ -6,27 +6,51 @@ The stages run in physical order (:func:`apply`):
 2. defocus blur (gaussian, or a disc of radius ``2 sigma``, which has the same standard deviation)
    and linear motion blur;
 3. exposure: an auto gain that scales a luminance percentile inside the image circle to a target
-   (clamped), times the exposure compensation ``2 ** exposure_ev``;
+   (clamped), times the exposure compensation ``2 ** exposure_ev`` and the near-wall overexposure
+   ``2 ** overexposure_ev`` (see below);
 4. white balance: per-channel gains;
-5. Poisson-Gaussian noise in the linear domain, ``var = noise_gain * signal + read_noise ** 2``,
+5. specular halo (bloom): ``x += halo * GaussianBlur(max(x - 1, 0), halo_sigma_px)`` per channel, so
+   that light above full scale (the sharp saturated cores of wet highlights) spreads into a soft
+   halo around them, and nowhere else (:func:`add_halo`);
+6. Poisson-Gaussian noise in the linear domain, ``var = noise_gain * signal + read_noise ** 2``,
    drawn with the heteroscedastic normal approximation of the Poisson part (Foi, Trimeche,
    Katkovnik, Egiazarian 2008, "Practical Poissonian-Gaussian noise modeling and fitting for
    single-image raw-data", IEEE TIP), which is accurate above a few photons and much faster to
    draw than Poisson counts; the normals come from a 16-bit inverse-CDF table;
-6. tone curve: sRGB (IEC 61966-2-1) or a pure gamma, then an optional S-curve on the encoded
+7. tone curve: sRGB (IEC 61966-2-1) or a pure gamma, then an optional S-curve on the encoded
    values, rounded to 8 bits. The rounding is exact: the output is ``round(255 f(x))`` of the
    float64 curve ``f`` for every float32 input ``x`` (a threshold table, see :func:`encode`);
-7. JPEG compression artefacts (OpenCV's encoder, 4:2:0 chroma);
-8. the black border: zero outside the image circle.
+8. the scope processor's edge enhancement: an unsharp mask on the encoded 8-bit luma (JPEG's
+   BT.601 weights), ``y + edge_enhance * (y - blur(y, edge_sigma_px))``, added to R, G and B alike so
+   that the chroma is kept; the blur is normalized inside the image circle, so the black border
+   puts no bright rim along its edge (:func:`edge_enhance`). Olympus and Pentax processors do this:
+   it gives real frames their crisp vessel edges and thin bright rims along folds;
+9. JPEG compression artefacts (OpenCV's encoder, 4:2:0 chroma);
+10. the black border: zero outside the image circle.
+
+Near-wall overexposure. A real scope's auto exposure lags the view: moving up to the wall, the
+gain of the farther view is still applied for a few frames and the near wall, lit from a few mm
+by the scope's own light, blows out. The sensor sees no depth (:func:`apply` gets radiance and the
+image circle only), so the model is the honest simple one: a per-frame ``overexposure_ev`` on top
+of the auto gain. With the light at the camera, radiance falls off with distance, so the extra gain
+clips the nearest wall first; a range such as ``[0, 1.5]`` makes some frames clip near the light
+and others not. It is kept apart from ``exposure_ev`` (the scope's set compensation) so that the
+tuner and ``params/`` see the two separately. The px fields (``halo_sigma_px``, ``edge_sigma_px``)
+are px at the output size, like ``defocus_sigma_px``.
 
 With every effect off (:func:`identity_config`, or the ``clean`` style) :func:`apply` is exactly
 :func:`encode` of the input, zero outside the mask.
 
-Stages 3-6 run as one compiled pass over the frame where numba is installed
-(:mod:`colonsim.render._fused`), and as NumPy passes otherwise; the two give bit-identical frames.
+Stages 3, 4, 6 and 7 (exposure, white balance, noise, tone curve) run as one compiled pass over the
+frame where numba is installed (:mod:`colonsim.render._fused`), and as NumPy passes otherwise; the two give
+bit-identical frames. A frame with a halo on runs stages 3-5 as NumPy passes first (the same float32
+products) and hands the compiled pass unit gains; the edge enhancement runs after it. Every one of
+the three effects is off by default (``halo: 0``, ``overexposure_ev: 0``, ``edge_enhance: 0``), and
+off it leaves the frame bit-identical.
 """
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import math
@@ -46,6 +70,14 @@ LUMA_RGB = (0.2126, 0.7152, 0.0722)
 
 #: Keys that :func:`apply` writes into its ``extras`` dict.
 EXTRAS_KEYS = ("sensor_auto_gain",)
+
+#: Keys of :func:`sample_params` (one frame's drawn sensor values, recorded in the HDF5's
+#: ``params/``), in order; the last four come from a stream of their own (see sample_params).
+PARAM_KEYS = ("sensor_exposure_ev", "sensor_wb_red_gain", "sensor_wb_green_gain", "sensor_wb_blue_gain",
+              "sensor_noise_gain", "sensor_read_noise", "sensor_defocus_sigma_px", "sensor_motion_blur_px",
+              "sensor_motion_blur_angle_deg", "sensor_chromatic_aberration_px", "sensor_tone_contrast",
+              "sensor_jpeg_quality", "sensor_overexposure_ev", "sensor_halo", "sensor_halo_sigma_px",
+              "sensor_edge_enhance", "sensor_edge_sigma_px")
 
 
 @dataclass(frozen=True)
@@ -71,6 +103,11 @@ class SensorConfig:
     tone_contrast: Range          # S-curve strength on encoded values: 0 = none, 1 = smoothstep
     jpeg: bool                    # apply JPEG compression artefacts
     jpeg_quality: Range           # JPEG quality 1..100 (rounded to an integer)
+    overexposure_ev: Range = (0.0, 0.0)  # near-wall overexposure: EV on top of the auto gain (0 = off)
+    halo: Range = (0.0, 0.0)             # specular halo strength: blurred light above full scale added back
+    halo_sigma_px: Range = (4.0, 4.0)    # halo blur standard deviation, px at the output size
+    edge_enhance: Range = (0.0, 0.0)     # unsharp-mask gain k on the encoded luma (0 = off)
+    edge_sigma_px: Range = (1.5, 1.5)    # unsharp-mask blur standard deviation, px at the output size
 
     def __post_init__(self):
         check_range("exposure_ev", self.exposure_ev, -10.0, 10.0)
@@ -94,6 +131,11 @@ class SensorConfig:
         check_range("gamma", self.gamma, 0.2, 5.0)
         check_range("tone_contrast", self.tone_contrast, 0.0, 1.0)
         check_range("jpeg_quality", self.jpeg_quality, 1.0, 100.0)
+        check_range("overexposure_ev", self.overexposure_ev, 0.0, 6.0)
+        check_range("halo", self.halo, 0.0, 10.0)
+        check_range("halo_sigma_px", self.halo_sigma_px, 0.0, 50.0, lo_open=True)
+        check_range("edge_enhance", self.edge_enhance, 0.0, 5.0)
+        check_range("edge_sigma_px", self.edge_sigma_px, 0.0, 20.0, lo_open=True)
 
 
 #: Field values that turn every effect off; as ``--set`` items: ``IDENTITY_SET``.
@@ -105,6 +147,8 @@ IDENTITY_FIELDS = {
     "defocus_sigma_px": (0.0, 0.0), "motion_blur_px": (0.0, 0.0), "motion_blur_angle_deg": (0.0, 0.0),
     "chromatic_aberration_px": (0.0, 0.0), "tone_curve": "srgb", "gamma": 2.2,
     "tone_contrast": (0.0, 0.0), "jpeg": False, "jpeg_quality": (95.0, 95.0),
+    "overexposure_ev": (0.0, 0.0), "halo": (0.0, 0.0), "halo_sigma_px": (4.0, 4.0),
+    "edge_enhance": (0.0, 0.0), "edge_sigma_px": (1.5, 1.5),
 }
 IDENTITY_SET = [f"sensor.{k}={json.dumps(v)}" for k, v in IDENTITY_FIELDS.items()]  # JSON is YAML
 
@@ -117,15 +161,32 @@ def identity_config() -> SensorConfig:
 _RANGE_FIELDS = ("exposure_ev", "wb_red_gain", "wb_green_gain", "wb_blue_gain", "noise_gain",
                  "read_noise", "defocus_sigma_px", "motion_blur_px", "motion_blur_angle_deg",
                  "chromatic_aberration_px", "tone_contrast", "jpeg_quality")
+# Drawn from a stream of their own (_effects_rng), so that adding them left every older draw, and
+# the noise drawn after them from ``rng``, as it was.
+_EFFECT_FIELDS = ("overexposure_ev", "halo", "halo_sigma_px", "edge_enhance", "edge_sigma_px")
+
+
+def _effects_rng(rng: np.random.Generator) -> np.random.Generator:
+    """A generator that is a pure function of ``rng``'s state and draws nothing from it: the state
+    jumped ahead by 2**127 steps (PCG64, Philox, MT19937), or one seeded by a copy's next value."""
+    jumped = getattr(rng.bit_generator, "jumped", None)
+    if jumped is not None:
+        return np.random.Generator(jumped())
+    return np.random.default_rng(int(copy.deepcopy(rng).integers(0, 2**63)))
 
 
 def sample_params(cfg: SensorConfig, rng: np.random.Generator) -> dict[str, float]:
-    """Draw one frame's sensor values: keys ``sensor_<field>`` for every Range field, fixed order.
+    """Draw one frame's sensor values: keys :data:`PARAM_KEYS` (``sensor_<field>`` for every Range
+    field), in that fixed order.
 
-    Every field consumes exactly one draw, whether or not it is randomized or used.
+    Every field consumes exactly one draw, whether or not it is randomized or used. The fields of
+    the scope effects (overexposure, halo, edge enhancement) draw from :func:`_effects_rng`, not
+    from ``rng``, so that ``rng`` ends where it did before they existed.
     """
     params = {f"sensor_{name}": sample(rng, getattr(cfg, name)) for name in _RANGE_FIELDS}
     params["sensor_jpeg_quality"] = float(round(params["sensor_jpeg_quality"]))
+    effects = _effects_rng(rng)
+    params.update({f"sensor_{name}": sample(effects, getattr(cfg, name)) for name in _EFFECT_FIELDS})
     return params
 
 
@@ -375,6 +436,59 @@ def add_noise(img: np.ndarray, gain: float, read: float, rng: np.random.Generato
     return noise
 
 
+def add_halo(img: np.ndarray, strength: float, sigma_px: float) -> np.ndarray:
+    """The specular halo on (H, W, 3) float32 exposed linear values, in place:
+    ``img += strength * GaussianBlur(max(img - 1, 0), sigma_px)`` per channel (mirrored borders).
+
+    Only light above full scale spreads, so a frame with nothing above 1.0 is returned unchanged
+    (bit for bit; the blur is skipped). The blur keeps the sum: the halo holds ``strength`` times the
+    light clipped from the cores. It runs on the box around the saturated pixels, padded by the
+    kernel's radius (zeros beyond them either way): the same sums, and cheap for the few small
+    highlights of most frames. Returns ``img``.
+    """
+    if not img.max() > 1:
+        return img
+    excess = cv2.threshold(cv2.subtract(img, 1.0), 0.0, 0.0, cv2.THRESH_TOZERO)[1]
+    h, w = img.shape[:2]
+    flat = excess.reshape(h, w * 3)   # 2-D reductions: max over axes (0, 2) is 100x slower
+    rows = np.flatnonzero(flat.max(axis=1) > 0)
+    cols = np.flatnonzero(flat.max(axis=0).reshape(w, 3).max(axis=1) > 0)
+    r = (int(round(sigma_px * 8 + 1)) | 1) // 2   # the radius of OpenCV's float32 kernel
+    y0, y1 = max(rows[0] - r, 0), min(rows[-1] + r + 1, h)
+    x0, x1 = max(cols[0] - r, 0), min(cols[-1] + r + 1, w)
+    glow = cv2.GaussianBlur(np.ascontiguousarray(excess[y0:y1, x0:x1]), (0, 0), sigma_px,
+                            borderType=cv2.BORDER_REFLECT)
+    glow *= np.float32(strength)
+    img[y0:y1, x0:x1] += glow
+    return img
+
+
+#: JPEG's (BT.601) luma weights of encoded R, G, B: what the edge enhancement sharpens.
+LUMA_601 = (0.299, 0.587, 0.114)
+
+
+def edge_enhance(rgb: np.ndarray, mask: np.ndarray, k: float, sigma_px: float) -> np.ndarray:
+    """The processor's unsharp mask on (H, W, 3) uint8 encoded RGB: the luma detail
+    ``k * (y - blur(y))`` added to each channel, rounded and clipped to 8 bits (a new array).
+
+    The blur is normalized inside ``mask`` (``blur(y m) / blur(m)``), so the dark outside of the
+    image circle is no edge; outside the mask nothing changes. A flat field is left as it is, and
+    a step edge's contrast across it grows by a factor approaching ``1 + k`` as ``sigma_px`` grows
+    (``1 + 0.62 k`` at 1 px).
+    """
+    f = rgb.astype(np.float32)
+    y = cv2.transform(f, np.float32([LUMA_601]))
+    m = (mask != 0).astype(np.float32)
+    both = cv2.GaussianBlur(cv2.merge((y * m, m)), (0, 0), sigma_px, borderType=cv2.BORDER_REFLECT)
+    local = both[..., 0] / np.maximum(both[..., 1], np.float32(1e-6))
+    detail = y - local
+    detail *= np.float32(k) * m
+    f += detail[..., None]
+    np.rint(f, out=f)
+    np.clip(f, 0, 255, out=f)
+    return f.astype(np.uint8)
+
+
 def fused_kernel():
     """The compiled inner loop (:func:`colonsim.render._fused.expose_noise_encode`), or None without numba
     (the same stages then run as NumPy passes)."""
@@ -385,7 +499,7 @@ def fused_kernel():
 def _expose_noise_encode(img: np.ndarray, wb: np.ndarray, noise_gain: float, read: float, noisy: bool,
                          rng: np.random.Generator, curve: str, gamma: float, contrast: float
                          ) -> np.ndarray | None:
-    """Stages 3-6 in one pass of :func:`colonsim.render._fused.expose_noise_encode`: the same float32
+    """Stages 3, 4, 6 and 7 in one pass of :func:`colonsim.render._fused.expose_noise_encode`: the same float32
     operations, and the same noise draws, as ``encode(add_noise(img * wb))``. None (nothing drawn)
     for a curve whose table has cells with two thresholds (none that SensorConfig allows)."""
     _, base, first, multi, lo = _threshold_table(curve, float(gamma), float(contrast))
@@ -430,7 +544,7 @@ def apply(linear_rgb: np.ndarray, mask: np.ndarray, params: dict[str, float], cf
     extras: if given, receives the values computed here rather than drawn, keys
     :data:`EXTRAS_KEYS` (``sensor_auto_gain``: the auto gain used, 1.0 when off), so that the
     caller can record them beside ``params``.
-    fused: run stages 3-6 in one compiled pass (:mod:`colonsim.render._fused`) where numba is installed;
+    fused: run stages 3, 4, 6 and 7 in one compiled pass (:mod:`colonsim.render._fused`) where numba is installed;
     False runs them as NumPy passes. The frames are bit-identical either way.
     Returns (H, W, 3) uint8 sRGB (or gamma-encoded), 0 outside the mask.
     """
@@ -452,9 +566,16 @@ def apply(linear_rgb: np.ndarray, mask: np.ndarray, params: dict[str, float], cf
     gain = auto_gain(img, mask, cfg)
     if extras is not None:
         extras["sensor_auto_gain"] = gain
-    scale = gain * 2.0 ** params["sensor_exposure_ev"]
+    # EVs add; with overexposure_ev = 0 the sum is exposure_ev exactly, so the frame is unchanged
+    scale = gain * 2.0 ** (params["sensor_exposure_ev"] + params.get("sensor_overexposure_ev", 0.0))
     wb = np.float32([params["sensor_wb_red_gain"], params["sensor_wb_green_gain"],
                      params["sensor_wb_blue_gain"]]) * np.float32(scale)
+    halo = params.get("sensor_halo", 0.0)
+    if halo > 0:   # stages 3-5 here (the same float32 products); the compiled pass gets unit gains
+        img = np.multiply(img, wb, out=img if owned else None)
+        owned = True
+        wb = np.ones(3, np.float32)
+        img = add_halo(img, halo, params["sensor_halo_sigma_px"])
     noise_gain, read = params["sensor_noise_gain"], params["sensor_read_noise"]
     noisy = noise_gain > 0 or read > 0
     contrast = params["sensor_tone_contrast"]
@@ -468,6 +589,9 @@ def apply(linear_rgb: np.ndarray, mask: np.ndarray, params: dict[str, float], cf
         if noisy:
             img = add_noise(img, noise_gain, read, rng, inplace=owned)
         out = encode(img, cfg.tone_curve, cfg.gamma, contrast)
+    k = params.get("sensor_edge_enhance", 0.0)
+    if k > 0:
+        out = edge_enhance(out, mask, k, params["sensor_edge_sigma_px"])
     if cfg.jpeg:
         out = jpeg_roundtrip(out, int(params["sensor_jpeg_quality"]))
     return cv2.bitwise_and(out, out, mask=mask)

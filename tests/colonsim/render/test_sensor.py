@@ -231,3 +231,112 @@ def test_compiled_order_statistics_give_the_partial_sort_percentile():
                 assert np.isclose(fast, np.percentile(vals, q), rtol=1e-5, atol=1e-12)
     with_nan = np.float32([0.2, np.nan, 0.1, 0.3])       # no order: the partial sort decides
     assert sensor._percentile(with_nan, 25.0) == sensor._percentile(with_nan, 25.0, compiled=False)
+
+
+# ----------------------------------------------------------------------------- scope effects (issue 39)
+
+_EFFECTS_ON = dict(overexposure_ev=1.0, halo=0.5, halo_sigma_px=3.0, edge_enhance=0.8, edge_sigma_px=1.5)
+
+
+def test_param_keys_are_declared_and_the_effects_leave_older_draws_alone():
+    cfg = config.load(sensor.SensorConfig, [config.assets_path("defaults", "sim", "sensor.yaml")])
+    assert tuple(sensor.sample_params(cfg, np.random.default_rng(0))) == sensor.PARAM_KEYS
+    on = _cfg(**{k: (0.5 * v, v) for k, v in _EFFECTS_ON.items()})
+    a, b = np.random.default_rng(11), np.random.default_rng(11)
+    pa, pb = sensor.sample_params(cfg, a), sensor.sample_params(on, b)
+    old = [k for k in sensor.PARAM_KEYS if k.removeprefix("sensor_") not in sensor._EFFECT_FIELDS]
+    assert [pa[k] for k in old] == [sensor.sample_params(cfg, np.random.default_rng(11))[k] for k in old]
+    assert a.random() == b.random()              # the noise stream after them is where it was
+    assert pb["sensor_halo"] != 0 and pb == sensor.sample_params(on, np.random.default_rng(11))
+
+
+@pytest.mark.parametrize("field,on", sorted(_EFFECTS_ON.items()))
+def test_each_effect_off_gives_identical_frames(field, on):
+    """An effect at its off value (whatever its other fields) leaves the frame bit-identical."""
+    rng = np.random.default_rng(12)
+    img = (rng.random((H, W, 3)) * 1.6).astype(np.float32)          # some pixels above full scale
+    base = config.load(sensor.SensorConfig, [config.assets_path("defaults", "sim", "sensor.yaml")])
+    off = {"overexposure_ev": 0.0, "halo": 0.0, "edge_enhance": 0.0}
+    # the sigma fields change nothing while their effect is off
+    other = {"halo_sigma_px": (7.0, 7.0)} if field == "halo_sigma_px" else \
+        {"edge_sigma_px": (4.0, 4.0)} if field == "edge_sigma_px" else {}
+    assert field in off or other
+    cfg = dataclasses.replace(base, **{k: (v, v) for k, v in off.items()}, **other)
+    assert np.array_equal(_run(img, base, _circle(H, W), seed=3), _run(img, cfg, _circle(H, W), seed=3))
+
+
+def test_halo_spreads_light_only_around_saturated_pixels_and_falls_off():
+    lin = _cfg(tone_curve="gamma", gamma=1.0)
+    img = np.full((65, 65, 3), 0.2, np.float32)
+    img[32, 32] = 4.0                                    # one saturated dot, 3x above full scale
+    halo = _cfg(tone_curve="gamma", gamma=1.0, halo=1.0, halo_sigma_px=3.0)
+    ref, out = _run(img, lin).astype(int), _run(img, halo).astype(int)
+    diff = out - ref
+    r = np.hypot(*np.mgrid[-32:33, -32:33])
+    ring = [diff[(r > a) & (r <= a + 1), 1].mean() for a in range(1, 12)]
+    assert ring[0] > 8 and all(x >= y for x, y in zip(ring, ring[1:])) and ring[-1] < 0.5
+    assert np.all(diff >= 0) and np.all(diff[r > 15] == 0)
+    # the halo holds `halo` times the light clipped from the core (3 x 255 per channel), less the
+    # share that lands on the core itself (already clipped) and the faint tail rounded to 0
+    assert diff[..., 1].sum() == pytest.approx(3 * 255, rel=0.08)
+    below = np.random.default_rng(13).random((H, W, 3)).astype(np.float32)   # nothing above 1.0
+    assert np.array_equal(_run(below, halo), _run(below, lin))
+
+
+def test_halo_on_the_box_around_the_highlights_is_the_full_frame_blur():
+    import cv2
+    rng = np.random.default_rng(16)
+    for sigma in (0.7, 3.0, 6.0):
+        for n in (1, 3):
+            img = (rng.random((64, 70, 3)) * 0.5).astype(np.float32)
+            for y, x in rng.integers(0, 64, (n, 2)):
+                img[y, x, rng.integers(0, 3)] = 3.0
+            full = cv2.GaussianBlur(np.maximum(img - 1, 0), (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+            assert np.array_equal(sensor.add_halo(img.copy(), 0.7, sigma), img + np.float32(0.7) * full)
+
+
+def test_edge_enhancement_raises_step_contrast_by_about_k_and_keeps_flat_fields():
+    img = np.full((64, 64, 3), 0.15, np.float32)
+    img[:, 32:] = 0.45
+    lin = _cfg(tone_curve="gamma", gamma=1.0)
+    ref = _run(img, lin).astype(float)[..., 1]
+    for k in (0.5, 1.0):
+        out = _run(img, _cfg(tone_curve="gamma", gamma=1.0, edge_enhance=k, edge_sigma_px=3.0)).astype(float)[..., 1]
+        step, enhanced = ref[32, 32] - ref[32, 31], out[32, 32] - out[32, 31]
+        assert enhanced / step == pytest.approx(1 + k, rel=0.12)          # 1 + 0.87 k at sigma 3
+        assert np.array_equal(out[:, :16], ref[:, :16]) and np.array_equal(out[:, 48:], ref[:, 48:])
+    flat = np.full((H, W, 3), 0.3, np.float32)
+    mask = _circle(H, W)
+    sharp = _cfg(edge_enhance=2.0, edge_sigma_px=2.0)
+    assert np.array_equal(_run(flat, sharp, mask), _run(flat, _cfg(), mask))   # no rim at the border
+
+
+def test_overexposure_raises_the_clipped_fraction():
+    rng = np.random.default_rng(14)
+    img = (rng.random((H, W, 3)) ** 2).astype(np.float32)
+    auto = dict(auto_gain=True, auto_gain_percentile=95.0, auto_gain_target=0.7, auto_gain_min=0.25,
+                auto_gain_max=8.0)
+    clipped = [(_run(img, _cfg(overexposure_ev=ev, **auto)) == 255).mean() for ev in (0.0, 1.0, 2.0)]
+    assert clipped[0] < 0.01 and clipped[0] < clipped[1] < clipped[2] and clipped[2] > 0.2
+
+
+def test_effects_on_compiled_pass_gives_the_same_frames_as_numpy_passes():
+    cfg = dataclasses.replace(load_sim_config("realistic").sensor,
+                              **{k: (0.5 * v, v) for k, v in _EFFECTS_ON.items()})
+    rng = np.random.default_rng(15)
+    mask = _circle(H, W)
+    for i in range(10):
+        img = (rng.random((H, W, 3)) ** 2 * 2.5 - 0.05).astype(np.float32) * mask[..., None]
+        params = sensor.sample_params(cfg, rng)
+        compiled = sensor.apply(img, mask, params, cfg, np.random.default_rng(i))
+        numpy_path = sensor.apply(img, mask, params, cfg, np.random.default_rng(i), fused=False)
+        assert np.array_equal(compiled, numpy_path), i
+
+
+@pytest.mark.parametrize("item,key", [("halo=-0.1", "halo"), ("halo_sigma_px=0", "halo_sigma_px"),
+                                      ("overexposure_ev=[1.0, 0.5]", "overexposure_ev"),
+                                      ("edge_enhance=9", "edge_enhance"), ("edge_sigma_px=-1", "edge_sigma_px")])
+def test_bad_effect_values_raise_config_error_naming_the_key(item, key):
+    with pytest.raises(ConfigError) as e:
+        load_sim_config(overrides=[f"sensor.{item}"])
+    assert e.value.key == f"sensor.{key}"
