@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "colonsim.commands.tune",
     "colonsim.commands.plan",
     "colonsim.commands.export",
+    "colonsim.commands.textures",
     "experiment.compose",  # `colonsim depth ...` (depth.commands), with `depth eval --refiner` from adapt/
     "adapt.commands",
     "experiment.commands",
