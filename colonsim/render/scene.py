@@ -163,12 +163,12 @@ class MeshParts:
     color: np.ndarray       # (V, 4) float32: fold factor mapped to [0, 1] in r
     faces: np.ndarray       # (F, 3) uint32, sorted along the centreline (see Chunks)
     chunks: Chunks
-    texture: np.ndarray     # (n, n, 4) uint8 tissue texture (colonsim.render.tissue.make_texture)
+    texture: np.ndarray     # (n, n, 4) uint8 tissue texture (colonsim.render.tissue / texbank.make_texture)
 
 
 def mesh_parts(colon, tissue_cfg, mesh_id: int) -> MeshParts:
     """The :class:`MeshParts` of one colon: fold factor in the vertex colour, the tissue texture
-    of (texture_seed, mesh_id), faces sorted along the centreline and their chunks."""
+    of (texture_seed, mesh_id) (procedural, or from ``tissue_cfg.texture_bank``), faces sorted along the centreline and their chunks."""
     tm = colon.mesh
     vertices = np.asarray(tm.vertices, np.float64)
     faces = np.asarray(tm.faces, np.int64)
@@ -177,7 +177,11 @@ def mesh_parts(colon, tissue_cfg, mesh_id: int) -> MeshParts:
     color = np.ones((len(vertices), 4), np.float32)
     color[:, 0] = 0.5 + 0.5 * fold
     rng = np.random.default_rng(np.random.SeedSequence([tissue_cfg.texture_seed, mesh_id]))
-    tex = tissuemod.make_texture(tissue_cfg, rng)
+    if tissue_cfg.texture_bank is not None:
+        from colonsim.render import texbank
+        tex = texbank.make_texture(tissue_cfg.texture_bank, tissue_cfg.texture_px, rng)
+    else:
+        tex = tissuemod.make_texture(tissue_cfg, rng)
     faces, chunks = _chunk_faces(colon, vertices, faces)
     return MeshParts(vertices.astype(np.float32), normals.astype(np.float32), color,
                      faces.astype(np.uint32), chunks, tex)
@@ -399,6 +403,7 @@ class FrameRenderer:
             "u_roughness": float(tissue["tissue_roughness"]),
             "u_fold": float(tissue["tissue_fold_contrast"]),
             "u_bump": float(tissue["tissue_bump"]),
+            "u_bank": int(cfg.tissue.texture_bank is not None),
         }
         for g, p in enumerate(guides):
             u[f"u_light_pos[{g}]"] = p.astype(np.float32)

@@ -8,7 +8,9 @@ mottling are, the texture scale, the wet specular lobe, and the colour shift on 
 per-frame scalar is a :data:`~colonsim.config.Range`, so styles can randomize any of them.
 
 The texture is mapped triplanarly in world coordinates (mm), so it needs no UVs and does not
-stretch on folds; ``period_mm`` is the size of one tile.
+stretch on folds; ``period_mm`` is the size of one tile. With ``texture_bank`` set, the tile is
+synthesized from real mucosa patches instead (:mod:`colonsim.render.texbank`), and the shader takes
+the albedo's variation from it in place of the vessel, mottling and grain terms.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from colonsim.config import Range, check_range, sample
+from colonsim.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,9 @@ class TissueConfig:
     bump: Range                 # normal jitter of the wet surface (scatters small highlights), 0..1
     texture_px: int             # side of the square texture generated per mesh, pixels
     texture_seed: int           # seed of the per-mesh texture (combined with the mesh id)
+    # A texture bank of real mucosa patches (colonsim textures; colonsim.render.texbank): the per-mesh
+    # texture is synthesized from it instead of the procedural one; None: procedural.
+    texture_bank: str | None = None
 
     def __post_init__(self):
         for k in ("albedo_r", "albedo_g", "albedo_b", "vessel_contrast"):
@@ -47,6 +53,8 @@ class TissueConfig:
         check_range("bump", self.bump, 0.0, 1.0)
         check_range("texture_px", self.texture_px, 16, 4096)
         check_range("texture_seed", self.texture_seed, 0, 2**31 - 1)
+        if self.texture_bank is not None and not self.texture_bank.strip():
+            raise ConfigError("texture_bank", "expected the path of a texture bank file, or null")
 
 
 PARAM_KEYS = ("tissue_albedo_r", "tissue_albedo_g", "tissue_albedo_b", "tissue_mottling",

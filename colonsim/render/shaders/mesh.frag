@@ -37,6 +37,7 @@ uniform float u_specular;
 uniform float u_roughness;
 uniform float u_fold;
 uniform float u_bump;         // normal jitter of the wet surface (small scattered highlights)
+uniform int u_bank;           // 1: the texture is from a bank of real patches (colonsim.render.texbank)
 
 vec4 triplanar(vec3 p, vec3 n)
 {
@@ -61,15 +62,22 @@ void main()
     v = normalize(v);
     if (dot(n, v) < 0.0) n = -n;   // two-sided: shade the side that faces the camera
 
-    // r: vessels, g: mottling, b: grain, a: bumps (colonsim.tissue.make_texture)
+    // r: vessels, g: mottling, b: grain, a: bumps (colonsim.tissue.make_texture); with a bank,
+    // rgb: albedo relative to its mean, halved, a: bumps (colonsim.render.texbank)
     vec4 t = triplanar(frag_position, n);
     vec3 albedo = u_albedo;
-    albedo *= (1.0 + u_mottling * (2.0 * t.g - 1.0)) * (1.0 + u_grain * (2.0 * t.b - 1.0));
-    albedo *= mix(vec3(1.0), vec3(0.70, 0.22, 0.28), u_vessel * t.r);
+    vec2 j;
+    if (u_bank != 0) {
+        albedo *= 2.0 * t.rgb;
+        j = vec2(2.0 * t.a - 1.0, 1.0 - 2.0 * t.a);
+    } else {
+        albedo *= (1.0 + u_mottling * (2.0 * t.g - 1.0)) * (1.0 + u_grain * (2.0 * t.b - 1.0));
+        albedo *= mix(vec3(1.0), vec3(0.70, 0.22, 0.28), u_vessel * t.r);
+        j = 2.0 * t.ab - 1.0;   // bumps and grain: fine, zero-mean
+    }
     albedo *= 1.0 + u_fold * frag_fold * vec3(0.15, 0.45, 0.40);
     albedo = clamp(albedo, 0.0, 1.0);
     // Small bumps of the mucosa: jitter the normal (no-op when u_bump = 0).
-    vec2 j = 2.0 * t.ab - 1.0;   // bumps and grain: fine, zero-mean
     n = normalize(n + u_bump * vec3(j, 2.0 * j.x * j.y));
 
     float a2 = u_roughness * u_roughness;
