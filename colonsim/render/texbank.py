@@ -19,7 +19,7 @@ inverse transforms. The result has the bank's colour histogram everywhere, witho
 Encoding of the texture (n, n, 4) uint8 (``u_bank = 1`` in ``shaders/mesh.frag``): rgb = the
 albedo relative to the tile's mean colour, halved (0.5 = the mean; the shader multiplies the
 frame's base albedo by ``2 rgb``, so the per-frame albedo ranges still set the overall colour);
-a = fine bumps, the high-passed luminance mapped from [-1, 1]. Everything is a pure function of
+a = fine bumps, the band-passed log luminance mapped from [-1, 1]. Everything is a pure function of
 the bank's content and the rng (seeded from ``texture_seed`` and the mesh id).
 """
 from __future__ import annotations
@@ -49,6 +49,8 @@ GRID_SPACING = 0.7
 GRID_JITTER = 0.15
 #: Gaussian sigma of the high-pass that makes the bump channel, as a fraction of the tile side.
 BUMP_SIGMA_FRAC = 0.01
+#: ... and of the blur that takes pixel noise out of it (a band-pass).
+BUMP_FINE_SIGMA_FRAC = 0.002
 
 
 @dataclass(frozen=True)
@@ -214,7 +216,8 @@ def encode(albedo: np.ndarray) -> np.ndarray:
     n = albedo.shape[0]
     rel = albedo / np.maximum(albedo.reshape(-1, 3).mean(axis=0), 1e-6)
     lum = np.log(np.maximum(rel @ np.array([0.2126, 0.7152, 0.0722]), 1e-3))
-    hp = lum - _blur_wrapped(lum, max(1.0, BUMP_SIGMA_FRAC * n))
+    # A band: pixel noise (JPEG, sensor) out, the shape of pits and folds of the mucosa kept.
+    hp = _blur_wrapped(lum, BUMP_FINE_SIGMA_FRAC * n) - _blur_wrapped(lum, max(1.0, BUMP_SIGMA_FRAC * n))
     bump = np.tanh(hp / (2.0 * hp.std() + 1e-9))
     tex = np.concatenate([0.5 * rel, (0.5 + 0.5 * bump)[..., None]], axis=-1)
     return np.round(np.clip(tex, 0.0, 1.0) * 255.0).astype(np.uint8)

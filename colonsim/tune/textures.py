@@ -14,7 +14,8 @@ Per frame of a real-frame folder (:mod:`colonsim.data.realdata`):
    (overexposed wall) are dropped, and square patches of ``patch_px`` (at most an eighth of the
    frame's shorter side: a patch carries texture, not a scene) are drawn at random among those
    lying wholly inside what is left, with flat shading (no fold edge or shadow that the large blur
-   left behind) and a mean colour close to the frame's mucosa.
+   left behind) and a mean colour close to the frame's mucosa; each patch keeps only a fraction
+   (``keep_tint``) of its own tint, so that what the bank carries is structure, not colour blotches.
 
 The bank (HDF5) holds the patches (uint8, relative albedo times
 :data:`colonsim.render.texbank.PATCH_SCALE`), each patch's frame and position, the colour model
@@ -52,6 +53,7 @@ class BankConfig:
     border_margin_px: int = 4         # the image circle is eroded by this much
     max_structure: float = 0.12       # largest std of a patch's smoothed log luminance (residual shading)
     max_colour_shift: float = 0.3     # largest |log| of a patch's mean colour relative to its frame's
+    keep_tint: float = 0.25           # fraction of a patch's own (log) mean colour shift that is kept
     seed: int = 0                     # seed of the patch positions (with each frame's name)
 
     def check(self) -> None:
@@ -162,6 +164,10 @@ def frame_patches(name: str, rgb: np.ndarray, cfg: BankConfig) -> tuple[np.ndarr
     pick = np.sort(rng.permutation(len(corners))[:cfg.patches_per_frame])
     corners = corners[pick]
     out = np.stack([rel[y:y + p, x:x + p] for y, x in corners])
+    # Each patch's own tint is mostly pulled to the frame's mucosa (``keep_tint`` of its log mean
+    # colour kept): splats of differently tinted patches would dot the wall with colour confetti.
+    tint = np.log(np.maximum(out, 1e-3)).mean(axis=(1, 2), keepdims=True)
+    out = out * np.exp(-(1.0 - cfg.keep_tint) * tint)
     return np.round(np.clip(out * texbank.PATCH_SCALE, 0, 255)).astype(np.uint8), corners.astype(np.int32)
 
 
