@@ -436,7 +436,7 @@ class GLRenderer:
 
     def render_normals(self, scene, width: int, height: int, uniforms: dict,
                        draw_ranges: "tuple[np.ndarray, np.ndarray] | None" = None, depth_mask=None,
-                       slot: int = 0) -> np.ndarray:
+                       slot: int = 0, occlusion: tuple | None = None) -> np.ndarray:
         """As :meth:`render`, with the shaders of ``shaders/normals``: rgb = the unit surface normal
         in the view's camera frame (OpenGL axes, turned to face the camera), a = 1 / z-depth. The
         same geometry and depth test as the colour pass; ``uniforms`` needs ``u_cam_fwd``."""
@@ -446,7 +446,8 @@ class GLRenderer:
             self._normals_cache = ShaderProgramCache(shader_dir=str(SHADER_DIR / "normals"))
         colour_cache, r._program_cache = r._program_cache, self._normals_cache
         try:
-            return self.render(scene, width, height, uniforms, draw_ranges, depth_mask=depth_mask, slot=slot)
+            return self.render(scene, width, height, uniforms, draw_ranges, depth_mask=depth_mask, slot=slot,
+                               occlusion=occlusion)
         finally:
             r._program_cache = colour_cache
 

@@ -110,12 +110,14 @@ def render_shard_file(job: Job, renderer, s: int, folder: str | Path, on_frame: 
     def with_flow(frame, extra: dict, nxt) -> dict:
         nonlocal geo
         if geo is None:
-            geo = flowmod.FlowGeometry(renderer.lens)
+            geo = flowmod.FlowGeometry.of(renderer.lens)
         fl, occ, valid = flowmod.flow_to_next(geo, frame.depth, frame.pose,
                                               None if nxt is None else nxt.depth, None if nxt is None else nxt.pose)
         return {**extra, schema.FLOW: fl, schema.OCCLUSION: occ, schema.FLOW_VALID: valid}
 
     def write(j: int, frame, normals=None) -> None:
+        if isinstance(normals, list):   # the views of the normals pass, drawn in the GL thread
+            normals = flowmod.finish_normals(renderer, normals)
         extra = {} if normals is None else {schema.NORMALS: normals.astype(np.float16)}
         if not want_flow:
             store(j, frame, extra)
@@ -150,7 +152,8 @@ def render_shard_file(job: Job, renderer, s: int, folder: str | Path, on_frame: 
             if j + 1 < len(frames):
                 nxt = renderer.submit(frames[j + 1], job.seed, slot=(j + 1) % 2)
             pending = renderer.collect(cur)
-            normals = normals_of(pending.pose, pending.params, slot=j % 2)   # GL: in this thread
+            normals = (flowmod.draw_normals(renderer, pending.pose, int(pending.params["mesh_id"]), slot=j % 2)
+                       if want_normals else None)   # GL in this thread; the remap in the other
             inflight.append(post.submit(lambda j=j, p=pending, n=normals: write(j, renderer.finish(p), n)))
             if len(inflight) > 1:
                 inflight.pop(0).result()
