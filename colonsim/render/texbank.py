@@ -174,10 +174,11 @@ def synthesize(bank: Bank, n: int, rng: np.random.Generator) -> np.ndarray:
     acc = np.zeros((n, n, 3))
     w2 = np.zeros((n, n))
     r_patch = 0.5 * (p - 1) - 1.0   # the largest disc that any rotation keeps inside the patch
+    used, slot = np.unique(which, return_inverse=True)   # each patch Gaussianized once
+    comp = (bank.patches[used].reshape(-1, 3).astype(np.float64) / PATCH_SCALE - bank.pca_mean) @ bank.pca_axes.T
+    gaussed = np.stack([_to_gauss(comp[:, c], bank.quantiles[c]) for c in range(3)], -1).reshape(len(used), p, p, 3)
     for k in range(n_splats):
-        patch = bank.patches[which[k]].astype(np.float64) / PATCH_SCALE
-        comp = (patch.reshape(-1, 3) - bank.pca_mean) @ bank.pca_axes.T
-        gauss = np.stack([_to_gauss(comp[:, c], bank.quantiles[c]) for c in range(3)], -1).reshape(p, p, 3)
+        gauss = gaussed[slot[k]]
         if mirror[k]:
             gauss = gauss[:, ::-1]
         radius = 0.5 * diam[k]
