@@ -9,7 +9,7 @@ def add_parsers(sub) -> None:
                        description="Cut small patches of mucosa out of real frames, with the border masked, "
                        "specular highlights inpainted and the scope's shading divided out, into a texture bank "
                        "that 'colonsim render --set tissue.texture_bank=BANK.h5' maps onto the colon wall.")
-    p.add_argument("--real", required=True, metavar="DIR", help="folder of real frames")
+    p.add_argument("--real", required=True, metavar="DIR", help="folder of real frames, or a video file")
     p.add_argument("--out", default="bank.h5", metavar="BANK.h5", help="texture bank file (default bank.h5)")
     p.add_argument("--only", metavar="NAMES.txt",
                    help="use only the frames named in this file (one file name a line), e.g. a training split")

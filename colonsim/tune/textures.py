@@ -24,6 +24,7 @@ config and the format version. The same folder and config give the same bytes.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import zlib
@@ -188,31 +189,39 @@ def read_names(path: str | Path) -> list[str]:
 
 def build_bank(real: str | Path, out: str | Path, cfg: BankConfig = BankConfig(),
                only: list[str] | None = None, max_frames: int | None = None) -> dict:
-    """Build a texture bank of the frames in folder ``real`` (only the names in ``only``, if given;
-    the first ``max_frames``) into ``out``. Returns a summary dict. Raises InputError for a folder
-    with no usable frame (none with a patch wholly inside its valid region)."""
+    """Build a texture bank of the frames in ``real``, a folder of images or a video (only the names
+    in ``only``, if given; the first ``max_frames``) into ``out``. Returns a summary dict. Raises
+    InputError for a source with no usable frame (none with a patch wholly inside its valid region)."""
     import h5py
 
     cfg.check()
-    files = realdata.list_images(real)
-    if only is not None:
-        wanted = set(only)
-        missing = sorted(wanted - {f.name for f in files})
-        if missing:
-            raise InputError(f"--only names {len(missing)} frame(s) not in {real}, e.g. {missing[0]}")
-        files = [f for f in files if f.name in wanted]
-    if max_frames is not None:
-        files = files[:max_frames]
+    if Path(real).is_dir():
+        files = realdata.list_images(real)
+        if only is not None:
+            wanted = set(only)
+            missing = sorted(wanted - {f.name for f in files})
+            if missing:
+                raise InputError(f"--only names {len(missing)} frame(s) not in {real}, e.g. {missing[0]}")
+            files = [f for f in files if f.name in wanted]
+        if max_frames is not None:
+            files = files[:max_frames]
+        frames = ((f.name, realdata.read_image(f)) for f in files)
+    else:   # a video (or one image): its frames are named frame_000012.png
+        frames = realdata.iter_frames(real)
+        if only is not None:
+            wanted = set(only)
+            frames = ((name, rgb) for name, rgb in frames if name in wanted)
+        if max_frames is not None:
+            frames = itertools.islice(frames, max_frames)
     names, patches, frame_of, corners = [], [], [], []
     n_read = 0
-    for f in files:
-        rgb = realdata.read_image(f)
+    for name, rgb in frames:
         n_read += 1
-        pt, co = frame_patches(f.name, rgb, cfg)
+        pt, co = frame_patches(name, rgb, cfg)
         if len(pt) == 0:
             continue
         frame_of.append(np.full(len(pt), len(names), np.int32))
-        names.append(f.name)
+        names.append(name)
         patches.append(pt)
         corners.append(co)
     if not patches:

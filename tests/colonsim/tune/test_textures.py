@@ -6,6 +6,7 @@ from pathlib import Path
 import cv2
 import h5py
 import numpy as np
+import pytest
 
 import cli
 from colonsim.render import texbank
@@ -93,6 +94,22 @@ def test_unusable_folder_is_one_line_exit_2(tmp_path, capsys):
     assert "nope.png" in run_error(capsys, ["textures", "--real", str(real), "--out", str(tmp_path / "x.h5"),
                                             "--only", str(names)])
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_bank_from_a_video(tmp_path, capsys):
+    video = tmp_path / "scope.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (SIZE, SIZE))
+    if not writer.isOpened():
+        pytest.skip("OpenCV cannot write an MJPG video here")
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        writer.write(cv2.cvtColor(fake_frame(rng), cv2.COLOR_RGB2BGR))
+    writer.release()
+    out = tmp_path / "bank.h5"
+    assert cli.main(["textures", "--real", str(video), "--out", str(out), "--max-frames", "2", *PATCH]) == 0
+    with h5py.File(out) as f:
+        assert [x.decode() for x in f["frame_names"][...]] == ["frame_000000.png", "frame_000001.png"]
+    assert "not found" in run_error(capsys, ["textures", "--real", str(tmp_path / "nope"), "--out", str(out)])
 
 
 def test_shading_removal_flattens_a_shaded_plane():
