@@ -4,7 +4,9 @@ This is the only colonsim module that imports torch. h5py handles are opened laz
 DataLoader worker process (h5py handles must not cross a fork), and kept open for every item.
 
 Inside networks, images are CHW float32 in [0, 1] (declared once, here): ``rgb`` (3, H, W);
-``depth`` (1, H, W) mm, 0 where invalid; ``mask`` (1, H, W) 1 inside the image circle.
+``depth`` (1, H, W) mm, 0 where invalid; ``mask`` (1, H, W) 1 inside the image circle. The
+optional outputs, when asked for in ``fields`` (the file must have them): ``normals`` (3, H, W),
+``flow`` (2, H, W) px, ``occlusion`` and ``flow_valid`` (1, H, W) 0/1.
 """
 from __future__ import annotations
 
@@ -35,7 +37,8 @@ class FrameDataset(Dataset):
 
     Args:
         paths: one file or several (their frames are concatenated in order).
-        fields: which of ``rgb``, ``depth``, ``mask`` to return.
+        fields: which of ``rgb``, ``depth``, ``mask`` (and the optional ``normals``, ``flow``,
+            ``occlusion``, ``flow_valid``) to return.
         indices: optional subset of global frame indices (after concatenation), e.g. a train split.
     Items are dicts of tensors (see module doc) plus ``index`` (int, global frame index).
     """
@@ -106,6 +109,12 @@ class FrameDataset(Dataset):
             item[schema.DEPTH] = torch.from_numpy(a[schema.DEPTH])[None]
         if schema.MASK in a:
             item[schema.MASK] = torch.from_numpy(a[schema.MASK].astype(np.float32))[None]
+        for name in (schema.NORMALS, schema.FLOW):   # optional outputs, asked for in ``fields``
+            if name in a:
+                item[name] = torch.from_numpy(np.ascontiguousarray(a[name].astype(np.float32).transpose(2, 0, 1)))
+        for name in (schema.OCCLUSION, schema.FLOW_VALID):
+            if name in a:
+                item[name] = torch.from_numpy(a[name].astype(np.float32))[None]
         return item
 
     def __getstate__(self):

@@ -13,7 +13,7 @@ import math
 from numba import njit
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def flow_kernel(depth0, mask, pix_ok, rays_z, rot, trans, depth1, pinhole, table, theta_max, m00, m01, m10,
                 m11, cx, cy, rel_tol, flow, occ, valid):
     """depth0, depth1: (h, w) float32 mm; mask, pix_ok: (h, w) uint8 (image circle; the lens has

@@ -146,3 +146,14 @@ def test_the_compiled_flow_loop_agrees_with_the_numpy_reference(lens):
     np.testing.assert_array_equal(a[2], b[2])
     np.testing.assert_allclose(a[0], b[0], atol=1e-4)
     assert (a[1] != b[1]).mean() < 0.002   # only where a depth comparison is a hair from the tolerance
+
+
+def test_the_dataset_returns_the_optional_outputs_when_asked(rendered):
+    from colonsim.data.dataset import FrameDataset
+    _, out, d = rendered
+    ds = FrameDataset(out, fields=("rgb", "flow", "occlusion", "flow_valid", "normals"))
+    item = ds[1]
+    assert item["flow"].shape == (2, 64, 64) and item["normals"].shape == (3, 64, 64)
+    assert item["occlusion"].shape == (1, 64, 64) and item["flow_valid"].shape == (1, 64, 64)
+    np.testing.assert_array_equal(item["flow"].numpy().transpose(1, 2, 0), d[schema.FLOW][1])
+    ds.close()
