@@ -4,15 +4,16 @@ A folder or video of frames becomes a folder of refined frames with the same nam
 a ColonSim HDF5 becomes a copy whose ``rgb`` is refined and whose every other dataset and attribute
 is unchanged (one attribute, ``refined_by``, is added). Outside the image circle stays black.
 
-An existing output (a file, or a non-empty folder) is refused unless ``overwrite``. The output is
-written under a temporary name next to it (``OUT.tmp-PID``) and renamed into place only once
-complete, so that an interrupted run never leaves a half-refined output that looks valid.
+An existing output (a file, or a non-empty folder) is refused unless ``overwrite``. Outputs follow
+ColonSim's rule (:func:`colonsim.staged_output`): everything is checked first, the output is written
+beside the old one in a hidden staging folder, and moved into place only once complete, so that an
+interrupted run never leaves a half-refined output that looks valid. Into an existing folder
+(``overwrite``) only the refined frames are moved: files that the command did not write stay.
 """
 from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import time
 from pathlib import Path
@@ -25,13 +26,13 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from colonsim import open_checked
+from colonsim import open_checked, staged_output
 from colonsim.data import realdata, schema
 from colonsim.errors import CheckpointError, InputError
 from training.checkpoint import TRAINING_STATE, build_model
 
 from .checkpoint import load_refiner_checkpoint
-from .data import is_hdf5, mask_tensor, to_tensor, to_uint8
+from .data import encode_image, is_hdf5, mask_tensor, to_tensor, to_uint8
 from .networks import Refiner
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,21 @@ MAX_BATCH_PIXELS = 1 << 20
 REFINER_ARGS = ("width", "blocks", "output", "frame_knots")
 #: HDF5 root attribute added to a refined copy: JSON of the refiner's path, direction and steps.
 ATTR_REFINED_BY = "refined_by"
+#: The smallest frame side that a refiner (3x3 reflect-padded convolutions) and the border detection take.
+MIN_FRAME_PX = 8
+
+
+def check_batch_size(batch_size: int, flag: str = "--batch-size") -> int:
+    """InputError unless ``batch_size`` is a whole number of frames, at least 1."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise InputError(f"{flag} must be a whole number of frames, at least 1; got {batch_size!r}")
+    return int(batch_size)
+
+
+def check_frame_size(h: int, w: int, name: str) -> None:
+    """InputError for a frame too small to refine (see :data:`MIN_FRAME_PX`)."""
+    if min(h, w) < MIN_FRAME_PX:
+        raise InputError(f"{name} is {w}x{h} pixels; frames must be at least {MIN_FRAME_PX}x{MIN_FRAME_PX}")
 
 
 def load_refiner(path: str | Path) -> tuple[nn.Module, dict]:
@@ -77,7 +93,9 @@ def refine_images(model: nn.Module, rgb: np.ndarray, mask: np.ndarray | None = N
     """
     if rgb.ndim != 4 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
         raise InputError(f"refine_images needs (N, H, W, 3) uint8 frames, got {rgb.shape} {rgb.dtype}")
+    batch_size = check_batch_size(batch_size, "batch_size")
     n, h, w = rgb.shape[:3]
+    check_frame_size(h, w, "a frame")
     if mask is None:
         mask = np.stack([realdata.detect_border_mask(f) for f in rgb])
     mask = (np.asarray(mask) > 0).astype(np.uint8)
@@ -101,40 +119,48 @@ def apply(model_path: str | Path, input: str | Path, out: str | Path, *, batch_s
           overwrite: bool = False) -> dict:
     """Refine a folder, video or ColonSim HDF5 (see the module doc); returns a summary dict.
 
-    ``overwrite`` replaces an existing output; without it an existing OUT.h5 or non-empty folder is an
-    InputError. The output appears (by rename) only once every frame is written.
+    ``overwrite`` replaces an existing OUT.h5, or the frames of the same names in an existing folder
+    (other files there stay); without it an existing OUT.h5 or non-empty folder is an InputError. The
+    output appears (by rename) only once every frame is written. The summary counts the truncated
+    JPEGs read (``truncated``; each is refined as decoded, its missing part grey).
     """
+    batch_size = check_batch_size(batch_size)
+    if str(out).strip() == "":
+        raise InputError("--out is empty; give a folder name, or a .h5 file name for an HDF5 input")
     src, dst = Path(input), Path(out)
     h5_input = check_paths(src, dst, overwrite, keep=[Path(model_path)])
     model, meta = load_refiner(model_path)
     t0 = time.monotonic()
+    truncated = len(realdata.truncated_images())
     if h5_input:
         by = {"refiner": str(model_path), "direction": meta.get("direction"), "steps": meta.get("steps")}
-        n = write_h5(lambda idx, rgb, mask: refine_images(model, rgb, mask, batch_size), by, src, dst, batch_size)
+        n = write_h5(lambda idx, rgb, mask: refine_images(model, rgb, mask, batch_size), by, src, dst, batch_size,
+                     overwrite=overwrite)
     else:
-        n = write_frames(lambda name, rgb: refine_images(model, rgb[None])[0], src, dst)
+        def refine(name: str, rgb: np.ndarray) -> np.ndarray:
+            check_frame_size(*rgb.shape[:2], f"frame {name}")
+            return refine_images(model, rgb[None])[0]
+        n = write_frames(refine, src, dst, overwrite=overwrite)
     return {"frames": n, "input": str(src), "out": str(dst), "direction": meta.get("direction"),
-            "steps": meta.get("steps"), "seconds": round(time.monotonic() - t0, 1)}
+            "steps": meta.get("steps"), "seconds": round(time.monotonic() - t0, 1),
+            "truncated": len(realdata.truncated_images()) - truncated}
 
 
 def check_paths(src: Path, dst: Path, overwrite: bool, keep: list[Path]) -> bool:
     """Check an input and its output path before any work; returns whether the input is HDF5.
 
-    InputError for a missing input, an output that is the input, the wrong kind of output path, an
-    existing output without ``overwrite``, or an ``overwrite`` that would delete the input or one of
-    ``keep`` (other files the run reads).
+    InputError for a missing input, an output that is the input or one of ``keep`` (other files the
+    run reads), the wrong kind of output path, or an existing output without ``overwrite``.
     """
     if not src.exists():
         raise InputError(f"input not found: {src}; expected a folder of images, a video, or a ColonSim .h5")
     if dst.resolve() == src.resolve():
         raise InputError(f"--out {dst} is the input itself; choose another path")
+    for path in keep:
+        if dst.resolve() == path.resolve():
+            raise InputError(f"--out {dst} is {path}, which this command reads; choose another path")
     h5_input = is_hdf5(src)
     _check_out(src, dst, h5_input, overwrite)
-    if overwrite and dst.is_dir():
-        for path in (src, *keep):
-            if path.resolve().is_relative_to(dst.resolve()):
-                raise InputError(f"--overwrite would delete {path}, which is inside --out {dst}; "
-                                 "choose another --out")
     return h5_input
 
 
@@ -155,47 +181,22 @@ def _check_out(src: Path, dst: Path, h5_input: bool, overwrite: bool) -> None:
                          "or choose another --out")
 
 
-def temp_path(dst: Path) -> Path:
-    """The temporary name, next to ``dst``, under which the output is written."""
-    dst = dst.resolve()  # also for "." or "out/"
-    return dst.with_name(f"{dst.name}.tmp-{os.getpid()}")
-
-
-def write_frames(transform, src: Path, dst: Path, desc: str = "adapt apply") -> int:
+def write_frames(transform, src: Path, dst: Path, desc: str = "adapt apply", *, overwrite: bool = False) -> int:
     """Each frame of a folder or video -> dst/NAME, as ``transform(name, rgb)`` (same name and size;
-    JPEG quality 95). Frames go into a temporary folder that replaces ``dst`` once all are written.
-    """
+    JPEG quality 95). Frames are written into a staging folder beside ``dst`` and moved into it once
+    all are written (:func:`colonsim.staged_output`); files in ``dst`` of other names stay."""
     frames = realdata.iter_frames(src)
     first = next(frames)  # validates the source (empty folder, unreadable video) before mkdir
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(dst)
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        n = 0
+    n = 0
+    with staged_output(dst, overwrite=overwrite, directory=True) as tmp:
         # disable=None: no bar when stderr is not a terminal, so that an error stays one line there
         for name, rgb in tqdm(_chain(first, frames), desc=desc, unit="frame", disable=None):
             out = transform(name, rgb)
             params = [cv2.IMWRITE_JPEG_QUALITY, 95] if Path(name).suffix.lower() in (".jpg", ".jpeg") else []
-            if not cv2.imwrite(str(tmp / name), out[..., ::-1], params):
-                raise InputError(f"cannot write {dst / name}")
+            (tmp / name).write_bytes(encode_image(name, out, params))
             n += 1
-        _replace_dir(tmp, dst)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return n
-
-
-def _replace_dir(tmp: Path, dst: Path) -> None:
-    """Rename the finished folder ``tmp`` to ``dst``, replacing (after the rename) an existing ``dst``."""
-    old = None
-    if dst.exists():
-        old = dst.resolve().with_name(f"{dst.resolve().name}.old-{os.getpid()}")
-        os.replace(dst, old)
-    os.replace(tmp, dst)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _chain(first, rest):
@@ -203,20 +204,18 @@ def _chain(first, rest):
     yield from rest
 
 
-def write_h5(transform, by: dict, src: Path, dst: Path, batch_size: int, desc: str = "adapt apply") -> int:
-    """Copy src to a temporary file next to dst, replace the rgb of every complete frame there by
+def write_h5(transform, by: dict, src: Path, dst: Path, batch_size: int, desc: str = "adapt apply", *,
+             overwrite: bool = False) -> int:
+    """Copy src beside dst (a staging folder), replace the rgb of every complete frame there by
     ``transform(indices, rgb, mask)`` (mask None, (H, W) or (N, H, W)), record ``by`` as the root
-    attribute ``refined_by``, then rename it to dst."""
-    open_checked(src).close()  # DatasetError for a corrupt or foreign file
+    attribute ``refined_by``, then move it onto dst (:func:`colonsim.staged_output`)."""
+    with open_checked(src) as f:  # DatasetError for a corrupt or foreign file
+        h, w = f[schema.RGB].shape[1:3]
+    check_frame_size(h, w, f"the frames of {src}")
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(dst)
-    try:
+    with staged_output(dst, overwrite=overwrite) as tmp:
         shutil.copyfile(src, tmp)
         n = _transform_h5_in_place(transform, by, tmp, batch_size, desc)
-        os.replace(tmp, dst)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return n
 
 

@@ -31,7 +31,8 @@ def add_parsers(subparsers) -> None:
     a.add_argument("--input", required=True, metavar="DIR|VIDEO|DATA.h5")
     a.add_argument("--out", required=True, metavar="DIR/|OUT.h5")
     a.add_argument("--batch-size", type=int, default=16, metavar="N")
-    a.add_argument("--overwrite", action="store_true", help="replace an existing OUT.h5 or non-empty DIR/")
+    a.add_argument("--overwrite", action="store_true", help="replace an existing OUT.h5, or the frames of the "
+                   "same names in a non-empty DIR/ (its other files stay)")
     add_json_arg(a)
     a.set_defaults(func=_apply)
 
@@ -109,23 +110,25 @@ def _train(args: argparse.Namespace):
         cfg = load_adapt_config(args.config, overrides)
     r = train_refiner(cfg, args.real, args.synthetic, args.out, resume=args.resume, steps=args.steps,
                       nproc=args.nproc)
-    acc = r["disc_accuracy"]
-    line = (f"trained {cfg.direction} refiner: {r['steps']} adversarial steps, "
-            f"mean |refined-input| {r['losses'].get('refiner/delta_grey', float('nan')):.2f} grey levels, "
-            f"{100 * r['losses'].get('refiner/changed_frac', float('nan')):.1f} % of pixels changed, "
-            + (f"fresh critics' accuracy {r['fresh_acc_pool']:.2f} (last round, on its own frames); "
-               if r.get("fresh_acc_pool") is not None else
-               f"disc acc target {acc.get('acc_target', float('nan')):.2f} refined "
-               f"{acc.get('acc_refined', float('nan')):.2f}; ")
-            + f"model: {r['model']}")
-    return line, r
+    acc, losses = r["disc_accuracy"], r["losses"]
+    parts = [f"trained {cfg.direction} refiner: {r['steps']} adversarial steps"]
+    if "refiner/delta_grey" in losses:   # absent when no refiner update was logged (never "nan")
+        parts.append(f"mean |refined-input| {losses['refiner/delta_grey']:.2f} grey levels")
+    if "refiner/changed_frac" in losses:
+        parts.append(f"{100 * losses['refiner/changed_frac']:.1f} % of pixels changed")
+    if r.get("fresh_acc_pool") is not None:
+        parts.append(f"fresh critics' accuracy {r['fresh_acc_pool']:.2f} (last round, on its own frames)")
+    elif "acc_target" in acc and "acc_refined" in acc:
+        parts.append(f"disc acc target {acc['acc_target']:.2f} refined {acc['acc_refined']:.2f}")
+    return ", ".join(parts) + f"; model: {r['model']}", r
 
 
 def _apply(args: argparse.Namespace):
     from .apply import apply
 
     r = apply(args.model, args.input, args.out, batch_size=args.batch_size, overwrite=args.overwrite)
-    return f"refined {r['frames']} frames into {r['out']} ({r['seconds']} s)", r
+    truncated = f"; {r['truncated']} truncated" if r.get("truncated") else ""
+    return f"refined {r['frames']} frames into {r['out']} ({r['seconds']} s{truncated})", r
 
 
 def _match(args: argparse.Namespace):

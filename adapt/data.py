@@ -15,7 +15,7 @@ import hdf5plugin  # noqa: F401  registers the blosc/zstd filters that rendered 
 import numpy as np
 import torch
 
-from colonsim import FrameDataset
+from colonsim import FrameDataset, open_checked
 from colonsim.config import Range, sample
 from colonsim.data import realdata, schema
 from colonsim.errors import DatasetError, InputError
@@ -69,6 +69,16 @@ def squares(frames, idx, size_px: int) -> np.ndarray:
     return np.stack([inscribed_square(*frames.get(int(i)), size_px) for i in idx])
 
 
+def encode_image(name: str | Path, rgb: np.ndarray, params: list[int] | None = None) -> bytes:
+    """(H, W, 3) uint8 RGB -> the bytes of an image file in the format of ``name``'s suffix. Written
+    by bytes (``path.write_bytes``) rather than cv2.imwrite, which takes a C string and crashed on a
+    file name that is not UTF-8."""
+    ok, buf = cv2.imencode(Path(name).suffix or ".png", np.ascontiguousarray(rgb[..., ::-1]), params or [])
+    if not ok:
+        raise InputError(f"cannot encode {name} as an image")
+    return buf.tobytes()
+
+
 def is_hdf5(path: str | Path) -> bool:
     p = Path(path)
     return p.is_file() and (p.suffix.lower() in (".h5", ".hdf5") or h5py.is_hdf5(p))
@@ -114,7 +124,7 @@ class H5Frames:
 
     def __init__(self, path: str | Path, cache_mb: float = H5_CACHE_MB):
         self.source = Path(path)
-        with h5py.File(self.source, "r") as f:
+        with open_checked(self.source) as f:  # the header check every reader makes (schema_version ...)
             if schema.RGB not in f:
                 raise DatasetError(f"{self.source} has no '{schema.RGB}' dataset; adapt needs RGB frames")
             has_mask = schema.MASK in f

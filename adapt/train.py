@@ -6,8 +6,9 @@ domain is "real" in the ``reverse`` direction (Mahmood, Chen, Durr 2017) and "sy
 
 Schedule: ``pretrain_refiner_steps`` updates on self-regularization alone, ``pretrain_disc_steps``
 discriminator updates, then ``steps`` adversarial steps of one discriminator and one refiner
-update (SimGAN's K_d = K_g = 1). Both networks use Adam (lr 2e-4, betas 0.5 and 0.999). The run
-folder is :class:`training.RunDir`'s, and ``--resume`` follows its rules: config.yaml, model.pt
+update (SimGAN's K_d = K_g = 1). The pre-training steps are logged up front, with a warning when
+they outnumber the adversarial ones (:func:`schedule_line`). Both networks use Adam (lr 2e-4,
+betas 0.5 and 0.999). The run folder is :class:`training.RunDir`'s, and ``--resume`` follows its rules: config.yaml, model.pt
 (the refiner for ``adapt apply``: the moving average of its weights with ``optim.ema_decay``),
 last.pt (everything ``--resume`` needs), snapshots/step_<adversarial step>.pt every
 ``schedule.snapshot_every`` adversarial steps (model.pt as it was then, kept to compare or pick
@@ -318,9 +319,11 @@ def train_refiner(cfg: AdaptConfig, real: str | Path, synthetic: str | Path, out
             torchrun leave it at 1); ``data.batch_size`` stays the global batch and must divide by it.
     """
     if steps is not None:
-        if steps < 0:
-            raise InputError(f"--steps must be >= 0, got {steps}")
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+            raise InputError(f"--steps must be an integer, at least 1 (adversarial steps), got {steps!r}")
         cfg = _with_steps(cfg, steps)
+    if cfg.schedule.steps < 1:
+        raise InputError(f"schedule.steps is {cfg.schedule.steps}; a run needs at least 1 adversarial step (--steps N)")
     if nproc > 1 and cfg.discriminator.fresh_every:
         raise InputError(FRESH_ONE_PROCESS)
     run = RunDir(out_dir)
@@ -338,6 +341,8 @@ def train_refiner(cfg: AdaptConfig, real: str | Path, synthetic: str | Path, out
     if not dist.main:
         _follow(trainer, cfg)
         return distributed.from_main(None, dist)  # rank 0's summary
+    if not resume or trainer.step < cfg.schedule.pretrain_refiner_steps + cfg.schedule.pretrain_disc_steps:
+        log.log(*schedule_line(cfg))   # up front, once the data is read (bad data stays one line)
     run.create(cfg)
 
     s = cfg.schedule
@@ -391,6 +396,22 @@ def _follow(trainer: Trainer, cfg: AdaptConfig) -> None:
         trainer.step += 1
         if distributed.mean_over_ranks({}, trainer.dist, False)[1]:
             break
+
+
+def schedule_line(cfg: AdaptConfig) -> tuple[int, str]:
+    """The log level and line that say, before the first step, how many pre-training steps come
+    before the adversarial ones: a warning when they are more than the adversarial steps (a 3-step
+    trial run of the default schedule pre-trains for 150 steps). Pre-training is not cut to a short
+    run, so that a short run extended by ``--resume`` trains exactly as one run of its final length."""
+    s = cfg.schedule
+    pre = s.pretrain_refiner_steps + s.pretrain_disc_steps
+    line = (f"adapt train: {s.pretrain_refiner_steps} refiner and {s.pretrain_disc_steps} discriminator pre-training "
+            f"steps come before the {s.steps} adversarial step{'s' if s.steps != 1 else ''} ({pre} of "
+            f"{pre + s.steps} steps)")
+    if pre > s.steps:
+        return logging.WARNING, line + ("; set schedule.pretrain_refiner_steps and schedule.pretrain_disc_steps "
+                                        "(--set) to shorten a trial run")
+    return logging.INFO, line
 
 
 def _with_steps(cfg: AdaptConfig, steps: int) -> AdaptConfig:

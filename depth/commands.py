@@ -73,14 +73,16 @@ def _eval(args) -> tuple[str, dict]:
 def _predict(args) -> tuple[str, dict]:
     from .predict import predict_folder
 
-    r = predict_folder(args.model, args.input, args.out, ply=args.ply, fov_deg=args.fov_deg)
-    return f"predicted depth for {r['n']} frames into {r['out_dir']}", r
+    r = predict_folder(args.model, args.input, args.out, ply=args.ply, fov_deg=args.fov_deg,
+                       overwrite=args.overwrite)
+    truncated = f" ({r['truncated']} truncated)" if r.get("truncated") else ""
+    return f"predicted depth for {r['n']} frames into {r['out_dir']}{truncated}", r
 
 
 def _export(args) -> tuple[str, dict]:
     from .export import export_model
 
-    r = export_model(args.model, args.out)
+    r = export_model(args.model, args.out, overwrite=args.overwrite)
     return f"exported {r['format']} model to {r['out']} (input {r['input']})", r
 
 
@@ -125,12 +127,15 @@ def add_parsers(subparsers, transforms: Sequence[TransformOption] = ()) -> None:
     r.add_argument("--ply", action="store_true", help="also write a coloured point cloud per frame")
     r.add_argument("--fov-deg", type=float, help="horizontal field of view for the point cloud "
                    "(default: the training data's intrinsics)")
+    r.add_argument("--overwrite", action="store_true", help="write into a non-empty DIR/ (only the files of "
+                   "the same names are replaced; its other files stay)")
     add_json_arg(r)
     r.set_defaults(func=_predict)
 
     x = sub.add_parser("export", help="export to TorchScript (.pt) or ONNX (.onnx)")
     x.add_argument("--model", required=True, metavar="RUN/model.pt")
     x.add_argument("--out", required=True, metavar="F.pt|F.onnx")
+    x.add_argument("--overwrite", action="store_true", help="replace an existing F.pt or F.onnx (never the --model)")
     add_json_arg(x)
     x.set_defaults(func=_export)
 

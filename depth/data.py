@@ -10,14 +10,40 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import cv2
-import h5py
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from colonsim import open_checked
 from colonsim.data import schema
 from colonsim.data.dataset import FrameDataset
 from colonsim.errors import DatasetError
+
+
+def check_depth(depth: np.ndarray, where: str) -> np.ndarray:
+    """DatasetError naming ``where`` (file and frame) for a depth map with NaN or infinite values: in a
+    ColonSim file no depth is 0, so these are damage, which would train to NaN and evaluate to NaN."""
+    if not np.isfinite(depth).all():
+        bad = int(np.count_nonzero(~np.isfinite(depth)))
+        raise DatasetError(f"{where}: depth holds {bad} NaN or infinite values (no depth is 0 in a ColonSim "
+                           "file); re-render it or fix the file")
+    return depth
+
+
+#: Frames of each file whose depth :func:`check_depth_sample` reads before a run starts.
+DEPTH_SAMPLE_FRAMES = 16
+
+
+def check_depth_sample(path: str | Path, n: int = DEPTH_SAMPLE_FRAMES) -> None:
+    """:func:`check_depth` on ``n`` evenly spaced frames of a file (the first and the last among them):
+    a file whose depth is damaged throughout is refused before a run folder is made, at the cost of
+    reading ``n`` frames; every frame is checked again as training reads it."""
+    ds = FrameDataset(path, fields=(schema.DEPTH,))
+    try:
+        for i in np.unique(np.linspace(0, len(ds) - 1, min(n, len(ds))).round().astype(int)):
+            check_depth(ds.read(int(i))[schema.DEPTH], f"{path} frame {ds.row(int(i))[1]}")
+    finally:
+        ds.close()
 
 
 def resize_frame(rgb: np.ndarray, depth: np.ndarray | None, mask: np.ndarray | None, size_px: int):
@@ -54,9 +80,14 @@ class ResizedFrames(Dataset):
     def __len__(self) -> int:
         return len(self.frames)
 
+    def _where(self, i: int) -> str:
+        path, row = self.frames.row(i)[:2]
+        return f"{path} frame {row}"
+
     def __getitem__(self, key: int | tuple[int, int, int]) -> dict[str, torch.Tensor]:
         i = key[0] if isinstance(key, tuple) else key
         a = self.frames.read(i)
+        check_depth(a[schema.DEPTH], self._where(i))
         rgb, depth, mask = resize_frame(a[schema.RGB], a[schema.DEPTH], a[schema.MASK], self.size_px)
         rgb = rgb.astype(np.float32) * np.float32(1 / 255)
         if isinstance(key, tuple) and self.augment is not None:
@@ -127,7 +158,7 @@ def split_indices(counts: Sequence[int], val_fraction: float) -> tuple[np.ndarra
 
 def first_intrinsics(path: str | Path) -> list[float] | None:
     """Normalized pinhole intrinsics [fx/W, fy/H, cx/W, cy/H] of the first frame of a file, or None."""
-    with h5py.File(path, "r") as f:
+    with open_checked(path) as f:   # the header check every reader makes (schema_version ...)
         if schema.INTRINSICS not in f:
             return None
         k = f[schema.INTRINSICS][0]

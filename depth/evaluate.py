@@ -37,10 +37,13 @@ def iter_hdf5(path: Path) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndar
     the name is its row in the file, six digits."""
     from colonsim.data.dataset import FrameDataset
 
+    from .data import check_depth
+
     ds = FrameDataset(path)
     try:
         for i in range(len(ds)):
             a = ds.read(i)
+            check_depth(a[schema.DEPTH], f"{path} frame {ds.row(i)[1]}")   # NaN would make every metric NaN
             yield f"{ds.row(i)[1]:06d}", a[schema.RGB], a[schema.DEPTH], a[schema.MASK]
     finally:
         ds.close()

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from colonsim import staged_output
 from colonsim.errors import InputError
 
 from .networks import load_model
@@ -20,22 +21,30 @@ from .networks import load_model
 ONNX_OPSET = 17
 
 
-def export_model(model_path: str | Path, out: str | Path) -> dict[str, Any]:
-    """Write ``out`` (.pt TorchScript or .onnx) from a depth checkpoint; returns a summary."""
+def export_model(model_path: str | Path, out: str | Path, *, overwrite: bool = False) -> dict[str, Any]:
+    """Write ``out`` (.pt TorchScript or .onnx) from a depth checkpoint; returns a summary.
+
+    An existing ``out`` is refused unless ``overwrite``, and the checkpoint itself always; the file is
+    written beside ``out`` and moved onto it once complete (:func:`colonsim.staged_output`)."""
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix not in (".pt", ".onnx"):
         raise InputError(f"--out {out} must end in .pt (TorchScript) or .onnx")
+    if out.exists() and out.resolve() == Path(model_path).resolve():
+        raise InputError(f"--out {out} is the --model checkpoint itself; choose another file name")
+    if out.parent.is_dir():
+        from colonsim import check_output
+        check_output(out, overwrite=overwrite)   # before the model loads
     model, _ = load_model(model_path)
     size = int(model.size_px)
     example = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
     out.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), staged_output(out, overwrite=overwrite) as tmp:
         # The trace fixes H, W = size_px (documented above); its warnings about that, and about
         # the legacy exporters being deprecated, are expected here.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
-        fmt = _export(model, example, out, suffix)
+        fmt = _export(model, example, tmp, suffix)
     return {"out": str(out), "format": fmt, "size_px": size, "input": f"(N, 3, {size}, {size}) float32 RGB in [0, 1]",
             "output": f"(N, 1, {size}, {size}) float32 depth mm"}
 

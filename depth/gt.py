@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from colonsim import decode_file
 from colonsim.errors import InputError
 
 #: Named depth scales, mm per 16-bit unit.
@@ -58,7 +59,7 @@ def find_depth_file(image: str | Path) -> Path | None:
 def _is_depth_file(path: Path) -> bool:
     if path.suffix == ".npy":
         return True
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    img = decode_file(path, cv2.IMREAD_UNCHANGED)   # by bytes: any file name
     return img is not None and img.ndim == 2 and img.dtype in (np.uint16, np.float32)
 
 
@@ -84,7 +85,7 @@ def read_depth(path: str | Path, depth_scale: float | None = None) -> np.ndarray
         if depth_scale is not None and np.issubdtype(d.dtype, np.integer):
             d = d * depth_scale
         return np.nan_to_num(d.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    img = decode_file(path, cv2.IMREAD_UNCHANGED)
     if img is None:
         raise InputError(f"cannot read depth file {path}")
     if img.ndim != 2:

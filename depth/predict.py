@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import torch
 
+from colonsim import staged_output
 from colonsim.errors import InputError
 
 PLY_HEADER = ("ply\nformat binary_little_endian 1.0\nelement vertex {n}\nproperty float x\nproperty float y\n"
@@ -27,6 +28,7 @@ def predict_depth(model: torch.nn.Module, rgb: np.ndarray, batch_size: int = 16)
     Returns float32 depth in mm of shape (H, W) or (N, H, W): any frame size is accepted (see the
     module doc for the resizing to the training size and back).
     """
+    batch_size = check_batch_size(batch_size)
     rgb = np.asarray(rgb)
     single = rgb.ndim == 3
     frames = rgb[None] if single else rgb
@@ -66,9 +68,39 @@ def colorize(depth: np.ndarray, mask: np.ndarray | None = None, max_depth_mm: fl
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+def check_fov(fov_deg: float | None, flag: str = "--fov-deg") -> float | None:
+    """InputError unless ``fov_deg`` is None or a field of view strictly between 0 and 180 degrees."""
+    if fov_deg is None:
+        return None
+    try:
+        fov = float(fov_deg)
+    except (TypeError, ValueError):
+        raise InputError(f"{flag} must be a number of degrees, got {fov_deg!r}") from None
+    if not 0.0 < fov < 180.0:
+        raise InputError(f"{flag} must be a field of view between 0 and 180 degrees (exclusive), got {fov_deg!r}")
+    return fov
+
+
+def check_batch_size(batch_size: int, flag: str = "batch_size") -> int:
+    """InputError unless ``batch_size`` is a whole number of frames, at least 1."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise InputError(f"{flag} must be a whole number of frames, at least 1; got {batch_size!r}")
+    return int(batch_size)
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    """(H, W, 3) uint8 RGB -> PNG bytes, to write by bytes: cv2.imwrite takes a C string and crashed
+    on a file name that is not UTF-8."""
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise InputError("cannot encode a PNG")
+    return buf.tobytes()
+
+
 def intrinsics_matrix(norm: list[float] | None, h: int, w: int, fov_deg: float | None = None) -> np.ndarray:
     """A (3, 3) pinhole matrix for an (h, w) frame: from a horizontal field of view if given, else
     from normalized intrinsics [fx/W, fy/H, cx/W, cy/H] (those of the training data)."""
+    fov_deg = check_fov(fov_deg)
     if fov_deg is not None:
         f = w / 2 / np.tan(np.radians(fov_deg) / 2)
         return np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]], np.float64)
@@ -98,25 +130,52 @@ def write_ply(path: str | Path, depth: np.ndarray, rgb: np.ndarray, k: np.ndarra
 
 
 def predict_folder(model_path: str | Path, source: str | Path, out_dir: str | Path, *, ply: bool = False,
-                   fov_deg: float | None = None, batch_size: int = 16) -> dict[str, Any]:
+                   fov_deg: float | None = None, batch_size: int = 16, overwrite: bool = False) -> dict[str, Any]:
     """Predict every frame of a folder of images or a video: ``NAME.npy`` (float32 mm, 0 outside
-    the detected image circle), ``NAME.png`` (colour map) and, with ``ply``, ``NAME.ply``."""
-    from colonsim.data.realdata import detect_border_mask, iter_frames
+    the detected image circle), ``NAME.png`` (colour map) and, with ``ply``, ``NAME.ply``.
+
+    A non-empty ``out_dir`` is refused unless ``overwrite``; the files are written beside it and
+    moved into it once all are written (:func:`colonsim.staged_output`), replacing only files of the
+    same names. The summary counts the truncated JPEGs read (``truncated``)."""
+    from colonsim.data.realdata import detect_border_mask, iter_frames, truncated_images
 
     from .networks import load_model
 
+    fov_deg = check_fov(fov_deg)
+    batch_size = check_batch_size(batch_size)
+    if str(out_dir).strip() == "":
+        raise InputError("--out is empty; give a folder name")
+    src, out = Path(source), Path(out_dir)
+    if not src.exists():
+        raise InputError(f"--input not found: {src}; expected a folder of images or a video")
+    if out.resolve() == src.resolve():
+        raise InputError(f"--out {out} is the input itself; choose another folder")
+    if out.parent.is_dir():
+        from colonsim import check_output
+        check_output(out, overwrite=overwrite, directory=True)   # before the model loads
     model, meta = load_model(model_path)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if ply and fov_deg is None and meta.get("intrinsics_norm") is None:
+        intrinsics_matrix(None, 1, 1)   # the error, before any frame
+    truncated = len(truncated_images())
+    frames = iter_frames(src)
+    first = next(frames)   # a missing or empty source fails here, before any folder is made
+    out.parent.mkdir(parents=True, exist_ok=True)
     n, points = 0, 0
-    for name, rgb in iter_frames(source):
-        stem = Path(name).stem
-        mask = detect_border_mask(rgb)
-        depth = predict_depth(model, rgb, batch_size) * mask
-        np.save(out / f"{stem}.npy", depth.astype(np.float32))
-        cv2.imwrite(str(out / f"{stem}.png"), cv2.cvtColor(colorize(depth, mask), cv2.COLOR_RGB2BGR))
-        if ply:
-            k = intrinsics_matrix(meta.get("intrinsics_norm"), *depth.shape, fov_deg=fov_deg)
-            points += write_ply(out / f"{stem}.ply", depth, rgb, k, mask)
-        n += 1
-    return {"n": n, "out_dir": str(out), "ply": ply, "points": points}
+    with staged_output(out, overwrite=overwrite, directory=True) as tmp:
+        for name, rgb in _chain(first, frames):
+            stem = Path(name).stem
+            mask = detect_border_mask(rgb)
+            depth = predict_depth(model, rgb, batch_size) * mask
+            np.save(tmp / f"{stem}.npy", depth.astype(np.float32))
+            (tmp / f"{stem}.png").write_bytes(encode_png(colorize(depth, mask)))
+            if ply:
+                k = intrinsics_matrix(meta.get("intrinsics_norm"), *depth.shape, fov_deg=fov_deg)
+                points += write_ply(tmp / f"{stem}.ply", depth, rgb, k, mask)
+            n += 1
+    return {"n": n, "out_dir": str(out), "ply": ply, "points": points,
+            "truncated": len(truncated_images()) - truncated}
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest

@@ -38,6 +38,7 @@ from .data import (
     PartBatchSampler,
     ResizedFrames,
     StepBatchSampler,
+    check_depth_sample,
     collate_frames,
     count_frames,
     first_intrinsics,
@@ -65,6 +66,23 @@ def autocast_for(device: torch.device, cfg: DepthConfig):
 
 #: loss_curve.png: the training loss (log scale) beside the validation abs_rel
 CURVE_PANELS = (Panel("training loss", ("train/",), "log"), Panel("validation abs_rel", ("val/",)))
+
+
+def worker_errors(loader):
+    """The batches of ``loader``; a DatasetError or InputError raised in a DataLoader worker process
+    (which torch re-raises with the worker's traceback in its message) comes out with its own one line."""
+    it = iter(loader)
+    while True:
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        except (DatasetError, InputError) as e:
+            lines = str(e).strip().splitlines()
+            if len(lines) > 1 and lines[0].startswith("Caught "):
+                raise type(e)(lines[-1].split(": ", 1)[-1]) from None
+            raise
+        yield batch
 
 
 class Trainer:
@@ -186,7 +204,7 @@ class Trainer:
                    disable=None if self.dist.main else True)
         start, train_time, images, loss, val = time.perf_counter(), 0.0, 0, float("nan"), {}
         tick = time.perf_counter()
-        for batch in self._loader():
+        for batch in worker_errors(self._loader()):
             interrupt.check()
             losses = self.train_step(batch)
             now = time.perf_counter()
@@ -263,14 +281,17 @@ def write_loss_curve(history: dict[str, list], path: Path) -> Path:
 
 
 def _check_data(data: Sequence[str | Path], val: str | Path | None) -> None:
-    """DatasetError naming the file if any training or validation file is not usable ColonSim HDF5."""
+    """DatasetError naming the file if any training or validation file is not usable ColonSim HDF5,
+    or if its depth holds NaN in a sample of its frames (:func:`depth.data.check_depth_sample`; the
+    other frames are checked as they are read)."""
     expected = "expected a ColonSim HDF5 with rgb, depth and mask frames (from `colonsim render`)"
     for role, paths in (("--data", data), ("--val", [] if val is None else [val])):
         for p in paths:
             try:
-                FrameDataset(Path(p))
+                FrameDataset(Path(p)).close()
             except DatasetError as e:
                 raise DatasetError(f"{role} {p}: {e}; {expected}") from None
+            check_depth_sample(p)
 
 
 def train_depth(cfg: DepthConfig, data: Sequence[str | Path], out_dir: str | Path, *, val: str | Path | None = None,

@@ -119,7 +119,9 @@ def build_model(path: str | Path, ckpt: Mapping[str, Any], build: Callable[..., 
     ``path`` when the arguments do not build the network or the weights do not fit it."""
     try:
         model = build(**ckpt["model_args"])
-    except (TypeError, ValueError) as e:  # ConfigError is a ValueError
+    # ConfigError is a ValueError; torch raises RuntimeError for a negative width (base_width=-4),
+    # and other arithmetic on nonsense arguments fails in the other ways named here.
+    except (TypeError, ValueError, RuntimeError, ArithmeticError, AssertionError, IndexError, KeyError) as e:
         raise CheckpointError(f"{path}: its model_args do not build this version's network "
                               f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
     try:

@@ -36,6 +36,7 @@ import cv2
 import h5py
 import numpy as np
 
+from colonsim import open_checked
 from colonsim.data import realdata
 from colonsim.errors import DatasetError, InputError
 
@@ -81,7 +82,7 @@ def circle_height(mask: np.ndarray) -> int:
 
 def _config_defocus_px(path: Path) -> float | None:
     """The mean of ``sensor.defocus_sigma_px`` in the file's stored config, or None."""
-    with h5py.File(path, "r") as f:
+    with open_checked(path) as f:
         raw = f.attrs.get("config")
     try:
         value = json.loads(raw)["sensor"]["defocus_sigma_px"]
@@ -281,11 +282,11 @@ def match(synthetic: str | Path, input: str | Path, out: str | Path, *, frames: 
                              for j in range(len(rgb))])
         by = {"matched_to": str(synthetic), "seed": seed, "blur_frac": target.blur_frac, "steps": list(steps),
               "highlight_level": level, "highlight_max_frac": max_frac}
-        n = write_h5(batch, by, src, dst, 16, desc="adapt match")
+        n = write_h5(batch, by, src, dst, 16, desc="adapt match", overwrite=overwrite)
     else:
         n = write_frames(lambda name, rgb: match_frame(rgb, None, target, frame_key(name), seed, steps, level,
                                                        max_frac),
-                         src, dst, desc="adapt match")
+                         src, dst, desc="adapt match", overwrite=overwrite)
     return {"frames": n, "input": str(src), "out": str(dst), "seed": seed, "steps": list(steps),
             "highlight_level": level, "highlight_max_frac": max_frac,
             "seconds": round(time.monotonic() - t0, 1), **target.summary()}

@@ -27,7 +27,6 @@ colonoscopy at large.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -35,11 +34,11 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from colonsim import open_checked
+from colonsim import open_checked, staged_output
 from colonsim.data import h5io, schema
 from colonsim.errors import DatasetError, InputError
 
-from ..apply import check_paths, temp_path
+from ..apply import check_paths
 from ..data import H5Frames, is_hdf5, open_frames, squares
 from .score import blurred
 
@@ -102,11 +101,11 @@ def _check_fields(f: h5py.File, src: Path) -> None:
         raise DatasetError(f"{src} has no '{missing[0]}' dataset; adapt pick keeps whole rendered frames")
 
 
-def write_subset(src: Path, dst: Path, keep: np.ndarray, picked_from: dict) -> None:
+def write_subset(src: Path, dst: Path, keep: np.ndarray, picked_from: dict, *, overwrite: bool = False) -> None:
     """A ColonSim HDF5 at ``dst`` holding the frames ``keep`` of ``src`` in that order, every dataset
-    carried along, ``params/pool_index`` added and ``picked_from`` recorded. Written under a
-    temporary name and renamed once complete."""
-    with h5io.open_file(src) as f:
+    carried along, ``params/pool_index`` added and ``picked_from`` recorded. Written beside ``dst``
+    and moved onto it once complete (:func:`colonsim.staged_output`)."""
+    with open_checked(src) as f:
         _check_fields(f, src)
         n_src = f[schema.RGB].shape[0]
         done = f[schema.DONE][()] if schema.DONE in f else np.ones(n_src, np.uint8)
@@ -119,8 +118,7 @@ def write_subset(src: Path, dst: Path, keep: np.ndarray, picked_from: dict) -> N
         dtypes = {k: str(v.dtype) for k, v in params.items()} | {POOL_INDEX: "int32"}
         height, width = f[schema.RGB].shape[1:3]
         dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temp_path(dst)
-        try:
+        with staged_output(dst, overwrite=overwrite) as tmp:
             g = h5io.create(tmp, len(keep), height, width, depth_dtype=str(f[schema.DEPTH].dtype),
                             compression=out_cfg.get("compression", "blosc-lz4"),
                             compression_level=int(out_cfg.get("compression_level", 5)),
@@ -149,10 +147,6 @@ def write_subset(src: Path, dst: Path, keep: np.ndarray, picked_from: dict) -> N
                 g[schema.DONE][:] = 1
                 g.attrs[ATTR_PICKED] = json.dumps(picked_from)
                 h5io.finish(g)
-            os.replace(tmp, dst)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
 
 
 def pick(real: str | Path, pool: str | Path, out: str | Path, n: int, *, seed: int = 0,
@@ -184,7 +178,8 @@ def pick(real: str | Path, pool: str | Path, out: str | Path, n: int, *, seed: i
     p = layouts(pool_frames, desc="pool layouts")  # row j is frame rendered[j]
     keep, ranks = pick_indices(r, p, n, seed)
     keep = rendered[keep]
-    write_subset(src, dst, keep, {"pool": str(src), "real": str(real), "n_real": len(r), "seed": int(seed)})
+    write_subset(src, dst, keep, {"pool": str(src), "real": str(real), "n_real": len(r), "seed": int(seed)},
+                 overwrite=overwrite)
     return {"frames": int(n), "pool": str(src), "pool_frames": int(n_pool), "pool_rows": int(n_rows),
             "real": str(real),
             "real_frames": len(r), "out": str(dst), "median_rank": float(np.median(ranks)),

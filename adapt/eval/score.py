@@ -195,6 +195,18 @@ def check_repeats(repeats: int, option: str = "--repeats") -> None:
         raise InputError(f"{option} must be an integer from 1 to 100, got {repeats}")
 
 
+#: The smallest classifier input side: its training crops are at least 8 px (adapt.eval.classifier).
+MIN_SIZE_PX, MAX_SIZE_PX = 8, 1024
+
+
+def check_size(size_px: int, option: str = "--size") -> int:
+    """InputError, naming ``option``, unless ``size_px`` is an integer side from MIN_SIZE_PX to MAX_SIZE_PX."""
+    if isinstance(size_px, bool) or not isinstance(size_px, (int, np.integer)) \
+            or not MIN_SIZE_PX <= size_px <= MAX_SIZE_PX:
+        raise InputError(f"{option} must be an integer from {MIN_SIZE_PX} to {MAX_SIZE_PX} (pixels), got {size_px!r}")
+    return int(size_px)
+
+
 def score(real: str | Path, refined: str | Path | nn.Module, synthetic: str | Path, *, size_px: int = 64,
           steps: int = 300, batch_size: int = 32, max_frames: int = 400, seed: int = 0,
           floor: bool = False, floor_sigma_px: float = FLOOR_SIGMA_PX, cues: bool = False,
@@ -220,6 +232,9 @@ def score(real: str | Path, refined: str | Path | nn.Module, synthetic: str | Pa
     "acc_raw_seeds", "acc_refined_seeds" (one accuracy per classifier seed) when ``repeats > 1``.
     """
     check_repeats(repeats)
+    size_px = check_size(size_px)
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise InputError(f"--train-steps must be an integer, at least 1, got {steps!r}")
     if examples is not None:
         examples = check_examples_path(examples)
     if floor and not floor_sigma_px >= 0:
@@ -252,8 +267,10 @@ def score(real: str | Path, refined: str | Path | nn.Module, synthetic: str | Pa
                    _mean_logits(len(ref_sq), [f[1] for f in fits])),
                   ("synthetic", syn_sq, _frame_names(synth_frames, synth_idx),
                    _mean_logits(len(syn_sq), [f[2] for f in fits]))]
-        if not cv2.imwrite(str(examples), examples_grid(groups)):
+        ok, buf = cv2.imencode(examples.suffix, examples_grid(groups))
+        if not ok:
             raise InputError(f"could not write {examples}")
+        examples.write_bytes(buf.tobytes())   # by bytes: cv2.imwrite crashed on a name that is not UTF-8
         out["examples"] = str(examples)
     if floor:
         out["acc_structure"] = round(structure_floor(raw_sq, syn_sq, steps, batch_size, seed, floor_sigma_px), 4)
