@@ -219,7 +219,9 @@ def draw_normals(renderer, pose: np.ndarray, mesh_id: int, slot: int = 0) -> lis
 def finish_normals(renderer, images: list[np.ndarray]) -> np.ndarray:
     """The rest of :func:`render_normals` (no GL): the lens remap of the views and normalization."""
     n, depth = renderer.remap.apply(images)
-    norm = np.sqrt(np.einsum("ijk,ijk->ij", n, n))[..., None]
+    # Elementwise (not einsum, whose sums depend on the arrays' alignment): the same bytes in any
+    # thread and with any worker count.
+    norm = np.sqrt(n[..., 0] * n[..., 0] + n[..., 1] * n[..., 1] + n[..., 2] * n[..., 2])[..., None]
     return np.divide(n, norm, out=np.zeros_like(n), where=(norm > 1e-6) & (depth[..., None] > 0))
 
 

@@ -152,8 +152,10 @@ def render_shard_file(job: Job, renderer, s: int, folder: str | Path, on_frame: 
             if j + 1 < len(frames):
                 nxt = renderer.submit(frames[j + 1], job.seed, slot=(j + 1) % 2)
             pending = renderer.collect(cur)
-            normals = (flowmod.draw_normals(renderer, pending.pose, int(pending.params["mesh_id"]), slot=j % 2)
-                       if want_normals else None)   # GL in this thread; the remap in the other
+            # GL in this thread, the remap in the other; from the pose as stored (float32), as in
+            # the unpipelined path, so that the normals do not depend on the worker count
+            normals = (flowmod.draw_normals(renderer, pending.pose.astype(np.float32), int(pending.params["mesh_id"]),
+                                            slot=j % 2) if want_normals else None)
             inflight.append(post.submit(lambda j=j, p=pending, n=normals: write(j, renderer.finish(p), n)))
             if len(inflight) > 1:
                 inflight.pop(0).result()

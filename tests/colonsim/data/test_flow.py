@@ -157,3 +157,20 @@ def test_the_dataset_returns_the_optional_outputs_when_asked(rendered):
     assert item["occlusion"].shape == (1, 64, 64) and item["flow_valid"].shape == (1, 64, 64)
     np.testing.assert_array_equal(item["flow"].numpy().transpose(1, 2, 0), d[schema.FLOW][1])
     ds.close()
+
+
+def test_the_optional_outputs_do_not_depend_on_the_worker_count(tmp_path):
+    """One worker renders pipelined, two do not; shards of 2 frames cut the sequences of 4, so the
+    last frame of a shard takes its next frame's depth from a render of its own."""
+    cfg = load_sim_config("realistic", None, ["output.size_px=32", "anatomy.triangles=20000",
+                                              "trajectory.sequence_length=4", "output.flow=true",
+                                              "output.normals=true"])
+    files = []
+    for k in (1, 2):
+        out = tmp_path / f"w{k}.h5"
+        render_dataset(cfg, out, 8, seed=4, workers=k, progress=False)
+        files.append(out)
+    with h5py.File(files[0], "r") as a, h5py.File(files[1], "r") as b:
+        for name in ("rgb", "depth", *schema.OPTIONAL_OUTPUTS):
+            np.testing.assert_array_equal(a[name][()], b[name][()], err_msg=name)
+        assert a["flow_valid"][()].reshape(8, -1).any(axis=1).tolist() == [True, True, True, False] * 2
