@@ -361,3 +361,221 @@ def test_ctrl_c_during_preview_is_one_line_exit_130_and_leaves_no_file(tmp_path)
         pytest.skip("the preview finished before the interrupt arrived")
     assert p.returncode == 130 and err.strip() == "colonsim: error: interrupted; what was written so far is kept", err
     assert took < 5.0 and list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- adapt/ and depth/ (issue 43)
+# Their bad inputs: one line, exit 2, nothing lost; outputs by colonsim's staged_output rule; frames read
+# by bytes (colonsim.decode_file); HDF5 through colonsim.open_checked; checkpoints read weights-only.
+
+
+def _jpeg(rgb: np.ndarray) -> bytes:
+    import cv2
+    return cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]))[1].tobytes()
+
+
+def _disc_frames(n: int, size: int, seed: int = 0) -> np.ndarray:
+    """(n, size, size, 3) uint8: a lit disc on black, as a scope sees the colon."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size - 0.5
+    inside = (xx ** 2 + yy ** 2 < 0.45 ** 2)[..., None]
+    return np.stack([(inside * rng.uniform(0.5, 1.0) * np.array([220, 140, 120])
+                      * (1 - np.sqrt(xx ** 2 + yy ** 2))[..., None]).astype(np.uint8) for _ in range(n)])
+
+
+@pytest.fixture(scope="module")
+def ml(tmp_path_factory, tiny_h5) -> Path:
+    """Inputs of adapt/ and depth/ commands: ColonSim files (good, schema_version 99, a NaN depth),
+    folders of frames (good, 1x1, truncated JPEGs), and checkpoints (good, empty, invalid model args)."""
+    import cv2
+    import torch
+
+    from adapt.checkpoint import save_refiner
+    from adapt.config import load_adapt_config
+    from adapt.networks import Refiner
+    from colonsim.config import to_dict
+    from depth import networks
+
+    m = tmp_path_factory.mktemp("ml")
+    shutil.copy(tiny_h5, m / "good.h5")
+    shutil.copy(tiny_h5, m / "v99.h5")
+    with h5py.File(m / "v99.h5", "r+") as f:
+        f.attrs["schema_version"] = 99
+    shutil.copy(tiny_h5, m / "nan.h5")
+    with h5py.File(m / "nan.h5", "r+") as f:
+        f["depth"][0, 16, 16] = np.nan
+    rgb = _disc_frames(3, 64)
+    for name in ("frames", "tiny", "trunc"):
+        (m / name).mkdir()
+    for i, frame in enumerate(rgb):
+        (m / "frames" / f"{i}.jpg").write_bytes(_jpeg(frame))
+    (m / "tiny" / "a.png").write_bytes(cv2.imencode(".png", np.full((1, 1, 3), 128, np.uint8))[1].tobytes())
+    jpg = _jpeg(rgb[0])
+    (m / "trunc" / "a.jpg").write_bytes(jpg)
+    (m / "trunc" / "cut1.jpg").write_bytes(jpg[: len(jpg) // 2])
+    (m / "trunc" / "cut2.jpg").write_bytes(jpg[: len(jpg) // 2])
+
+    args = dict(base_width=4, levels=2, max_width=16, convs_per_level=1, norm="group", min_depth_mm=0.5,
+                max_depth_mm=400.0, size_px=32)
+    networks.save_checkpoint(m / "depth.pt", networks.build_model(args), args, config={},
+                             intrinsics_norm=[0.29, 0.29, 0.5, 0.5])
+    cfg = load_adapt_config(None, ["refiner.width=4", "refiner.blocks=1"])
+    save_refiner(m / "refiner.pt", Refiner(**to_dict(cfg.refiner)), cfg, 0)
+    (m / "empty.pt").write_bytes(b"")
+    for name, key in (("depth", "base_width"), ("refiner", "width")):
+        ck = torch.load(m / f"{name}.pt", weights_only=True)
+        ck["model_args"][key] = -4
+        torch.save(ck, m / f"bad_{name}.pt")
+    return m
+
+
+DEPTH_TRAIN = ["depth", "train", "--steps", "1", "--size", "32", "--set", "model.base_width=4",
+               "--set", "model.levels=2", "--set", "train.batch=2"]
+ADAPT_TRAIN = ["adapt", "train", "--real", "{m}/frames", "--size", "24", "--set", "refiner.width=4",
+               "--set", "refiner.blocks=1", "--set", "discriminator.width=4", "--set", "data.batch_size=2"]
+APPLY = ["adapt", "apply", "--model", "{m}/refiner.pt", "--input", "{m}/frames", "--out", "{d}/refined"]
+PREDICT = ["depth", "predict", "--model", "{m}/depth.pt", "--input", "{m}/frames", "--out", "{d}/pred"]
+
+# (command, expected fragment of the one error line); {m}: the inputs above, {d}: the test's folder
+ML_CASES = [
+    (["depth", "predict", "--model", "{m}/depth.pt", "--input", "{m}/frames", "--out", "{d}/nonempty"],
+     "holds files; pass --overwrite"),
+    (["depth", "export", "--model", "{d}/run/model.pt", "--out", "{d}/run/model.pt"], "is the --model checkpoint"),
+    (["depth", "export", "--model", "{d}/run/model.pt", "--out", "{d}/run/model.pt", "--overwrite"],
+     "is the --model checkpoint"),
+    (["depth", "export", "--model", "{m}/depth.pt", "--out", "{d}/run/model.pt"], "exists; pass --overwrite"),
+    ([*DEPTH_TRAIN, "--data", "{m}/v99.h5", "--out", "{d}/r"], "schema_version is 99"),
+    ([*ADAPT_TRAIN, "--synthetic", "{m}/v99.h5", "--out", "{d}/r", "--steps", "1"], "schema_version is 99"),
+    ([*DEPTH_TRAIN, "--data", "{m}/nan.h5", "--out", "{d}/r", "--set", "train.val_fraction=0"],
+     "nan.h5 frame 0: depth holds 1 NaN"),
+    (["depth", "eval", "--model", "{m}/depth.pt", "--data", "{m}/nan.h5"], "nan.h5 frame 0: depth holds 1 NaN"),
+    ([*APPLY, "--batch-size", "-5"], "--batch-size must be a whole number of frames, at least 1; got -5"),
+    ([*APPLY, "--batch-size", "0"], "--batch-size must be a whole number of frames, at least 1; got 0"),
+    ([*PREDICT, "--ply", "--fov-deg", "-10"], "--fov-deg must be a field of view between 0 and 180"),
+    ([*PREDICT, "--ply", "--fov-deg", "400"], "--fov-deg must be a field of view between 0 and 180"),
+    ([*ADAPT_TRAIN, "--synthetic", "{m}/good.h5", "--out", "{d}/r", "--steps", "0"], "--steps must be an integer, at least 1"),
+    (["depth", "predict", "--model", "{m}/empty.pt", "--input", "{m}/frames", "--out", "{d}/p"], "empty.pt is empty (0 bytes)"),
+    (["depth", "export", "--model", "{m}/empty.pt", "--out", "{d}/x.pt"], "empty.pt is empty (0 bytes)"),
+    (["adapt", "apply", "--model", "{m}/empty.pt", "--input", "{m}/frames", "--out", "{d}/p"], "empty.pt is empty (0 bytes)"),
+    (["depth", "predict", "--model", "{m}/bad_depth.pt", "--input", "{m}/frames", "--out", "{d}/p"],
+     "bad_depth.pt: its model_args do not build"),
+    (["depth", "export", "--model", "{m}/bad_depth.pt", "--out", "{d}/x.pt"], "bad_depth.pt: its model_args do not build"),
+    (["adapt", "apply", "--model", "{m}/bad_refiner.pt", "--input", "{m}/frames", "--out", "{d}/p"],
+     "bad_refiner.pt: its model_args do not build"),
+    (["adapt", "apply", "--model", "{m}/refiner.pt", "--input", "{m}/tiny", "--out", "{d}/p"],
+     "frame a.png is 1x1 pixels; frames must be at least 8x8"),
+    (["adapt", "score", "--real", "{m}/frames", "--refined", "{m}/frames", "--synthetic", "{m}/good.h5",
+      "--size", "1"], "--size must be an integer from 8 to 1024"),
+    (["adapt", "apply", "--model", "{m}/refiner.pt", "--input", "{m}/frames", "--out", ""], "--out is empty"),
+    (["depth", "predict", "--model", "{m}/depth.pt", "--input", "{m}/frames", "--out", ""], "--out is empty"),
+]
+
+
+@pytest.mark.parametrize("args,fragment", ML_CASES, ids=[" ".join(c[0][:2] + c[0][-2:])[:60] for c in ML_CASES])
+def test_adapt_and_depth_bad_input_is_one_line_exit_2_and_changes_nothing(tmp_path, run_cli, ml, args, fragment):
+    (tmp_path / "nonempty").mkdir()
+    (tmp_path / "nonempty" / "important.txt").write_text("the user's")
+    (tmp_path / "run").mkdir()
+    shutil.copy(ml / "depth.pt", tmp_path / "run" / "model.pt")
+    before, inputs = _files(tmp_path), _files(ml)
+    r = run_cli(*[a.format(d=tmp_path, m=ml) for a in args])
+    assert r.code == 2, (r.code, r.err)
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("colonsim: error: ") and len(lines[0]) < 2200, r.err
+    assert fragment in lines[0], lines[0]
+    assert "weights_only" not in lines[0] and "Traceback" not in lines[0]
+    assert _files(tmp_path) == before and _files(ml) == inputs   # nothing replaced, nothing left behind
+
+
+def test_adapt_apply_overwrite_keeps_the_files_it_did_not_write(tmp_path, run_cli, ml):
+    out = tmp_path / "refined"
+    out.mkdir()
+    (out / "important.txt").write_text("the user's")
+    (out / "0.jpg").write_bytes(b"an earlier refined frame")
+    r = run_cli("adapt", "apply", "--model", ml / "refiner.pt", "--input", ml / "frames", "--out", out, "--overwrite")
+    assert r.code == 0, r.err
+    assert (out / "important.txt").read_text() == "the user's"
+    assert sorted(p.name for p in out.iterdir()) == ["0.jpg", "1.jpg", "2.jpg", "important.txt"]
+    assert (out / "0.jpg").read_bytes()[:2] == b"\xff\xd8"   # the frame of the same name is replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["refined"]   # no staging folder left
+
+
+def test_depth_predict_overwrite_writes_into_a_folder_and_keeps_its_files(tmp_path, run_cli, ml):
+    out = tmp_path / "pred"
+    out.mkdir()
+    (out / "important.txt").write_text("the user's")
+    r = run_cli("depth", "predict", "--model", ml / "depth.pt", "--input", ml / "frames", "--out", out, "--overwrite")
+    assert r.code == 0, r.err
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["important.txt"] + [f"{i}.{e}" for i in range(3) for e in ("npy", "png")])
+
+
+def _child(code: str, *args, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter (a crash there fails the test instead of ending the run)."""
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO)
+
+
+RUN_COMMANDS = ("import sys, cli; "
+                "sys.exit(max(cli.main(a.split('|')) for a in sys.argv[1:]))")
+
+
+def test_adapt_and_depth_read_and_write_frames_by_bytes(tmp_path, ml):
+    """A frame whose name is not UTF-8 crashed cv2.imread and cv2.imwrite (exit 139): apply, predict
+    and eval (its 16-bit ground truth too) read and write it."""
+    import cv2
+
+    d = tmp_path / "frames"
+    d.mkdir()
+    (tmp_path / "depth").mkdir()   # ground truth in the sibling folder depth/ (depth.gt)
+    bad = os.fsdecode(b"bad\xffname")
+    (d / f"{bad}.jpg").write_bytes(_jpeg(_disc_frames(1, 32)[0]))
+    (tmp_path / "depth" / f"{bad}.png").write_bytes(cv2.imencode(".png", np.full((32, 32), 30000, np.uint16))[1].tobytes())
+    commands = [f"adapt|apply|--model|{ml}/refiner.pt|--input|{d}|--out|{tmp_path}/refined",
+                f"depth|predict|--model|{ml}/depth.pt|--input|{d}|--out|{tmp_path}/pred",
+                f"depth|eval|--model|{ml}/depth.pt|--data|{d}|--depth-scale|c3vd"]
+    r = _child(RUN_COMMANDS, *commands)
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+    assert sorted(os.listdir(tmp_path / "refined")) == [f"{bad}.jpg"]
+    assert sorted(os.listdir(tmp_path / "pred")) == [f"{bad}.npy", f"{bad}.png"]
+    assert "1 frames, align none" in r.stdout
+
+
+def test_truncated_jpegs_are_counted_in_the_summaries_and_named_once(tmp_path, ml):
+    commands = [f"adapt|apply|--model|{ml}/refiner.pt|--input|{ml}/trunc|--out|{tmp_path}/refined",
+                f"depth|predict|--model|{ml}/depth.pt|--input|{ml}/trunc|--out|{tmp_path}/pred"]
+    r = _child(RUN_COMMANDS, *commands)
+    assert r.returncode == 0, r.stderr
+    assert "refined 3 frames" in r.stdout and "s; 2 truncated)" in r.stdout, r.stdout
+    assert "predicted depth for 3 frames" in r.stdout and "(2 truncated)" in r.stdout, r.stdout
+    warnings = [ln for ln in r.stderr.splitlines() if "truncated JPEG" in ln]
+    assert len(warnings) == 1 and "cut1.jpg" in warnings[0], r.stderr
+    assert "Premature end of JPEG" not in r.stderr
+
+
+def test_adapt_train_says_up_front_that_pre_training_outnumbers_a_short_run(tmp_path, run_cli, ml, caplog):
+    """The default schedule pre-trains for 50 + 100 steps before a 3-step trial run: the run says so
+    before its first step, in one line with the settings that shorten it (pre-training is not cut,
+    so that a short run extended by --resume stays exactly one run of its final length)."""
+    import json
+
+    args = [a.format(m=ml) for a in ADAPT_TRAIN] + ["--synthetic", ml / "good.h5", "--out", tmp_path / "r", "--json",
+                                                    "--set", "schedule.pretrain_refiner_steps=2",
+                                                    "--set", "schedule.pretrain_disc_steps=3"]
+    r = run_cli(*args, "--steps", "1")
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["schedule_steps"] == 6
+    lines = [rec for rec in caplog.records if "pre-training steps come before" in rec.getMessage()]
+    assert len(lines) == 1 and lines[0].levelname == "WARNING", caplog.text
+    assert ("2 refiner and 3 discriminator pre-training steps come before the 1 adversarial step (5 of 6 steps); "
+            "set schedule.pretrain_refiner_steps and schedule.pretrain_disc_steps") in lines[0].getMessage()
+    assert "nan" not in r.out.lower()
+
+
+def test_depth_train_resume_refuses_a_new_size(tmp_path, run_cli, ml):
+    r = run_cli(*DEPTH_TRAIN, "--data", ml / "good.h5", "--out", tmp_path / "r")
+    assert r.code == 0, r.err
+    before = _files(tmp_path)
+    r = run_cli("depth", "train", "--out", tmp_path / "r", "--resume", "--steps", "2", "--size", "64")
+    lines = r.err.strip().splitlines()
+    assert r.code == 2 and len(lines) == 1 and "'data.size_px'" in lines[0] and "has 32, not 64" in lines[0], r.err
+    assert _files(tmp_path) == before

@@ -23,8 +23,8 @@ def _bad_real(tmp_path, kind):
         (d / "1.png").write_bytes(b"\x89PNG broken")
     elif kind == "grayscale":
         cv2.imwrite(str(d / "1.png"), np.full((16, 16), 100, np.uint8))
-    elif kind == "16bit":
-        cv2.imwrite(str(d / "1.png"), np.full((16, 16, 3), 30000, np.uint16))
+    elif kind == "16bit":   # a 16-bit depth map (16-bit colour frames are converted, as SimCol3D's)
+        cv2.imwrite(str(d / "1.png"), np.full((16, 16), 30000, np.uint16))
     elif kind == "video":
         v = tmp_path / "clip.mp4"
         v.write_bytes(b"\x00\x01 not a video" * 10)
@@ -146,8 +146,10 @@ def test_apply_refuses_an_existing_output_unless_overwrite(tmp_path, refiner_pt,
     with h5py.File(out, "r") as f:
         assert f[schema.RGB].shape[0] == 8
     apply(refiner_pt, real_dir, folder, overwrite=True)
-    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in real_dir.iterdir())
-    assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name or ".old-" in p.name] == []
+    # the refined frames replace those of the same names; a file it did not write stays (issue 43)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*(p.name for p in real_dir.iterdir()), "keep.png"])
+    assert (folder / "keep.png").read_bytes() == b"earlier frame"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []   # no staging folder left
 
 
 def test_apply_failing_part_way_leaves_no_output(tmp_path, capsys, refiner_pt, real_dir, synthetic_h5):

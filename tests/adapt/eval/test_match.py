@@ -185,7 +185,8 @@ def test_match_keeps_an_existing_output_unless_overwrite(tmp_path, capsys, real_
     assert (out / "keep.txt").read_text() == "earlier work"
     rc, _ = _run(capsys, ["adapt", "match", "--synthetic", str(synthetic_h5), "--input", str(real_dir),
                           "--out", str(out), "--overwrite", "--json"])
-    assert rc == 0 and len(realdata.list_images(out)) == 6 and not (out / "keep.txt").exists()
+    # --overwrite replaces the frames it writes and never deletes what it did not write (issue 43)
+    assert rc == 0 and len(realdata.list_images(out)) == 6 and (out / "keep.txt").read_text() == "earlier work"
 
 
 def _wet_frame(size=200):
