@@ -265,9 +265,30 @@ def _read_depth16(p: Path, mm_per_unit: float) -> np.ndarray:
 
 
 def _read_matrix(p: Path) -> np.ndarray | None:
+    """A 3x3 pinhole matrix written as 9 numbers; None for a missing file or another layout (a
+    dataset's own intrinsics file may hold other values)."""
     if not p.is_file():
         return None
-    return np.loadtxt(p, dtype=np.float64).reshape(3, 3)
+    try:
+        values = np.loadtxt(p, dtype=np.float64, delimiter=None).ravel()
+    except ValueError:
+        values = np.array([])
+    if values.size != 9:
+        log.info("%s is not a 3x3 pinhole matrix (%d values); intrinsics left out", p.name, values.size)
+        return None
+    return values.reshape(3, 3)
+
+
+def _simcol_pose_files(d: Path) -> tuple[Path, Path]:
+    """SavedPosition / SavedRotationQuaternion of a SimCol3D frame folder: beside the frames (this
+    exporter), or, for SimCol3D's own ``Frames_S<k>`` folders, ``SavedPosition_S<k>.txt`` in the
+    parent folder."""
+    pos, rot = d / "SavedPosition.txt", d / "SavedRotationQuaternion.txt"
+    m = re.fullmatch(r"Frames_(S\d+)", d.name)
+    if not pos.is_file() and m:
+        pos = d.parent / f"SavedPosition_{m.group(1)}.txt"
+        rot = d.parent / f"SavedRotationQuaternion_{m.group(1)}.txt"
+    return pos, rot
 
 
 def read_layout(folder: str | Path, kind: str | None = None) -> Layout:
@@ -284,7 +305,7 @@ def read_layout(folder: str | Path, kind: str | None = None) -> Layout:
         frames = _numbered(d, r"FrameBuffer_(\d+)\.png")
         depth_of = {i: d / f"Depth_{p.name[len('FrameBuffer_'):]}" for i, p in frames}
         read_d = lambda i: _read_depth16(depth_of[i], SIMCOL_MM_PER_UNIT)  # noqa: E731
-        pos, rot = d / "SavedPosition.txt", d / "SavedRotationQuaternion.txt"
+        pos, rot = _simcol_pose_files(d)
         if pos.is_file() and rot.is_file():
             t, q = np.loadtxt(pos, ndmin=2), np.loadtxt(rot, ndmin=2)
             poses = np.stack([from_simcol3d(a, b) for a, b in zip(t, q)])

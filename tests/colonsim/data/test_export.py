@@ -69,3 +69,19 @@ def test_a_folder_that_holds_files_is_refused_without_overwrite(data, tmp_path, 
     assert err.count("\n") == 1 and "--overwrite" in err
     assert cli.main(["export", str(src), "--format", "png", "--out", str(out), "--overwrite"]) == 0
     assert (out / "keep.txt").read_text() == "mine" and (out / "0003.png").is_file()
+
+
+def test_simcol3d_own_folder_layout_finds_its_poses_in_the_parent(data, tmp_path):
+    """SimCol3D keeps the frames of sequence k in Frames_S<k>/ and SavedPosition_S<k>.txt beside it."""
+    src, a = data
+    out = tmp_path / "export"
+    assert cli.main(["export", str(src), "--format", "simcol3d", "--out", str(out)]) == 0
+    seq = tmp_path / "SyntheticColon_I" / "Frames_S1"
+    seq.parent.mkdir()
+    out.rename(seq)
+    (seq / "SavedPosition.txt").rename(seq.parent / "SavedPosition_S1.txt")
+    (seq / "SavedRotationQuaternion.txt").rename(seq.parent / "SavedRotationQuaternion_S1.txt")
+    (seq / "cam.txt").write_text("227.6 227.6 227.5 227.5\n")   # not a 3x3 matrix: left out
+    lay = ex.read_layout(seq)
+    np.testing.assert_allclose(lay.poses, a[schema.POSE], atol=1e-4)
+    assert lay.intrinsics is None
