@@ -83,10 +83,11 @@ def ambient(distance_mm: np.ndarray, cfg: LightConfig, params: dict[str, float])
 
 
 def irradiance(points_cam: np.ndarray, normals_cam: np.ndarray, cfg: LightConfig,
-               params: dict[str, float]) -> np.ndarray:
+               params: dict[str, float], wrap: float = 0.0) -> np.ndarray:
     """Reference model of the diffuse shading (what the shader computes without specular/ambient).
 
-    points_cam: (N, 3) float surface points, camera frame, mm; normals_cam: (N, 3) unit normals.
+    points_cam: (N, 3) float surface points, camera frame, mm; normals_cam: (N, 3) unit normals;
+    wrap: the tissue's subsurface wrap w, the cosine term becomes max(0, (cos + w) / (1 + w)).
     Returns (N,) float64: radiance of white Lambertian tissue (albedo 1), linear.
     """
     out = np.zeros(len(points_cam))
@@ -97,6 +98,6 @@ def irradiance(points_cam: np.ndarray, normals_cam: np.ndarray, cfg: LightConfig
         ln = v / np.sqrt(d2)[:, None]
         cos_emit = ln[:, 2]                      # light->surface is -ln; the guide axis is -z
         prof = np.exp(-params["light_mu"] * (1.0 - cos_emit))
-        cos_inc = np.clip(np.einsum("ij,ij->i", ln, normals_cam), 0.0, None)
+        cos_inc = np.clip((np.einsum("ij,ij->i", ln, normals_cam) + wrap) / (1.0 + wrap), 0.0, None)
         out += scale * prof * cos_inc / d2
     return out

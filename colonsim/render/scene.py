@@ -403,6 +403,7 @@ class FrameRenderer:
             "u_roughness": float(tissue["tissue_roughness"]),
             "u_fold": float(tissue["tissue_fold_contrast"]),
             "u_bump": float(tissue["tissue_bump"]),
+            "u_wrap": float(tissue["tissue_subsurface"]),
             "u_bank": int(cfg.tissue.texture_bank is not None),
         }
         for g, p in enumerate(guides):

@@ -35,6 +35,7 @@ class TissueConfig:
     roughness: Range            # GGX roughness of the wet film, 0.02 (mirror-like) .. 1
     fold_contrast: Range        # colour shift on fold ridges (+) and in valleys (-), fraction
     bump: Range                 # normal jitter of the wet surface (scatters small highlights), 0..1
+    subsurface: Range           # light scattered under the surface: wrap of the diffuse term, 0 (Lambert) .. 1
     texture_px: int             # side of the square texture generated per mesh, pixels
     texture_seed: int           # seed of the per-mesh texture (combined with the mesh id)
     # A texture bank of real mucosa patches (colonsim textures; colonsim.render.texbank): the per-mesh
@@ -51,6 +52,7 @@ class TissueConfig:
         check_range("roughness", self.roughness, 0.02, 1.0)
         check_range("fold_contrast", self.fold_contrast, -1.0, 1.0)
         check_range("bump", self.bump, 0.0, 1.0)
+        check_range("subsurface", self.subsurface, 0.0, 1.0)
         check_range("texture_px", self.texture_px, 16, 4096)
         check_range("texture_seed", self.texture_seed, 0, 2**31 - 1)
         if self.texture_bank is not None and not self.texture_bank.strip():
@@ -59,13 +61,13 @@ class TissueConfig:
 
 PARAM_KEYS = ("tissue_albedo_r", "tissue_albedo_g", "tissue_albedo_b", "tissue_mottling",
               "tissue_vessel_contrast", "tissue_grain", "tissue_period_mm", "tissue_specular",
-              "tissue_roughness", "tissue_fold_contrast", "tissue_bump")
+              "tissue_roughness", "tissue_fold_contrast", "tissue_bump", "tissue_subsurface")
 
 
 def sample_params(cfg: TissueConfig, rng: np.random.Generator) -> dict[str, float]:
     """Draw one frame's tissue parameters (fixed keys, fixed draw order)."""
     fields = (cfg.albedo_r, cfg.albedo_g, cfg.albedo_b, cfg.mottling, cfg.vessel_contrast, cfg.grain,
-              cfg.period_mm, cfg.specular, cfg.roughness, cfg.fold_contrast, cfg.bump)
+              cfg.period_mm, cfg.specular, cfg.roughness, cfg.fold_contrast, cfg.bump, cfg.subsurface)
     return {k: sample(rng, r) for k, r in zip(PARAM_KEYS, fields)}
 
 

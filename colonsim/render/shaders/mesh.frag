@@ -37,6 +37,7 @@ uniform float u_specular;
 uniform float u_roughness;
 uniform float u_fold;
 uniform float u_bump;         // normal jitter of the wet surface (small scattered highlights)
+uniform float u_wrap;         // subsurface scattering: the diffuse term is max(0, (n.l + w) / (1 + w))
 uniform int u_bank;           // 1: the texture is from a bank of real patches (colonsim.render.texbank)
 
 vec4 triplanar(vec3 p, vec3 n)
@@ -92,7 +93,10 @@ void main()
         float cos_emit = dot(-l, u_cam_fwd);
         float e = u_light_scale * exp(-u_mu * (1.0 - cos_emit)) / d2;
         float nl = max(dot(n, l), 0.0);
-        radiance += albedo * (e * nl);
+        // Wrapped diffuse: light scattered under the mucosa reaches the surface past its terminator,
+        // so a fold's rim, seen at grazing angle, is not a black line (w = 0: Lambert, exactly).
+        float nl_diffuse = u_wrap > 0.0 ? max((dot(n, l) + u_wrap) / (1.0 + u_wrap), 0.0) : nl;
+        radiance += albedo * (e * nl_diffuse);
         if (u_specular > 0.0 && nl > 0.0) {
             vec3 h = normalize(l + v);
             float nh = max(dot(n, h), 0.0);
