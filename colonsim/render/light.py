@@ -35,6 +35,7 @@ class LightConfig:
     mu: Range                     # angular emission exp(-mu (1 - cos theta)); 0 = isotropic
     ambient: Range                # ambient radiance added to every surface (stray light), linear
     ambient_falloff_mm: float = 0.0   # stray light / (1 + (d / this)^2) at distance d from the tip; 0 = uniform
+    ambient_tint: Range = 0.0     # stray light's colour: 0 white, 1 the mucosa's own (light that bounced off it)
 
     def __post_init__(self):
         check_range("n_guides", self.n_guides, 1, MAX_GUIDES)
@@ -45,6 +46,7 @@ class LightConfig:
         check_range("mu", self.mu, 0.0, 50.0)
         check_range("ambient", self.ambient, 0.0, 10.0)
         check_range("ambient_falloff_mm", self.ambient_falloff_mm, 0.0, 1e4)
+        check_range("ambient_tint", self.ambient_tint, 0.0, 1.0)
 
 
 def sample_params(cfg: LightConfig, rng: np.random.Generator) -> dict[str, float]:
@@ -55,6 +57,7 @@ def sample_params(cfg: LightConfig, rng: np.random.Generator) -> dict[str, float
         "light_intensity": sample(rng, cfg.intensity),
         "light_mu": sample(rng, cfg.mu),
         "light_ambient": sample(rng, cfg.ambient),
+        "light_ambient_tint": sample(rng, cfg.ambient_tint),   # drawn last: older draws stay the same
     }
 
 
@@ -75,7 +78,12 @@ def ambient(distance_mm: np.ndarray, cfg: LightConfig, params: dict[str, float])
     """Stray-light radiance of white tissue at ``distance_mm`` from the scope tip (the shader's
     ambient term). Uniform when ``ambient_falloff_mm`` is 0. Otherwise it falls off as
     ``1 / (1 + (d / ambient_falloff_mm)^2)``: light scattered by the lit wall near the tip reaches
-    the far lumen little, so the lumen goes dark as in real colonoscopy."""
+    the far lumen little, so the lumen goes dark as in real colonoscopy.
+
+    ``ambient_tint`` colours it (the shader's term for tissue of albedo a): stray light has bounced
+    off the mucosa, so it carries the mucosa's colour, ``mix(1, a / Y(a), tint)`` with Y the
+    luminance; the far lumen, lit mostly by it, turns the deep red of real frames. White tissue is
+    unchanged."""
     d = np.asarray(distance_mm, np.float64)
     if cfg.ambient_falloff_mm <= 0:
         return np.full(d.shape, params["light_ambient"])

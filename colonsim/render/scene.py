@@ -392,6 +392,7 @@ class FrameRenderer:
             "u_light_scale": float(lightmod.per_guide_scale(cfg.light, light)),
             "u_mu": float(light["light_mu"]),
             "u_ambient": float(light["light_ambient"]),
+            "u_ambient_tint": float(light["light_ambient_tint"]),
             "u_ambient_falloff": float(cfg.light.ambient_falloff_mm),
             "u_albedo": np.float32([tissue["tissue_albedo_r"], tissue["tissue_albedo_g"],
                                     tissue["tissue_albedo_b"]]),

@@ -45,6 +45,7 @@ SEARCH_SPACE = (
     Param("light.mu", 0.0, 8.0),                 # angular falloff of the light guides
     Param("light.offset_mm", 1.0, 8.0),          # light-guide offset from the lens
     Param("light.ambient", 0.0, 0.05),           # stray light
+    Param("light.ambient_tint", 0.0, 1.0),       # its colour: white .. the mucosa's (the far lumen's red)
     Param("sensor.exposure_ev", -1.5, 1.5),      # exposure (after auto gain)
     Param("sensor.gamma", 1.4, 3.2),             # tone curve (the fit switches tone_curve to gamma)
     Param("sensor.tone_contrast", 0.0, 0.6),
@@ -64,7 +65,8 @@ SEARCH_SPACE = (
 )
 #: What the interactive tuner adds to the search space: camera geometry.
 UI_SPACE = SEARCH_SPACE + (Param("lens.fov_deg", 60.0, 170.0),)
-PX_FIELDS = ("sensor.defocus_sigma_px", "sensor.motion_blur_px", "sensor.chromatic_aberration_px")
+PX_FIELDS = ("sensor.defocus_sigma_px", "sensor.motion_blur_px", "sensor.chromatic_aberration_px",
+             "sensor.halo_sigma_px", "sensor.edge_sigma_px")
 #: Faster anatomy for the fit only (the written config keeps the user's anatomy).
 FIT_ANATOMY = ("anatomy.max_length_mm=250", "anatomy.triangles=30000")
 
@@ -108,7 +110,9 @@ def fit_config(cfg, size_px: int):
     """The config that a trial renders: ``size_px`` frames, px fields scaled, a short colon."""
     k = size_px / cfg.output.size_px
     sets = [f"output.size_px={size_px}", *FIT_ANATOMY]
-    sets += [f"{key}={_fmt(tuple(x * k for x in _get(cfg, key)))}" for key in PX_FIELDS]
+    for key in PX_FIELDS:
+        v = _get(cfg, key)
+        sets.append(f"{key}={_fmt(tuple(x * k for x in v) if isinstance(v, tuple) else v * k)}")
     return cfgmod.replace(cfg, sets)
 
 

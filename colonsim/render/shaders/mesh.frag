@@ -27,6 +27,7 @@ uniform int u_n_lights;
 uniform float u_light_scale;   // per-guide radiance scale (intensity * ref^2 / n)
 uniform float u_mu;            // angular emission exponent
 uniform float u_ambient;       // ambient radiance
+uniform float u_ambient_tint;  // 0: white stray light; 1: coloured like the mucosa it bounced off
 uniform float u_ambient_falloff;  // mm; > 0: ambient / (1 + (d / this)^2) at distance d from the tip
 uniform vec3 u_albedo;         // mucosa base albedo, linear
 uniform float u_mottling;
@@ -85,7 +86,9 @@ void main()
     a2 *= a2;
     float amb = u_ambient;
     if (u_ambient_falloff > 0.0) amb /= 1.0 + (dist / u_ambient_falloff) * (dist / u_ambient_falloff);
-    vec3 radiance = amb * albedo;
+    // Stray light has bounced off the mucosa: tinted by its colour (same luminance), u_ambient_tint of it.
+    vec3 tint = mix(vec3(1.0), albedo / max(dot(albedo, vec3(0.2126, 0.7152, 0.0722)), 1e-3), u_ambient_tint);
+    vec3 radiance = amb * albedo * tint;
     for (int g = 0; g < u_n_lights; ++g) {
         vec3 l = u_light_pos[g] - frag_position;
         float d2 = dot(l, l);

@@ -26,7 +26,7 @@ def _plane() -> Colon:
 
 def _params(intensity):
     light = {"light_offset_mm": 0.0, "light_angle0_deg": 0.0, "light_intensity": intensity,
-             "light_mu": 0.0, "light_ambient": 0.0}
+             "light_mu": 0.0, "light_ambient": 0.0, "light_ambient_tint": 0.0}
     tissue = {"tissue_albedo_r": 1.0, "tissue_albedo_g": 0.5, "tissue_albedo_b": 0.25, "tissue_mottling": 0.0,
               "tissue_vessel_contrast": 0.0, "tissue_grain": 0.0, "tissue_period_mm": 20.0,
               "tissue_specular": 0.0, "tissue_roughness": 0.2, "tissue_fold_contrast": 0.0, "tissue_bump": 0.0,

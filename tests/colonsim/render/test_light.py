@@ -46,7 +46,7 @@ def _white_matte() -> dict:
 def _render(renderer, d_mm, mu, offset=0.0):
     cfg = renderer.cfg
     light = {"light_offset_mm": offset, "light_angle0_deg": 0.0, "light_intensity": 0.5,
-             "light_mu": mu, "light_ambient": 0.0}
+             "light_mu": mu, "light_ambient": 0.0, "light_ambient_tint": 0.0}
     pose = np.eye(4)
     pose[2, 3] = d_mm
     rgb, depth = renderer.render_linear(0, pose, _white_matte(), light)
@@ -94,7 +94,7 @@ def test_stray_light_is_uniform_or_falls_off_with_distance_from_the_tip(falloff)
     try:
         tissue = _white_matte()
         light = {"light_offset_mm": 0.0, "light_angle0_deg": 0.0, "light_intensity": 0.0,
-                 "light_mu": 0.0, "light_ambient": 0.2}                     # stray light only
+                 "light_mu": 0.0, "light_ambient": 0.2, "light_ambient_tint": 0.0}                     # stray light only
         got = {}
         for d in (20.0, 80.0):
             pose = np.eye(4)
@@ -149,7 +149,7 @@ def test_subsurface_wrap_matches_the_reference_and_lights_grazing_surfaces(rende
     pose = np.eye(4)
     pose[2, 3] = 15.0
     light = {"light_offset_mm": 12.0, "light_angle0_deg": 0.0, "light_intensity": 0.5,
-             "light_mu": 0.0, "light_ambient": 0.0}
+             "light_mu": 0.0, "light_ambient": 0.0, "light_ambient_tint": 0.0}
     rays, _ = renderer.lens.pixel_to_ray(renderer.lens.pixel_grid())
     normals = None
     got = {}
@@ -163,3 +163,24 @@ def test_subsurface_wrap_matches_the_reference_and_lights_grazing_surfaces(rende
         np.testing.assert_allclose(img, want, rtol=0.02)
         got[w] = img
     assert (got[0.5] > got[0.0] * 1.05).mean() > 0.5   # slanted light: the wrap adds light
+
+
+def test_tinted_stray_light_takes_the_mucosa_colour_at_the_same_luminance(renderer):
+    """light.ambient_tint: stray light that bounced off tissue of albedo a is coloured a / Y(a), so the
+    tissue's stray-light radiance goes from a (white light) to a^2 / Y(a): redder, same luminance
+    of the light; white tissue is unchanged."""
+    pose = np.eye(4)
+    pose[2, 3] = 20.0
+    albedo = np.array([0.8, 0.3, 0.1])
+    tissue = {**_white_matte(), "tissue_albedo_r": albedo[0], "tissue_albedo_g": albedo[1],
+              "tissue_albedo_b": albedo[2]}
+    lum = float(np.dot(albedo, [0.2126, 0.7152, 0.0722]))
+    c = slice(SIZE // 2 - 2, SIZE // 2 + 2)
+    for tint in (0.0, 1.0, 0.5):
+        light = {"light_offset_mm": 0.0, "light_angle0_deg": 0.0, "light_intensity": 0.0,
+                 "light_mu": 0.0, "light_ambient": 0.2, "light_ambient_tint": tint}
+        rgb, _ = renderer.render_linear(0, pose, tissue, light)
+        want = 0.2 * albedo * ((1 - tint) + tint * albedo / lum)
+        np.testing.assert_allclose(rgb[c, c].reshape(-1, 3).mean(0), want, rtol=0.01)
+        white, _ = renderer.render_linear(0, pose, _white_matte(), light)
+        np.testing.assert_allclose(white[c, c], 0.2, rtol=0.01)
