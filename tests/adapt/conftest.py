@@ -11,6 +11,7 @@ import pytest
 
 from adapt.config import load_adapt_config
 from colonsim.data import schema
+from tests.conftest import write_frames_h5
 
 
 def octagon_mask(h: int, w: int, margin: int = 2) -> np.ndarray:
@@ -41,8 +42,13 @@ def synthetic_frames(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarr
 
 
 def write_h5(path: Path, rgb: np.ndarray, depth: np.ndarray | None, mask: np.ndarray | None) -> Path:
-    """A ColonSim HDF5 (schema version 1) with every frame marked done."""
+    """A ColonSim HDF5 (schema version 1) with every frame marked done, written through ColonSim's
+    own writer (tests/conftest.py ``write_frames_h5``). Without depth or mask it is a file that lacks
+    that dataset, written by hand as another tool might write it."""
     n, h, w = rgb.shape[:3]
+    if depth is not None and mask is not None:
+        return write_frames_h5(path, rgb, depth.astype(np.float32), mask, seed=7, depth_dtype="float16",
+                               params={"light_power": np.linspace(1, 2, n).astype(np.float32)})
     with h5py.File(path, "w") as f:
         f.attrs[schema.ATTR_SOFTWARE] = schema.SOFTWARE
         f.attrs[schema.ATTR_SCHEMA_VERSION] = schema.SCHEMA_VERSION

@@ -62,8 +62,9 @@ def test_apply_h5_changes_only_rgb(tmp_path, synthetic_h5, shifting_refiner):
                 assert np.array_equal(a[name][()], b[name][()]), name
         for k, v in a.attrs.items():
             assert np.array_equal(b.attrs[k], v), k
-        mask = a[schema.MASK][()]
-        assert (b[schema.RGB][()][:, mask == 0] == 0).all()
+        rgb = b[schema.RGB][()]
+        mask = np.broadcast_to(a[schema.MASK][()], rgb.shape[:3])   # (H, W) or per frame (N, H, W)
+        assert (rgb[mask == 0] == 0).all()
         assert not np.array_equal(a[schema.RGB][()], b[schema.RGB][()])
 
 
