@@ -108,21 +108,23 @@ def add_parsers(subparsers, transforms: Sequence[TransformOption] = ()) -> None:
 
     e = sub.add_parser("eval", help="metrics against ground-truth depth")
     e.add_argument("--model", required=True, metavar="RUN/model.pt")
-    e.add_argument("--data", required=True, metavar="DATA.h5|DIR", help="ColonSim HDF5 or a folder of images "
+    e.add_argument("--data", required=True, metavar="DATA.h5|DIR", help="ColonSim HDF5; a SimCol3D, C3VD or "
+                   "PNG + .npy folder (colonsim export; detected by its file names); or a folder of images "
                    "with depth files (NAME.npy mm, or 16-bit PNG/TIFF with --depth-scale)")
     for o in transforms:
         e.add_argument(o.flag, metavar=o.metavar, help=o.help)
     e.add_argument("--align", choices=("none", "median", "lsq"), default="none", help="per-image scale alignment")
     e.add_argument("--max-depth-mm", type=float, default=200.0, help="ignore ground truth beyond this depth")
     e.add_argument("--depth-scale", metavar="MM_PER_UNIT", help="mm per unit of 16-bit depth files, "
-                   "or simcol3d (200/65280) or c3vd (100/65535)")
+                   "or simcol3d (200/65280) or c3vd (100/65535); a SimCol3D or C3VD folder needs none")
     e.add_argument("--per-image", action="store_true", help="include per-image metrics in the JSON")
     add_json_arg(e)
     e.set_defaults(func=_eval, transform_options=tuple(transforms))
 
     r = sub.add_parser("predict", help="depth of every frame of a folder or a video")
     r.add_argument("--model", required=True, metavar="RUN/model.pt")
-    r.add_argument("--input", required=True, metavar="DIR|VIDEO")
+    r.add_argument("--input", required=True, metavar="DIR|VIDEO", help="a folder of frames (in a SimCol3D "
+                   "or C3VD folder only its colour frames; 16-bit and RGBA frames converted) or a video")
     r.add_argument("--out", required=True, metavar="DIR/")
     r.add_argument("--ply", action="store_true", help="also write a coloured point cloud per frame")
     r.add_argument("--fov-deg", type=float, help="horizontal field of view for the point cloud "

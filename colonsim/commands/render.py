@@ -23,6 +23,10 @@ def add_parsers(sub) -> None:
                    "system all nodes share, or shards travel back to this process")
     p.add_argument("--sequence-length", type=int, metavar="L",
                    help="smooth video sequences of L frames (alias of --set trajectory.sequence_length=L)")
+    p.add_argument("--flow", action="store_true", help="also write flow, occlusion and flow_valid to the next "
+                   "frame of each sequence (alias of --set output.flow=true; docs/formats.md)")
+    p.add_argument("--normals", action="store_true", help="also write camera-frame unit normals "
+                   "(alias of --set output.normals=true)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="finish an interrupted run of the same settings")
     mode.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -96,6 +100,9 @@ def _load_config(args):
         overrides.append(f"output.size_px={args.size}")
     if getattr(args, "sequence_length", None) is not None:
         overrides.append(f"trajectory.sequence_length={args.sequence_length}")
+    for flag in ("flow", "normals"):
+        if getattr(args, flag, False):
+            overrides.append(f"output.{flag}=true")
     return apply_scope(load_sim_config(args.style, args.config, overrides), args.camera, args.mask)
 
 

@@ -6,16 +6,20 @@ its folder as ``README.txt``):
 - ``simcol3d`` (SimCol3D, Rau et al. 2023): ``FrameBuffer_NNNN.png`` (16-bit RGBA, as SimCol3D's
   own frames), ``Depth_NNNN.png`` (16-bit, 65280 = 200 mm, z-depth), ``SavedPosition.txt``
   (``x y z`` per frame, cm) and ``SavedRotationQuaternion.txt`` (``qx qy qz qw`` per frame):
-  camera-to-world in Unity's left-handed axes (x right, y up, z forward; the world's z mirrored),
+  camera-to-world in Unity's left-handed axes (x right, y up, z forward; the world's y mirrored),
   and ``cam.txt`` (the pinhole matrix, px).
 - ``c3vd`` (C3VD, Bobrow et al. 2023): ``NNNN_color.png`` (8-bit RGB), ``NNNN_depth.tiff``
   (16-bit, 65535 = 100 mm, z-depth), ``pose.txt`` (one line per frame: the 16 values of the 4x4
   camera-to-world matrix, column-major, comma-separated, mm, OpenCV camera axes: x right, y down,
-  z forward), ``NNNN_occlusion.png`` when the file has occlusion.
+  z forward), ``NNNN_occlusion.png`` when the file has occlusion. Read back: colour names with or
+  without zero padding (``0_color.png`` or ``0000_color.png``), as C3VD's releases differ.
 - ``png``: ``NNNN.png`` (8-bit RGB), ``NNNN.npy`` (float32 z-depth, mm: the name that ``depth
   eval`` looks for beside a frame), ``poses.npy`` (N, 4, 4) and ``intrinsics.npy`` (N, 3, 3) as in
   the HDF5 file (camera-to-world, mm, OpenGL axes), ``mask.npy``, and ``NNNN_<name>.npy`` for each
   optional output the file has (normals, flow, occlusion, flow_valid).
+
+Every layout also gets ``mask.npy`` (the lens's image circle, as in the HDF5 file), ``camera.json``
+and ``README.txt``.
 
 :func:`read_layout` detects a layout in a folder and returns its frames, depth in mm and poses in
 ColonSim's convention (camera-to-world, mm, OpenGL camera axes).
@@ -43,7 +47,10 @@ MM_PER_CM = 10.0
 
 _GL_TO_CV = np.diag([1.0, -1.0, -1.0, 1.0])       # OpenGL camera axes <-> OpenCV camera axes
 _GL_TO_UNITY_CAM = np.diag([1.0, 1.0, -1.0])      # OpenGL camera axes <-> Unity camera axes (z forward)
-_WORLD_TO_UNITY = np.diag([1.0, 1.0, -1.0])       # ColonSim world <-> SimCol3D (Unity) world: z mirrored
+# ColonSim world <-> SimCol3D (Unity) world: y mirrored, as SimCol3D's own evaluation makes its
+# left-handed poses right-handed (anitarau/simcol evaluation/eval_synthetic_pose.py: TM @ P @ TM,
+# TM = diag(1, -1, 1, 1)), so that a SimCol3D pose read here is that right-handed pose.
+_WORLD_TO_UNITY = np.diag([1.0, -1.0, 1.0])
 
 
 # ----------------------------------------------------------------------------- pose conventions
@@ -111,10 +118,12 @@ Depth_NNNN.png        z-depth along the optical axis, 16-bit: mm = value * 200 /
 SavedPosition.txt     one line per frame: x y z, the camera centre in the world, centimetres
 SavedRotationQuaternion.txt
                       one line per frame: qx qy qz qw, the camera-to-world rotation
-cam.txt               the 3x3 pinhole matrix (px), one row per line{lens_note}
+cam.txt               the 3x3 pinhole matrix (px), one row per line
+mask.npy              (H, W) or (N, H, W) uint8, 1 inside the lens's image circle{lens_note}
 
 Handedness: LEFT-handed, Unity's. Camera axes: x right, y up, z forward (the viewing direction).
-World axes: ColonSim's world with z mirrored (x, y, -z).
+World axes: ColonSim's world with y mirrored (x, -y, z), so that SimCol3D's own conversion
+(P_right = TM P TM, TM = diag(1, -1, 1, 1)) gives back ColonSim's world, in OpenCV camera axes.
 Pose direction: camera-to-world (a point p_cam in camera axes is at R p_cam + t in the world).
 Units: positions in cm, depth in mm as above.
 """,
@@ -127,7 +136,8 @@ NNNN_depth.tiff       z-depth along the optical axis, 16-bit: mm = value * 100 /
 NNNN_occlusion.png    (when the source has it) 255 where the next frame does not see the pixel's point
 pose.txt              one line per frame: the 16 values of the 4x4 camera-to-world matrix,
                       column-major (translation in values 13-15), comma-separated, mm
-intrinsics.txt        the 3x3 pinhole matrix (px), one row per line{lens_note}
+intrinsics.txt        the 3x3 pinhole matrix (px), one row per line
+mask.npy              (H, W) or (N, H, W) uint8, 1 inside the lens's image circle{lens_note}
 
 Handedness: right-handed. Camera axes: OpenCV's, x right, y down, z forward (the viewing direction).
 World axes: ColonSim's world.
@@ -217,7 +227,7 @@ def _write_poses(d: Path, fmt: str, poses: np.ndarray, intrinsics: np.ndarray, m
     else:
         np.save(d / "poses.npy", poses.astype(np.float32))
         np.save(d / "intrinsics.npy", intrinsics.astype(np.float32))
-        np.save(d / "mask.npy", mask)
+    np.save(d / "mask.npy", mask)
 
 
 # ----------------------------------------------------------------------------- reading
@@ -232,23 +242,31 @@ class Layout:
     depth: np.ndarray              # (N, H, W) float32 z-depth, mm; 0 = no surface
     poses: np.ndarray | None       # (N, 4, 4) float64 camera-to-world, mm, OpenGL camera axes
     intrinsics: np.ndarray | None  # (3, 3) float64 pinhole matrix, px
+    mask: np.ndarray | None = None  # (N, H, W) uint8 image circle (mask.npy), None when the folder has none
 
 
 def detect_layout(folder: str | Path) -> str:
     """The layout of a folder: simcol3d (FrameBuffer_*.png), c3vd (*_color.png), png (NNNN.png
     with NNNN.npy); InputError otherwise."""
+    kind = find_layout(folder)
+    if kind is None:
+        raise InputError(f"{folder} is not a SimCol3D (FrameBuffer_NNNN.png), C3VD (NNNN_color.png) or "
+                         "PNG + .npy (NNNN.png, NNNN.npy) folder")
+    return kind
+
+
+def find_layout(folder: str | Path) -> str | None:
+    """The layout of a folder as :func:`detect_layout`, or None for a folder of another kind."""
     d = Path(folder)
     if not d.is_dir():
         raise InputError(f"folder not found: {d}")
+    kind = realdata.frame_layout(d)
+    if kind is not None:
+        return kind
     names = {p.name for p in d.iterdir()}
-    if any(re.fullmatch(r"FrameBuffer_\d+\.png", x) for x in names):
-        return "simcol3d"
-    if any(re.fullmatch(r"\d+_color\.png", x) for x in names):
-        return "c3vd"
     if any(re.fullmatch(r"\d+\.png", x) and x[:-4] + ".npy" in names for x in names):
         return "png"
-    raise InputError(f"{d} is not a SimCol3D (FrameBuffer_NNNN.png), C3VD (NNNN_color.png) or "
-                     "PNG + .npy (NNNN.png, NNNN.npy) folder")
+    return None
 
 
 def _numbered(d: Path, pattern: str) -> list[tuple[int, Path]]:
@@ -258,7 +276,11 @@ def _numbered(d: Path, pattern: str) -> list[tuple[int, Path]]:
 
 
 def _read_depth16(p: Path, mm_per_unit: float) -> np.ndarray:
+    if not p.is_file():
+        raise InputError(f"depth file not found: {p}")
     img = realdata.decode_file(p, cv2.IMREAD_UNCHANGED)
+    if img is not None and img.ndim == 3 and img.dtype == np.uint16:
+        img = img[..., 0]   # a depth TIFF stored with 3 equal channels
     if img is None or img.dtype != np.uint16 or img.ndim != 2:
         raise InputError(f"depth file {p.name} is not a 16-bit single-channel image")
     return (img.astype(np.float64) * mm_per_unit).astype(np.float32)
@@ -284,11 +306,98 @@ def _simcol_pose_files(d: Path) -> tuple[Path, Path]:
     exporter), or, for SimCol3D's own ``Frames_S<k>`` folders, ``SavedPosition_S<k>.txt`` in the
     parent folder."""
     pos, rot = d / "SavedPosition.txt", d / "SavedRotationQuaternion.txt"
-    m = re.fullmatch(r"Frames_(S\d+)", d.name)
+    m = re.fullmatch(r"Frames_([A-Z]\d+)", d.name)
     if not pos.is_file() and m:
         pos = d.parent / f"SavedPosition_{m.group(1)}.txt"
         rot = d.parent / f"SavedRotationQuaternion_{m.group(1)}.txt"
     return pos, rot
+
+
+#: mm per 16-bit depth unit of each layout's depth files (None: float mm in .npy)
+DEPTH_MM_PER_UNIT = {"simcol3d": SIMCOL_MM_PER_UNIT, "c3vd": C3VD_MM_PER_UNIT, "png": None}
+
+
+class LayoutReader:
+    """A folder in one of the :data:`FORMATS` layouts, read a frame at a time (:func:`read_layout`
+    reads them all). ``names``, ``poses``, ``intrinsics`` and ``mask`` are read on opening;
+    :meth:`rgb` and :meth:`depth` read frame ``k``.
+
+    ``mm_per_unit`` replaces the layout's own depth encoding (``--depth-scale``), for a folder whose
+    16-bit depth files follow another scale."""
+
+    def __init__(self, folder: str | Path, kind: str | None = None, mm_per_unit: float | None = None):
+        d = self.folder = Path(folder)
+        kind = self.kind = kind or detect_layout(d)
+        if kind not in FORMATS:
+            raise InputError(f"layout must be one of {', '.join(FORMATS)}, got {kind!r}")
+        own = DEPTH_MM_PER_UNIT[kind]
+        if mm_per_unit is not None and own is not None and not np.isclose(mm_per_unit, own, rtol=1e-9):
+            log.info("%s: depth read at %.6g mm a unit (--depth-scale), not the %s layout's %.6g",
+                     d, mm_per_unit, kind, own)
+        self.mm_per_unit = own if mm_per_unit is None else float(mm_per_unit)
+        self.poses: np.ndarray | None = None
+        if kind == "simcol3d":
+            self._frames = _numbered(d, realdata.LAYOUT_FRAMES["simcol3d"])
+            self._depth = [d / f"Depth_{p.name[len('FrameBuffer_'):]}" for _, p in self._frames]
+            pos, rot = _simcol_pose_files(d)
+            if pos.is_file() and rot.is_file():
+                t, q = np.loadtxt(pos, ndmin=2), np.loadtxt(rot, ndmin=2)
+                self.poses = np.stack([from_simcol3d(a, b) for a, b in zip(t, q)])
+            self.intrinsics = _read_matrix(d / "cam.txt")
+        elif kind == "c3vd":
+            self._frames = _numbered(d, realdata.LAYOUT_FRAMES["c3vd"])
+            # C3VD's releases name colour frames 0_color.png or 0000_color.png; depth 0000_depth.tiff
+            self._depth = [next((c for c in (d / f"{i:04d}_depth.tiff", d / f"{i}_depth.tiff") if c.is_file()),
+                                d / f"{i:04d}_depth.tiff") for i, _ in self._frames]
+            if (d / "pose.txt").is_file():
+                rows = np.loadtxt(d / "pose.txt", delimiter=",", ndmin=2)
+                self.poses = np.stack([from_c3vd(r) for r in rows])
+            self.intrinsics = _read_matrix(d / "intrinsics.txt")
+        else:
+            self._frames = _numbered(d, r"(\d+)\.png")
+            self._depth = [p.with_suffix(".npy") for _, p in self._frames]
+            if (d / "poses.npy").is_file():
+                self.poses = np.load(d / "poses.npy").astype(np.float64)
+            self.intrinsics = (np.load(d / "intrinsics.npy")[0].astype(np.float64)
+                               if (d / "intrinsics.npy").is_file() else None)
+        if not self._frames:
+            raise InputError(f"{d} holds no frames of the {kind} layout")
+        if self.poses is not None and len(self.poses) != len(self._frames):
+            raise InputError(f"{d} has {len(self._frames)} frames but {len(self.poses)} poses")
+        self.names = [p.name for _, p in self._frames]
+        self.mask = self._read_mask(d / "mask.npy")
+
+    def _read_mask(self, p: Path) -> np.ndarray | None:
+        if not p.is_file():
+            return None
+        m = np.load(p, allow_pickle=False)
+        if m.ndim == 2:
+            m = np.broadcast_to(m, (len(self._frames),) + m.shape)
+        if m.ndim != 3 or len(m) != len(self._frames):
+            raise InputError(f"{p} holds {m.shape}; expected (H, W) or ({len(self._frames)}, H, W)")
+        return (m > 0).astype(np.uint8)
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def rgb(self, k: int) -> np.ndarray:
+        """Frame k as (H, W, 3) uint8 RGB (16-bit and RGBA frames converted, with one logged note)."""
+        return realdata.read_image(self._frames[k][1])
+
+    def has_depth(self, k: int) -> bool:
+        return self._depth[k].is_file()
+
+    def depth(self, k: int) -> np.ndarray:
+        """The z-depth of frame k, (H, W) float32 mm; 0 = no surface."""
+        p = self._depth[k]
+        if self.mm_per_unit is not None and p.suffix != ".npy":
+            return _read_depth16(p, self.mm_per_unit)
+        if not p.is_file():
+            raise InputError(f"depth file not found: {p}")
+        d = np.load(p, allow_pickle=False)
+        if np.issubdtype(d.dtype, np.integer) and self.mm_per_unit is not None:
+            d = d * self.mm_per_unit
+        return np.nan_to_num(np.asarray(d, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def read_layout(folder: str | Path, kind: str | None = None) -> Layout:
@@ -296,37 +405,8 @@ def read_layout(folder: str | Path, kind: str | None = None) -> Layout:
     ``kind`` is given): colour as (N, H, W, 3) uint8 (16-bit and RGBA frames converted), z-depth in
     mm, and poses in ColonSim's convention (camera-to-world, mm, OpenGL camera axes) when the folder
     has them."""
-    d = Path(folder)
-    kind = kind or detect_layout(d)
-    if kind not in FORMATS:
-        raise InputError(f"layout must be one of {', '.join(FORMATS)}, got {kind!r}")
-    poses = None
-    if kind == "simcol3d":
-        frames = _numbered(d, r"FrameBuffer_(\d+)\.png")
-        depth_of = {i: d / f"Depth_{p.name[len('FrameBuffer_'):]}" for i, p in frames}
-        read_d = lambda i: _read_depth16(depth_of[i], SIMCOL_MM_PER_UNIT)  # noqa: E731
-        pos, rot = _simcol_pose_files(d)
-        if pos.is_file() and rot.is_file():
-            t, q = np.loadtxt(pos, ndmin=2), np.loadtxt(rot, ndmin=2)
-            poses = np.stack([from_simcol3d(a, b) for a, b in zip(t, q)])
-        intrinsics = _read_matrix(d / "cam.txt")
-    elif kind == "c3vd":
-        frames = _numbered(d, r"(\d+)_color\.png")
-        read_d = lambda i: _read_depth16(d / f"{i:04d}_depth.tiff", C3VD_MM_PER_UNIT)  # noqa: E731
-        if (d / "pose.txt").is_file():
-            rows = np.loadtxt(d / "pose.txt", delimiter=",", ndmin=2)
-            poses = np.stack([from_c3vd(r) for r in rows])
-        intrinsics = _read_matrix(d / "intrinsics.txt")
-    else:
-        frames = _numbered(d, r"(\d+)\.png")
-        read_d = lambda i: np.load(d / f"{i:04d}.npy").astype(np.float32)  # noqa: E731
-        if (d / "poses.npy").is_file():
-            poses = np.load(d / "poses.npy").astype(np.float64)
-        intrinsics = np.load(d / "intrinsics.npy")[0].astype(np.float64) if (d / "intrinsics.npy").is_file() else None
-    if not frames:
-        raise InputError(f"{d} holds no frames of the {kind} layout")
-    rgb = np.stack([realdata.read_image(p) for _, p in frames])
-    depth = np.stack([read_d(i) for i, _ in frames])
-    if poses is not None and len(poses) != len(frames):
-        raise InputError(f"{d} has {len(frames)} frames but {len(poses)} poses")
-    return Layout(kind, [p.name for _, p in frames], rgb, depth, poses, intrinsics)
+    r = LayoutReader(folder, kind)
+    rgb = np.stack([r.rgb(k) for k in range(len(r))])
+    depth = np.stack([r.depth(k) for k in range(len(r))])
+    return Layout(r.kind, r.names, rgb, depth, r.poses, r.intrinsics,
+                  None if r.mask is None else np.ascontiguousarray(r.mask))

@@ -39,6 +39,35 @@ def _natural_key(p: Path) -> list:
     return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", p.name.lower()) if t]
 
 
+#: The colour frames of the dataset layouts that hold more than frames in one folder (their depth,
+#: normals, occlusion files are images too): SimCol3D's FrameBuffer_NNNN.png beside Depth_NNNN.png,
+#: C3VD's NNNN_color.png beside NNNN_depth.tiff (colonsim.data.export reads these layouts whole).
+LAYOUT_FRAMES = {"simcol3d": r"FrameBuffer_(\d+)\.png", "c3vd": r"(\d+)_color\.png"}
+
+
+def frame_layout(directory: str | Path) -> str | None:
+    """``simcol3d`` or ``c3vd`` when a folder holds the colour frames of that layout, else None."""
+    names = [p.name for p in Path(directory).iterdir()]
+    for kind, pattern in LAYOUT_FRAMES.items():
+        if any(re.fullmatch(pattern, x) for x in names):
+            return kind
+    return None
+
+
+def list_frames(directory: str | Path) -> list[Path]:
+    """The frames of a folder: :func:`list_images`, except that in a SimCol3D or C3VD folder
+    (:data:`LAYOUT_FRAMES`) only its colour frames, not its depth maps, occlusion or normals."""
+    images = list_images(directory)
+    kind = frame_layout(directory)
+    if kind is None:
+        return images
+    rx = re.compile(LAYOUT_FRAMES[kind])
+    frames = [p for p in images if rx.fullmatch(p.name)]
+    log.info("%s is a %s folder: reading its %d colour frames, not its other %d images",
+             _shown(Path(directory)), kind, len(frames), len(images) - len(frames))
+    return frames
+
+
 def list_images(directory: str | Path) -> list[Path]:
     """The image files of a folder (not recursive), in natural order (``2.jpg`` before ``10.jpg``).
 
@@ -57,7 +86,8 @@ def _check_frame(img: np.ndarray | None, name: str) -> np.ndarray:
     """Check a decoded BGR(A) image and return it as (H, W, 3) uint8 RGB."""
     if img is None:
         raise InputError(f"cannot read image {name}: not a readable image file")
-    if img.dtype == np.uint16 and img.ndim == 3 and img.shape[2] in (3, 4):
+    converted = img.dtype == np.uint16 and img.ndim == 3 and img.shape[2] in (3, 4)
+    if converted:
         img = _to_8bit(img, name)   # SimCol3D's frames are 16-bit RGBA
     if img.dtype != np.uint8:
         raise InputError(f"image {name} is {img.dtype} ({8 * img.dtype.itemsize}-bit); "
@@ -66,6 +96,8 @@ def _check_frame(img: np.ndarray | None, name: str) -> np.ndarray:
         raise InputError(f"image {name} is grayscale; real frames must be 8-bit RGB colour")
     if img.ndim != 3 or img.shape[2] not in (3, 4):
         raise InputError(f"image {name} has shape {img.shape}; real frames must be (H, W, 3) RGB")
+    if img.shape[2] == 4 and not converted:
+        _note_converted(name, "8-bit RGBA: alpha dropped")
     return np.ascontiguousarray(cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2RGB))
 
 
@@ -75,16 +107,21 @@ _CONVERTED: list[str] = []
 def _to_8bit(img: np.ndarray, name: str) -> np.ndarray:
     """A 16-bit colour frame as 8 bits (value / 257, rounded: exact for 8-bit values x 257), noted
     once in the log (the first one by name, the rest counted by :func:`converted_images`)."""
-    if not _CONVERTED:
-        kind = "RGBA" if img.shape[2] == 4 else "RGB"
-        log.info("image %s is 16-bit %s: converted to 8-bit RGB (value / 257; alpha dropped); further "
-                 "16-bit frames are converted without a note", name, kind)
-    _CONVERTED.append(name)
+    kind = "RGBA" if img.shape[2] == 4 else "RGB"
+    _note_converted(name, f"16-bit {kind}: converted to 8-bit RGB (value / 257; alpha dropped)")
     return ((img.astype(np.uint32) + 128) // 257).astype(np.uint8)
 
 
+def _note_converted(name: str, what: str) -> None:
+    """One logged note for the first frame converted (16-bit, or RGBA), the rest counted."""
+    if not _CONVERTED:
+        log.info("image %s is %s; further 16-bit or RGBA frames are converted without a note", name, what)
+    _CONVERTED.append(name)
+
+
 def converted_images() -> list[str]:
-    """The 16-bit colour frames converted to 8 bits so far by this process (see :func:`read_image`)."""
+    """The 16-bit or RGBA colour frames converted to 8-bit RGB so far by this process (see
+    :func:`read_image`)."""
     return list(_CONVERTED)
 
 
@@ -163,13 +200,14 @@ def is_video(path: str | Path) -> bool:
 def iter_frames(source: str | Path) -> Iterator[tuple[str, np.ndarray]]:
     """Yield ``(name, rgb)`` for each frame of a folder of images or a video file.
 
-    ``name`` is the image file name (``12.jpg``) for a folder, ``frame_000012.png`` for a video.
+    ``name`` is the image file name (``12.jpg``) for a folder, ``frame_000012.png`` for a video. In a
+    SimCol3D or C3VD folder only its colour frames are read (:func:`list_frames`).
     ``rgb`` is (H, W, 3) uint8. Raises InputError for a missing source, an empty folder, an
     unreadable image, or a video that OpenCV cannot open.
     """
     src = Path(source)
     if src.is_dir():
-        for p in list_images(src):
+        for p in list_frames(src):
             yield p.name, read_image(p)
         return
     if not src.exists():

@@ -197,13 +197,20 @@ def render_dataset(cfg, out: str | Path, n_frames: int, *, seed: int = 0, worker
                               renderer, backend, t0)
 
 
+def optional_bytes_per_px(cfg) -> int:
+    """Raw bytes a pixel of the optional outputs takes: normals 6 (3 x float16), flow 8 (2 x float32)
+    with occlusion and flow_valid 1 each."""
+    return (6 if getattr(cfg.output, "normals", False) else 0) + (10 if getattr(cfg.output, "flow", False) else 0)
+
+
 def check_disk_space(cfg, n_frames: int, folder: Path) -> None:
     """Refuse a render whose output cannot fit on the disk of ``folder``. The estimate is a lower
-    bound: a frame compresses to no less than a quarter of its raw bytes (rgb, depth, mask; 8x8 to
+    bound: a frame compresses to no less than a quarter of its raw bytes (rgb, depth, mask, and the
+    optional outputs that are on, :func:`optional_bytes_per_px`; 8x8 to
     256x256 frames of the shipped styles took 0.6-1.6 times), and the shards and the merged file
     coexist until the merge ends, so the peak is twice the file."""
     px = cfg.output.size_px ** 2
-    raw = px * (3 + (2 if cfg.output.depth_dtype == "float16" else 4) + 1)
+    raw = px * (3 + (2 if cfg.output.depth_dtype == "float16" else 4) + 1 + optional_bytes_per_px(cfg))
     need = 2 * n_frames * (raw * MIN_COMPRESSION + SMALL_BYTES_PER_FRAME)
     free = shutil.disk_usage(folder).free
     if need > free:

@@ -50,10 +50,19 @@ def test_pose_conventions_are_those_stated():
     pose = np.eye(4)
     pose[:3, 3] = [10.0, 20.0, 30.0]   # a camera at (10, 20, 30) mm looking along the world's -z
     t, q = ex.to_simcol3d(pose)
-    np.testing.assert_allclose(t, [1.0, 2.0, -3.0])   # cm, world z mirrored
-    # Unity camera: z forward; forward is the world's -z, which is +z in the mirrored world
+    np.testing.assert_allclose(t, [1.0, -2.0, 3.0])   # cm, world y mirrored
+    # Unity camera: z forward (the world's -z, unchanged by the y mirror), y up (the world's +y,
+    # which is -y in the mirrored world)
     from scipy.spatial.transform import Rotation
-    np.testing.assert_allclose(Rotation.from_quat(q).as_matrix() @ [0, 0, 1], [0, 0, 1], atol=1e-12)
+    r = Rotation.from_quat(q).as_matrix()
+    np.testing.assert_allclose(r @ [0, 0, 1], [0, 0, -1], atol=1e-12)
+    np.testing.assert_allclose(r @ [0, 1, 0], [0, -1, 0], atol=1e-12)
+    # SimCol3D's own conversion to a right-handed pose (anitarau/simcol evaluation/eval_synthetic_pose.py:
+    # TM @ P @ TM, TM = diag(1, -1, 1, 1)) gives back ColonSim's pose in OpenCV camera axes
+    p = np.eye(4)
+    p[:3, :3], p[:3, 3] = r, t * 10
+    tm = np.diag([1.0, -1.0, 1.0, 1.0])
+    np.testing.assert_allclose(tm @ p @ tm, pose @ np.diag([1.0, -1.0, -1.0, 1.0]), atol=1e-9)
     v = ex.to_c3vd(pose).reshape(4, 4).T   # column-major
     np.testing.assert_allclose(v[:3, 3], [10.0, 20.0, 30.0])
     np.testing.assert_allclose(v[:3, 2], [0, 0, -1])   # OpenCV camera z (forward) = world -z
@@ -85,3 +94,17 @@ def test_simcol3d_own_folder_layout_finds_its_poses_in_the_parent(data, tmp_path
     lay = ex.read_layout(seq)
     np.testing.assert_allclose(lay.poses, a[schema.POSE], atol=1e-4)
     assert lay.intrinsics is None
+
+
+def test_c3vd_colour_frames_without_zero_padding_are_read(data, tmp_path):
+    """C3VD's releases name colour frames 0_color.png as well as 0000_color.png (depth 0000_depth.tiff)."""
+    src, a = data
+    out = tmp_path / "c3vd"
+    assert cli.main(["export", str(src), "--format", "c3vd", "--out", str(out)]) == 0
+    for p in out.glob("*_color.png"):
+        p.rename(out / f"{int(p.name[:4])}_color.png")
+    lay = ex.read_layout(out)
+    assert lay.kind == "c3vd" and lay.names[:2] == ["0_color.png", "1_color.png"]
+    np.testing.assert_array_equal(lay.rgb, a[schema.RGB])
+    np.testing.assert_allclose(lay.depth, a[schema.DEPTH].clip(0, 100.0), atol=100.0 / 65535 / 2 + 1e-5)
+    assert lay.mask is not None and lay.mask.shape == a[schema.DEPTH].shape   # mask.npy, every layout

@@ -155,3 +155,30 @@ def test_tasks_ship_colons_without_trimesh_caches():
     assert light.centerline is colon.centerline and light.name == colon.name
     assert len(pickle.dumps(light)) < 0.4 * len(pickle.dumps(colon))
     assert np.allclose(light.mesh.vertex_normals, colon.mesh.vertex_normals)   # recomputed on demand
+
+
+def test_disk_estimate_counts_the_optional_outputs(tmp_path, monkeypatch):
+    """check_disk_space counts normals (6 B/px, float16), flow (8 B/px) and occlusion + flow_valid
+    (1 B/px each): with free space between the two estimates, the plain render fits and the one with
+    the outputs is refused."""
+    import shutil
+    from types import SimpleNamespace
+
+    from colonsim.errors import InputError
+    from colonsim.run import generate
+    from colonsim.simconfig import load_sim_config
+
+    plain = load_sim_config(overrides=["output.size_px=64"])
+    both = load_sim_config(overrides=["output.size_px=64", "output.flow=true", "output.normals=true"])
+    assert generate.optional_bytes_per_px(plain) == 0
+    assert generate.optional_bytes_per_px(load_sim_config(overrides=["output.normals=true"])) == 6
+    assert generate.optional_bytes_per_px(load_sim_config(overrides=["output.flow=true"])) == 10
+    assert generate.optional_bytes_per_px(both) == 16
+    px, n = 64 * 64, 1000
+    base = 3 + (2 if plain.output.depth_dtype == "float16" else 4) + 1
+    small = 2 * n * (px * base * generate.MIN_COMPRESSION + generate.SMALL_BYTES_PER_FRAME)
+    large = 2 * n * (px * (base + 16) * generate.MIN_COMPRESSION + generate.SMALL_BYTES_PER_FRAME)
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: SimpleNamespace(free=(small + large) / 2))
+    generate.check_disk_space(plain, n, tmp_path)
+    with pytest.raises(InputError, match="needs at least"):
+        generate.check_disk_space(both, n, tmp_path)
