@@ -130,3 +130,36 @@ def test_address_without_ray_backend_is_an_error(tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["render", "--out", str(tmp_path / "y.h5"), *SMALL, "--address", "head:6379"]) == 2
     assert "--backend ray" in capsys.readouterr().err
+
+
+def test_ctrl_c_during_a_ray_render_is_one_line_exit_130_and_resume_gives_the_same_data(
+        cluster, local_reference, tmp_path):
+    """SIGINT to the driver's process group, as a terminal sends it, once some shards are on disk:
+    the driver's one line, exit 130, the actors ended; then --resume completes the same file."""
+    out = tmp_path / "interrupted.h5"
+    argv = [sys.executable, "cli.py", "render", "--out", str(out), *SMALL, "--backend", "ray",
+            "--address", cluster, "--workers", "2"]
+
+    def default_sigint():   # a child inherits a blocked or ignored SIGINT from this process otherwise
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.setsid()
+
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not list(parts_dir(out).glob("shard_*.h5")):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    t0 = time.monotonic()
+    _, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the render finished before the interrupt arrived")
+    assert proc.returncode == 130, err
+    assert time.monotonic() - t0 < 10
+    ours = [ln for ln in err.splitlines() if ln.startswith("colonsim:")]
+    assert ours == ["colonsim: error: interrupted; what was written so far is kept (run again with --resume)"], err
+    assert "Traceback" not in err
+    r = subprocess.run(argv + ["--resume"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert_same(local_reference, out)
