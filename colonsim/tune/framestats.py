@@ -49,8 +49,6 @@ VIEW_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 LUMEN_LEVEL = 0.35
 SCALES = {"profile": 10.0, "colour": 10.0, "specular": 0.02, "noise": 2.0, "view": 0.1}
 PARTS = ("profile", "colour", "specular", "noise", "sharp", "view")
-_u = np.arange(256) / 255.0
-_LINEAR = np.where(_u <= 0.04045, _u / 12.92, ((_u + 0.055) / 1.055) ** 2.4)   # sRGB level -> linear
 _IMMERKAER = np.float32([[1, -2, 1], [-2, 4, -2], [1, -2, 1]])
 
 
@@ -63,7 +61,6 @@ class FrameStats:
     noise: float               # noise sigma, grey levels (0-255)
     sharpness: float           # mean gradient magnitude / mean grey level, 1 / px
     view: np.ndarray           # (2, len(VIEW_QUANTILES)) quantiles of lumen_r and lumen_frac over the frames
-    mean_rgb: np.ndarray       # (3,) mean linear (decoded sRGB) R, G, B inside the circle (not in the distance)
 
     def to_dict(self) -> dict:
         return {"profile": [round(float(x), 3) for x in self.profile],
@@ -110,8 +107,7 @@ def frame_stats(rgb: np.ndarray, mask: np.ndarray) -> FrameStats:
     gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3) / 8.0
     sharp = float(np.hypot(gx, gy)[inner].mean() / max(grey[inner].mean(), 1.0))
     view = np.repeat(np.array(lumen(grey, inner, (cy, cx), r.max()))[:, None], len(VIEW_QUANTILES), 1)
-    mean_rgb = _LINEAR[rgb[m]].mean(axis=0)
-    return FrameStats(profile, quant, specular, noise, sharp, view, mean_rgb)
+    return FrameStats(profile, quant, specular, noise, sharp, view)
 
 
 def lumen(grey: np.ndarray, inside: np.ndarray, centre: tuple[float, float], radius: float) -> tuple[float, float]:
@@ -138,8 +134,7 @@ def set_stats(frames: list[tuple[np.ndarray, np.ndarray]], size_px: int) -> Fram
                       specular=float(np.mean([s.specular for s in stats])),
                       noise=float(np.mean([s.noise for s in stats])),
                       sharpness=float(np.mean([s.sharpness for s in stats])),
-                      view=np.quantile(np.stack([s.view[:, 0] for s in stats]), VIEW_QUANTILES, axis=0).T,
-                      mean_rgb=np.mean([s.mean_rgb for s in stats], axis=0))
+                      view=np.quantile(np.stack([s.view[:, 0] for s in stats]), VIEW_QUANTILES, axis=0).T)
 
 
 def distance_parts(a: FrameStats, b: FrameStats) -> dict[str, float]:
