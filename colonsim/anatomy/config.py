@@ -5,7 +5,7 @@ Cell Atlas (model 00020) and on Gray's Anatomy; the YAML says which number comes
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Sequence
 
@@ -64,18 +64,44 @@ class SegmentRanges:
 class FoldConfig:
     spacing_mm: Range       # axial distance between successive folds of one sector, mm
     height_mm: Range        # reach of a fold's crest into the lumen, mm (0 = no folds)
-    thickness_mm: float     # axial width of a fold at half height, mm
+    thickness_mm: Range     # axial width of a fold at half height, mm, drawn per fold
     irregularity: float     # 0 regular .. 1 irregular (spacing, height, crest shape jitter)
     arch_mm: float          # axial bow of the crescent-shaped crest, mm
     bulge_mm: float         # outward bulge of the haustral sac between two folds, mm (0 without folds)
+    completeness: Range = (1.0, 1.0)  # fraction of its sector (between two taeniae) a fold spans, per fold
+    merge_probability: float = 0.0    # chance that a fold sends a branch that joins the next fold (or splits off)
 
     def __post_init__(self):
         check_range("spacing_mm", self.spacing_mm, 5.0, 200.0)
         check_range("height_mm", self.height_mm, 0.0, 20.0)
         check_range("thickness_mm", self.thickness_mm, 0.5, 30.0)
+        check_range("completeness", self.completeness, 0.1, 1.0)
+        check_range("merge_probability", self.merge_probability, 0.0, 1.0)
         check_range("irregularity", self.irregularity, 0.0, 1.0)
         check_range("arch_mm", self.arch_mm, 0.0, 20.0)
         check_range("bulge_mm", self.bulge_mm, 0.0, 20.0)
+
+
+@dataclass(frozen=True)
+class PolypTypes:
+    """Probabilities of the Paris morphologies of a polyp (normalized to sum 1)."""
+    Ip: float = 0.0     # pedunculated: a head on a narrower stalk
+    Is: float = 1.0     # sessile: a dome (polyp_height_frac of its radius)
+    IIa: float = 0.0    # flat, slightly elevated: a plaque under IIA_MAX_HEIGHT_MM high
+
+    def __post_init__(self):
+        for name in PARIS_TYPES:
+            check_range(f"polyp_types.{name}", getattr(self, name), 0.0, 1.0)
+        if self.Ip + self.Is + self.IIa <= 0:
+            raise ConfigError("polyp_types", "all three probabilities are 0; give at least one > 0")
+
+    def array(self) -> np.ndarray:
+        """(3,) probabilities in PARIS_TYPES order, summing to 1."""
+        p = np.array([getattr(self, n) for n in PARIS_TYPES], np.float64)
+        return p / p.sum()
+
+
+PARIS_TYPES = ("Ip", "Is", "IIa")
 
 
 @dataclass(frozen=True)
@@ -98,6 +124,7 @@ class AnatomyConfig:
     polyp_radius_mm: Range = (3.0, 8.0)     # radius of a polyp (its base, or its sphere), mm, per polyp
     polyp_height_frac: Range = (0.6, 1.2)   # how far it stands into the lumen, fraction of its radius
     polyp_shape: str = "dome"       # dome (rises from the wall) or sphere (an icosphere set into it)
+    polyp_types: PolypTypes = field(default_factory=lambda: PolypTypes())  # Paris types {Ip, Is, IIa} (dome only)
 
     def __post_init__(self):
         if not self.segments:

@@ -6,7 +6,7 @@ DataLoader worker process (h5py handles must not cross a fork), and kept open fo
 Inside networks, images are CHW float32 in [0, 1] (declared once, here): ``rgb`` (3, H, W);
 ``depth`` (1, H, W) mm, 0 where invalid; ``mask`` (1, H, W) 1 inside the image circle. The
 optional outputs, when asked for in ``fields`` (the file must have them): ``normals`` (3, H, W),
-``flow`` (2, H, W) px, ``occlusion`` and ``flow_valid`` (1, H, W) 0/1.
+``flow`` (2, H, W) px, ``occlusion``, ``flow_valid`` and ``polyp_mask`` (1, H, W) 0/1.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ class FrameDataset(Dataset):
     Args:
         paths: one file or several (their frames are concatenated in order).
         fields: which of ``rgb``, ``depth``, ``mask`` (and the optional ``normals``, ``flow``,
-            ``occlusion``, ``flow_valid``) to return.
+            ``occlusion``, ``flow_valid``, ``polyp_mask``) to return.
         indices: optional subset of global frame indices (after concatenation), e.g. a train split.
     Items are dicts of tensors (see module doc) plus ``index`` (int, global frame index).
     """
@@ -112,7 +112,7 @@ class FrameDataset(Dataset):
         for name in (schema.NORMALS, schema.FLOW):   # optional outputs, asked for in ``fields``
             if name in a:
                 item[name] = torch.from_numpy(np.ascontiguousarray(a[name].astype(np.float32).transpose(2, 0, 1)))
-        for name in (schema.OCCLUSION, schema.FLOW_VALID):
+        for name in (schema.OCCLUSION, schema.FLOW_VALID, schema.POLYP_MASK):
             if name in a:
                 item[name] = torch.from_numpy(a[name].astype(np.float32))[None]
         return item

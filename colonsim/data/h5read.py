@@ -134,7 +134,7 @@ def read_frame(f: h5py.File, i: int) -> dict[str, Any]:
 
 def optional_outputs(f: h5py.File) -> tuple[str, ...]:
     """The optional per-frame datasets an open file has (``normals``, ``flow``, ``occlusion``,
-    ``flow_valid``; see :data:`schema.OPTIONAL_OUTPUTS`): a file without them is as valid."""
+    ``flow_valid``, ``polyp_mask``; see :data:`schema.OPTIONAL_OUTPUTS`): a file without them is as valid."""
     return tuple(name for name in schema.OPTIONAL_OUTPUTS if name in f)
 
 

@@ -34,6 +34,8 @@ class OutputConfig:
                                     # second render pass of the same geometry
     flow: bool = False              # also write 'flow', 'occlusion' and 'flow_valid': exact forward flow
                                     # to the next frame of the sequence (trajectory.sequence_length > 1)
+    polyp_mask: bool = False        # also write 'polyp_mask': 1 where the visible surface is a polyp's, from a
+                                    # second render pass of the same geometry (all 0 for a colon without polyps)
 
     def extra_outputs(self) -> tuple[str, ...]:
         """The optional datasets these switches turn on (names of colonsim.data.schema)."""

@@ -23,6 +23,8 @@ occlusion      uint8               (N, H, W)      optional (output.flow): 1 wher
                                                   the next frame does not see that surface point
 flow_valid     uint8               (N, H, W)      optional (output.flow): 1 where the flow is defined
                                                   (a surface, and a next frame in the sequence)
+polyp_mask     uint8               (N, H, W)      optional (output.polyp_mask): 1 where the visible
+                                                  surface is a polyp's (through the lens, nearest)
 params/<name>  float32 | int32     (N,)           every per-frame sampled parameter
 done           uint8               (N,)           1 once frame i is fully written (crash safety)
 =============  ==================  =============  =====================================================
@@ -44,6 +46,7 @@ NORMALS = "normals"
 FLOW = "flow"
 OCCLUSION = "occlusion"
 FLOW_VALID = "flow_valid"
+POLYP_MASK = "polyp_mask"
 PARAMS = "params"
 DONE = "done"
 
@@ -93,15 +96,18 @@ FIELDS: dict[str, Field] = {
     OCCLUSION: Field(OCCLUSION, ("uint8",), ("H", "W"), False,
                      "1 where the next frame does not see the surface point of the pixel"),
     FLOW_VALID: Field(FLOW_VALID, ("uint8",), ("H", "W"), False, "1 where the flow is defined"),
+    POLYP_MASK: Field(POLYP_MASK, ("uint8",), ("H", "W"), False,
+                      "1 where the visible surface is a polyp's"),
     DONE: Field(DONE, ("uint8",), (), True, "1 once frame i is fully written"),
 }
 
 PARAM_DTYPES = ("float32", "int32")
 
 #: The optional per-frame image datasets, with the dtype the writer uses, by the config switch
-#: (``output.normals``, ``output.flow``) that turns them on.
-OPTIONAL_OUTPUTS = {NORMALS: "float16", FLOW: "float32", OCCLUSION: "uint8", FLOW_VALID: "uint8"}
-OUTPUTS_OF_SWITCH = {"normals": (NORMALS,), "flow": (FLOW, OCCLUSION, FLOW_VALID)}
+#: (``output.normals``, ``output.flow``, ``output.polyp_mask``) that turns them on.
+OPTIONAL_OUTPUTS = {NORMALS: "float16", FLOW: "float32", OCCLUSION: "uint8", FLOW_VALID: "uint8",
+                    POLYP_MASK: "uint8"}
+OUTPUTS_OF_SWITCH = {"normals": (NORMALS,), "flow": (FLOW, OCCLUSION, FLOW_VALID), "polyp_mask": (POLYP_MASK,)}
 
 
 def check_dtype(name: str, dtype: np.dtype) -> bool:

@@ -451,6 +451,23 @@ class GLRenderer:
         finally:
             r._program_cache = colour_cache
 
+    def render_polyp_mask(self, scene, width: int, height: int, uniforms: dict,
+                          draw_ranges: "tuple[np.ndarray, np.ndarray] | None" = None, depth_mask=None,
+                          slot: int = 0, occlusion: tuple | None = None) -> np.ndarray:
+        """As :meth:`render`, with the shaders of ``shaders/polypmask``: r = 1 where the visible
+        surface is a polyp's (the g channel of the mesh's COLOR_0), a = 1 / z-depth. The same
+        geometry and depth test as the colour pass; ``uniforms`` needs ``u_cam_fwd``."""
+        r = self.renderer
+        if getattr(self, "_polyp_cache", None) is None:
+            from pyrender.shader_program import ShaderProgramCache
+            self._polyp_cache = ShaderProgramCache(shader_dir=str(SHADER_DIR / "polypmask"))
+        colour_cache, r._program_cache = r._program_cache, self._polyp_cache
+        try:
+            return self.render(scene, width, height, uniforms, draw_ranges, depth_mask=depth_mask, slot=slot,
+                               occlusion=occlusion)
+        finally:
+            r._program_cache = colour_cache
+
     def read(self, ticket, out: np.ndarray | None = None) -> np.ndarray:
         """The pixels of a deferred render (``ticket`` from ``render(..., defer=True)``): as
         :meth:`render` returns them, into ``out`` if given (a new array per frame, for a frame

@@ -335,6 +335,20 @@ class Remap:
         edge = (d2 > DEPTH_EDGE_RATIO * d1 + 1e-3 * inv).astype(np.uint8)
         return cv2.dilate(edge, self._kernel)
 
+    def apply_label(self, images: list[np.ndarray], channel: int = 0) -> np.ndarray:
+        """(h, w) uint8: a 0/1 label of the read-backs (channel ``channel`` > 0.5, e.g. the polyp
+        mask pass's) through the lens, by nearest sampling (a label is never interpolated); 0
+        outside the mask. Nearest is the sample the depth takes at a depth edge."""
+        import cv2
+        if self.direct:
+            return ((images[0][::-1, :, channel] > 0.5) & (self.mask > 0)).astype(np.uint8)
+        out = np.zeros(self.mask.shape, np.uint8)
+        for img, (mx, my, _) in zip(images, self._maps):
+            label = (img[..., channel] > 0.5).astype(np.uint8)
+            out |= cv2.remap(label, mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT)
+        out *= (self.mask > 0).astype(np.uint8)
+        return out
+
     def apply(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """images: one (s, s, 4) float32 read-back per view (rows bottom-up; rgb radiance, a = 1/z).
 

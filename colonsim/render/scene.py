@@ -160,7 +160,7 @@ class MeshParts:
     colon)."""
     positions: np.ndarray   # (V, 3) float32, mm
     normals: np.ndarray     # (V, 3) float32
-    color: np.ndarray       # (V, 4) float32: fold factor mapped to [0, 1] in r
+    color: np.ndarray       # (V, 4) float32: fold factor mapped to [0, 1] in r, polyp flag (0/1) in g
     faces: np.ndarray       # (F, 3) uint32, sorted along the centreline (see Chunks)
     chunks: Chunks
     texture: np.ndarray     # (n, n, 4) uint8 tissue texture (colonsim.render.tissue / texbank.make_texture)
@@ -176,6 +176,9 @@ def mesh_parts(colon, tissue_cfg, mesh_id: int) -> MeshParts:
     fold = tissuemod.fold_factor(vertices, faces, normals)
     color = np.ones((len(vertices), 4), np.float32)
     color[:, 0] = 0.5 + 0.5 * fold
+    # g: 1 on a polyp's vertices (the polyp mask pass; the colour pass reads r only)
+    owner = getattr(colon, "vertex_polyp", None)
+    color[:, 1] = 0.0 if owner is None or len(owner) != len(vertices) else (np.asarray(owner) >= 0)
     rng = np.random.default_rng(np.random.SeedSequence([tissue_cfg.texture_seed, mesh_id]))
     if tissue_cfg.texture_bank is not None:
         from colonsim.render import texbank
@@ -269,6 +272,7 @@ class FrameRenderer:
                 key = ("boxes", tri.shape, hashlib.sha1(tri.tobytes()).hexdigest())   # by content
                 self.gl.renderer.add_boxes(key, tri)
             self._box_keys.append(key)
+        self.has_polyps = [bool(part.color[:, 1].max(initial=0.0) > 0.5) for part in parts]
         view = self.remap.views[0]
         s = view.size_px   # pyrender's cx, cy are in window coordinates: pixel i spans [i, i + 1]
         camera = pyrender.IntrinsicsCamera(view.focal_px, view.focal_px, s / 2.0, s / 2.0,
@@ -383,6 +387,45 @@ class FrameRenderer:
                                  depth_mask=mask_key, slot=slot, defer=defer, occlusion=occlusion)
             images.append(img if defer else img.copy() if keep or len(self.remap.views) > 1 else img)
         return images
+
+    def draw_polyp_mask(self, pose: np.ndarray, mesh_id: int, slot: int = 0) -> list | None:
+        """The GL half of the polyp mask of a view from camera-to-world ``pose`` of colon
+        ``mesh_id``: one (s, s, 4) float32 read-back per lens view (r: 1 on a polyp, a: 1 / z) of a
+        pass with the colour pass's geometry, culling and depth test; None for a colon without
+        polyps. In the thread that owns the GL context; :meth:`finish_polyp_mask` does the rest."""
+        mesh_id = int(mesh_id)
+        if not self.has_polyps[mesh_id]:
+            return None
+        pose = np.asarray(pose, np.float64)
+        for k, mesh in enumerate(self.meshes):
+            mesh.is_visible = k == mesh_id
+        chunks, znear = self.chunks[mesh_id], self.cfg.lens.znear_mm
+        images = []
+        for view, mask_key in zip(self.remap.views, self._mask_keys):
+            vpose = pose.copy()
+            vpose[:3, :3] = pose[:3, :3] @ view.rotation
+            self.scene.set_pose(self.camera_node, vpose)
+            seen = chunks.visible(vpose, view.size_px / (2.0 * view.focal_px), znear, self.cfg.lens.zfar_mm)
+            occlusion = None
+            if (self.occlusion and self._box_keys[mesh_id] is not None and chunks.corners is not None
+                    and len(seen) > OCCLUDE_NEAR):
+                depth = -((chunks.corners[seen] - vpose[:3, 3]) @ vpose[:3, :3])[..., 2]
+                occlusion = (self._box_keys[mesh_id], seen, depth.min(axis=1) > znear + BOX_MARGIN_MM, OCCLUDE_NEAR)
+            images.append(self.gl.render_polyp_mask(
+                self.scene, view.size_px, view.size_px, {"u_cam_fwd": (-vpose[:3, 2]).astype(np.float32)},
+                chunks.ranges_of(seen), depth_mask=mask_key, slot=slot, occlusion=occlusion).copy())
+        return images
+
+    def finish_polyp_mask(self, images: list | None) -> np.ndarray:
+        """(h, w) uint8 polyp mask of :meth:`draw_polyp_mask`'s read-backs through the lens
+        (nearest sampling): 1 where the visible surface is a polyp's. No GL."""
+        if images is None:
+            return np.zeros(self.mask.shape, np.uint8)
+        return self.remap.apply_label(images)
+
+    def render_polyp_mask(self, pose: np.ndarray, mesh_id: int, slot: int = 0) -> np.ndarray:
+        """:meth:`draw_polyp_mask` then :meth:`finish_polyp_mask`."""
+        return self.finish_polyp_mask(self.draw_polyp_mask(pose, mesh_id, slot))
 
     def _uniforms(self, pose: np.ndarray, tissue: dict, light: dict) -> dict:
         cfg = self.cfg

@@ -74,9 +74,10 @@ def render_shard_file(job: Job, renderer, s: int, folder: str | Path, on_frame: 
     ``on_frame()`` is called after each frame. Every backend (local pool, Ray actors) renders
     through this function, so a shard's bytes do not depend on the backend.
 
-    The optional outputs of ``output.normals`` and ``output.flow`` are made here, after the frame
+    The optional outputs of ``output.normals``, ``output.flow`` and ``output.polyp_mask`` are made here, after the frame
     (its rgb and depth are the same bytes with or without them): normals by a second render pass
-    in the GL thread (:func:`colonsim.render.flow.render_normals`); flow by holding each frame back
+    in the GL thread (:func:`colonsim.render.flow.render_normals`), the polyp mask likewise
+    (:meth:`colonsim.render.scene.FrameRenderer.draw_polyp_mask`); flow by holding each frame back
     until the next one is rendered (:func:`colonsim.render.flow.flow_to_next`). The last frame of
     a shard whose sequence goes on renders that next frame once more for its depth and pose."""
     frames = shard_range(s, job.shard_frames, job.n_frames)
@@ -84,11 +85,13 @@ def render_shard_file(job: Job, renderer, s: int, folder: str | Path, on_frame: 
     writer = sync = None
     extras = job.cfg.output.extra_outputs()
     want_normals, want_flow = job.cfg.output.normals, job.cfg.output.flow
+    want_polyps = getattr(job.cfg.output, "polyp_mask", False)
     seq_len = job.cfg.trajectory.sequence_length
     held: list = []   # with flow: the frame waiting for its next one, (j, i, frame, extras)
     geo = None
     if extras and not hasattr(renderer, "remap"):
-        raise ConfigError("output", f"output.normals and output.flow need the built-in renderer, not {job.renderer}")
+        raise ConfigError("output", "output.normals, output.flow and output.polyp_mask need the built-in renderer, "
+                          f"not {job.renderer}")
     if want_normals or want_flow:
         from colonsim.render import flow as flowmod
 
@@ -115,10 +118,12 @@ def render_shard_file(job: Job, renderer, s: int, folder: str | Path, on_frame: 
                                               None if nxt is None else nxt.depth, None if nxt is None else nxt.pose)
         return {**extra, schema.FLOW: fl, schema.OCCLUSION: occ, schema.FLOW_VALID: valid}
 
-    def write(j: int, frame, normals=None) -> None:
+    def write(j: int, frame, normals=None, polyps=None) -> None:
         if isinstance(normals, list):   # the views of the normals pass, drawn in the GL thread
             normals = flowmod.finish_normals(renderer, normals)
         extra = {} if normals is None else {schema.NORMALS: normals.astype(np.float16)}
+        if want_polyps:   # the views of the polyp mask pass (None: a colon without polyps)
+            extra[schema.POLYP_MASK] = renderer.finish_polyp_mask(polyps)
         if not want_flow:
             store(j, frame, extra)
             return
@@ -130,6 +135,9 @@ def render_shard_file(job: Job, renderer, s: int, folder: str | Path, on_frame: 
 
     def normals_of(pose, params, slot: int = 0):
         return flowmod.render_normals(renderer, pose, int(params["mesh_id"]), slot=slot) if want_normals else None
+
+    def polyps_of(pose, params, slot: int = 0):   # the GL half of the polyp mask
+        return renderer.draw_polyp_mask(pose, int(params["mesh_id"]), slot=slot) if want_polyps else None
 
     # With a core to spare (one local worker), frame j's remap, sensor model and write run in a
     # second thread, and frame j + 1 is drawn into the other framebuffer before frame j is read
@@ -145,8 +153,13 @@ def render_shard_file(job: Job, renderer, s: int, folder: str | Path, on_frame: 
         nxt = renderer.submit(frames[0], job.seed, slot=0) if pipelined and len(frames) else None
         for j, i in enumerate(frames):
             if not pipelined:
-                frame = renderer.render(i, job.seed)
-                write(j, frame, normals_of(frame.pose, frame.params))
+                if want_polyps:   # the mask from the colour pass's own (float64) pose, drawn after its read-back
+                    pending = renderer.begin(i, job.seed, keep=False)
+                    frame = renderer.finish(pending)
+                    polyps = polyps_of(pending.pose, frame.params)
+                else:
+                    frame, polyps = renderer.render(i, job.seed), None
+                write(j, frame, normals_of(frame.pose, frame.params), polyps)
                 continue
             cur = nxt
             if j + 1 < len(frames):
@@ -156,7 +169,8 @@ def render_shard_file(job: Job, renderer, s: int, folder: str | Path, on_frame: 
             # the unpipelined path, so that the normals do not depend on the worker count
             normals = (flowmod.draw_normals(renderer, pending.pose.astype(np.float32), int(pending.params["mesh_id"]),
                                             slot=j % 2) if want_normals else None)
-            inflight.append(post.submit(lambda j=j, p=pending, n=normals: write(j, renderer.finish(p), n)))
+            polyps = polyps_of(pending.pose, pending.params, slot=j % 2)   # the colour pass's pose
+            inflight.append(post.submit(lambda j=j, p=pending, n=normals, m=polyps: write(j, renderer.finish(p), n, m)))
             if len(inflight) > 1:
                 inflight.pop(0).result()
         for fut in inflight:

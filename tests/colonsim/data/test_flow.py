@@ -164,7 +164,8 @@ def test_the_optional_outputs_do_not_depend_on_the_worker_count(tmp_path):
     last frame of a shard takes its next frame's depth from a render of its own."""
     cfg = load_sim_config("realistic", None, ["output.size_px=32", "anatomy.triangles=20000",
                                               "trajectory.sequence_length=4", "output.flow=true",
-                                              "output.normals=true"])
+                                              "output.normals=true", "output.polyp_mask=true",
+                                              "anatomy.polyps_per_m=20", "trajectory.polyp_view_probability=0.5"])
     files = []
     for k in (1, 2):
         out = tmp_path / f"w{k}.h5"
