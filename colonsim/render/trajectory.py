@@ -442,9 +442,11 @@ def _sequence(geom: _Geometry, cfg: TrajectoryConfig, seed: int, seq: int) -> tu
             params["traj_sequence_id"] = float(seq)
             frames.append((pose, params))
         else:
-            walls = geom.nearest_distance(np.array([pose[:3, 3] for pose, _ in frames]))
-            for (_, params), wall in zip(frames, walls):
-                params["traj_wall_distance_mm"] = float(wall)
+            points = np.array([pose[:3, 3] for pose, _ in frames])
+            # The k-nearest estimate is an upper bound (a distance to some triangle); every triangle
+            # nearer than it is then searched, which makes it exact on folded and polyp-studded walls.
+            for (_, params), p, bound in zip(frames, points, geom.nearest_distance(points)):
+                params["traj_wall_distance_mm"] = min(float(bound), geom.wall_distance(p, float(bound)))
             return tuple(frames)
     raise _too_narrow(geom, cfg)
 
