@@ -28,6 +28,18 @@ from colonsim.errors import InputError
 from colonsim.run import generate, shard
 
 
+def _data_bytes(path: Path) -> int:
+    """Bytes that a file's datasets hold (compressed chunks), without the file's fixed overhead
+    (attributes with the config, the b-tree and header of every dataset): what each frame adds. A
+    calibration shard holds few frames, so the whole file's size would overstate the per-frame cost."""
+    import h5py
+
+    sizes = []
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda _, obj: sizes.append(obj.id.get_storage_size()) if isinstance(obj, h5py.Dataset) else None)
+    return int(sum(sizes))
+
+
 def measure_worker(cfg, *, n_frames: int, calibration_frames: int, seed: int = 0,
                    mesh: str | Path = shard.PROCEDURAL, lp_threads: int | None = None) -> dict[str, Any]:
     """One render worker's rates on this machine. Returns fps (frames/s, steady), bytes_per_frame
@@ -46,7 +58,7 @@ def measure_worker(cfg, *, n_frames: int, calibration_frames: int, seed: int = 0
         t1 = time.perf_counter()
         shard_file = shard.render_shard_file(job, renderer, 1, d, lambda: None)  # frames k .. 2k-1
         render_s = time.perf_counter() - t1
-        nbytes = shard_file.stat().st_size
+        nbytes = _data_bytes(shard_file)
         merger = ShardMerger(Path(d), Path(d) / "merged.h5", 2 * k, k, attrs)
         merger.add(1)  # creates the file: once per dataset, so not timed
         t2 = time.perf_counter()

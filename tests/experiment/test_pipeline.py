@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import h5py
 import hdf5plugin  # noqa: F401  (the compressed datasets)
 import numpy as np
@@ -59,7 +60,10 @@ def test_toy_experiment_runs_caches_and_reports(tmp_path):
         assert np.array_equal(after[bright], before[bright])
         changed = (before != after).any(axis=-1)
         assert changed.any() and changed.mean() < 0.2   # only the highlights and their rims moved
-        assert (before[changed].min(axis=-1) >= 170).mean() > 0.3   # most of what moved was a highlight
+        # what moved is a highlight or its grown rim: within 2 px of a pixel whose channels are all >= 170
+        near = np.stack([cv2.dilate((f.min(axis=-1) >= 170).astype(np.uint8), np.ones((5, 5), np.uint8))
+                         for f in before]) > 0
+        assert near[changed].mean() > 0.99
     for b in on_disk["baselines"].values():
         assert set(METRIC_KEYS) <= set(b)
     assert on_disk["headline"]["ratio"] == pytest.approx(res["adapted"]["abs_rel"] / res["raw"]["abs_rel"])
