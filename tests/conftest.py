@@ -134,6 +134,8 @@ SLOW_TESTS = (
     "tests/colonsim/render/test_scene.py::test_a_polyp_view_renders_the_polyp_apex_at_its_exact_depth",
     "tests/colonsim/tune/test_fit.py::test_tiny_fit_writes_a_config_that_render_loads",
     "tests/colonsim/tune/test_web.py",
+    "tests/colonsim/data/test_flow.py::test_the_optional_outputs_do_not_depend_on_the_worker_count",
+    "tests/adapt/eval/test_realism.py::test_two_draws_of_one_look_cannot_be_told_apart_and_another_look_can",
 )
 
 
