@@ -51,9 +51,9 @@ test: setup browser
 	@set +e; $(PY) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
-# The tests not marked slow: under two minutes on two cores.
+# The tests not marked slow, in two processes (pytest-xdist): under two minutes on two cores.
 test-fast: setup
-	@set +e; $(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS); rc=$$?; \
+	@set +e; $(PY) -m pytest -q -m "not slow" -n 2 $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
 # pyflakes, import order, no print() in library code, no breakpoint() (pyproject.toml [tool.ruff]).
