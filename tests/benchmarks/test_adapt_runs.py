@@ -78,9 +78,10 @@ def test_cli_prints_json_and_rejects_bad_folders(tmp_path):
         assert len(r.stderr.strip().splitlines()) == 1 and str(bad) in r.stderr
 
 
-def test_adapt_quality_refuses_missing_renders_or_real_frames_in_one_line(tmp_path, synthetic_h5):
+def test_adapt_quality_refuses_missing_renders_or_real_frames_in_one_line(tmp_path, synthetic_h5, real_dir):
     r = subprocess.run([sys.executable, str(SCRIPT.with_name("adapt_quality.py")), "--synthetic", str(synthetic_h5),
-                        "--train-synthetic", str(tmp_path / "none.h5"), "--work", str(tmp_path / "w")],
+                        "--train-synthetic", str(tmp_path / "none.h5"), "--real", str(real_dir),
+                        "--work", str(tmp_path / "w")],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "none.h5" in r.stderr
     assert not (tmp_path / "w" / "real_train").exists()   # nothing was split, matched or trained
