@@ -38,7 +38,7 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("demo", help="the whole pipeline at small scale with a built-in config, and a report")
     p.add_argument("--out", default="runs/demo", metavar="DIR", help="run folder (default runs/demo)")
-    p.add_argument("--quick", action="store_true", help="the smallest config (3.1 min on 2 CPU cores, measured)")
+    p.add_argument("--quick", action="store_true", help="the smallest config (2.8 min on 2 CPU cores, measured)")
     add_config_args(p)
     add_json_arg(p)
     p.set_defaults(func=_demo)
