@@ -434,34 +434,20 @@ class GLRenderer:
         flags = pyrender.RenderFlags.OFFSCREEN | pyrender.RenderFlags.SKIP_CULL_FACES
         return r.render(scene, flags)
 
-    def render_normals(self, scene, width: int, height: int, uniforms: dict,
-                       draw_ranges: "tuple[np.ndarray, np.ndarray] | None" = None, depth_mask=None,
-                       slot: int = 0, occlusion: tuple | None = None) -> np.ndarray:
-        """As :meth:`render`, with the shaders of ``shaders/normals``: rgb = the unit surface normal
-        in the view's camera frame (OpenGL axes, turned to face the camera), a = 1 / z-depth. The
-        same geometry and depth test as the colour pass; ``uniforms`` needs ``u_cam_fwd``."""
+    def render_pass(self, shaders: str, scene, width: int, height: int, uniforms: dict,
+                    draw_ranges: "tuple[np.ndarray, np.ndarray] | None" = None, depth_mask=None,
+                    slot: int = 0, occlusion: tuple | None = None) -> np.ndarray:
+        """As :meth:`render`, with the shaders of ``shaders/<shaders>`` instead of the colour ones:
+        the same geometry and depth test as the colour pass, a = 1 / z-depth. ``normals``: rgb = the
+        unit surface normal in the view's camera frame (OpenGL axes, turned to face the camera);
+        ``polypmask``: r = 1 where the visible surface is a polyp's (the g channel of the mesh's
+        COLOR_0). ``uniforms`` needs ``u_cam_fwd``."""
         r = self.renderer
-        if getattr(self, "_normals_cache", None) is None:
+        caches = self.__dict__.setdefault("_pass_caches", {})
+        if shaders not in caches:
             from pyrender.shader_program import ShaderProgramCache
-            self._normals_cache = ShaderProgramCache(shader_dir=str(SHADER_DIR / "normals"))
-        colour_cache, r._program_cache = r._program_cache, self._normals_cache
-        try:
-            return self.render(scene, width, height, uniforms, draw_ranges, depth_mask=depth_mask, slot=slot,
-                               occlusion=occlusion)
-        finally:
-            r._program_cache = colour_cache
-
-    def render_polyp_mask(self, scene, width: int, height: int, uniforms: dict,
-                          draw_ranges: "tuple[np.ndarray, np.ndarray] | None" = None, depth_mask=None,
-                          slot: int = 0, occlusion: tuple | None = None) -> np.ndarray:
-        """As :meth:`render`, with the shaders of ``shaders/polypmask``: r = 1 where the visible
-        surface is a polyp's (the g channel of the mesh's COLOR_0), a = 1 / z-depth. The same
-        geometry and depth test as the colour pass; ``uniforms`` needs ``u_cam_fwd``."""
-        r = self.renderer
-        if getattr(self, "_polyp_cache", None) is None:
-            from pyrender.shader_program import ShaderProgramCache
-            self._polyp_cache = ShaderProgramCache(shader_dir=str(SHADER_DIR / "polypmask"))
-        colour_cache, r._program_cache = r._program_cache, self._polyp_cache
+            caches[shaders] = ShaderProgramCache(shader_dir=str(SHADER_DIR / shaders))
+        colour_cache, r._program_cache = r._program_cache, caches[shaders]
         try:
             return self.render(scene, width, height, uniforms, draw_ranges, depth_mask=depth_mask, slot=slot,
                                occlusion=occlusion)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import numpy as np
 
 from colonsim.render.lens import Lens
-from colonsim.render.scene import BOX_MARGIN_MM, OCCLUDE_NEAR
 
 OCC_REL_TOL = 0.02   # relative z difference above which a point counts as hidden in the next frame
 TABLE_SIZE = 4097    # samples of the lens's radial map for the compiled loop (colonsim.render._flowkernel)
@@ -190,29 +189,10 @@ def render_normals(renderer, pose: np.ndarray, mesh_id: int, slot: int = 0) -> n
 def draw_normals(renderer, pose: np.ndarray, mesh_id: int, slot: int = 0) -> list[np.ndarray]:
     """The GL half of :func:`render_normals`: one (s, s, 4) float32 read-back per lens view (rgb:
     normal in the output camera's frame, a: 1 / z). In the thread that owns the GL context."""
-    pose = np.asarray(pose, np.float64)
-    for k, mesh in enumerate(renderer.meshes):
-        mesh.is_visible = k == int(mesh_id)
-    chunks = renderer.chunks[int(mesh_id)]
-    lens_cfg = renderer.cfg.lens
-    images = []
-    for view, mask_key in zip(renderer.remap.views, renderer._mask_keys):
-        vpose = pose.copy()
-        vpose[:3, :3] = pose[:3, :3] @ view.rotation
-        renderer.scene.set_pose(renderer.camera_node, vpose)
-        seen = chunks.visible(vpose, view.size_px / (2.0 * view.focal_px), lens_cfg.znear_mm, lens_cfg.zfar_mm)
-        occlusion = None   # the colour pass's occlusion test (FrameRenderer._render_views): same pixels, less drawn
-        box_key = renderer._box_keys[int(mesh_id)]
-        if renderer.occlusion and box_key is not None and chunks.corners is not None and len(seen) > OCCLUDE_NEAR:
-            depth = -((chunks.corners[seen] - vpose[:3, 3]) @ vpose[:3, :3])[..., 2]
-            occlusion = (box_key, seen, depth.min(axis=1) > lens_cfg.znear_mm + BOX_MARGIN_MM, OCCLUDE_NEAR)
-        img = renderer.gl.render_normals(renderer.scene, view.size_px, view.size_px,
-                                         {"u_cam_fwd": (-vpose[:3, 2]).astype(np.float32)},
-                                         chunks.ranges_of(seen), depth_mask=mask_key, slot=slot,
-                                         occlusion=occlusion).copy()
+    images = renderer.draw_pass("normals", pose, mesh_id, slot)
+    for img, view in zip(images, renderer.remap.views):
         if not np.array_equal(view.rotation, np.eye(3)):
             img[..., :3] = img[..., :3] @ view.rotation.T.astype(np.float32)   # view frame -> camera frame
-        images.append(img)
     return images
 
 

@@ -388,14 +388,12 @@ class FrameRenderer:
             images.append(img if defer else img.copy() if keep or len(self.remap.views) > 1 else img)
         return images
 
-    def draw_polyp_mask(self, pose: np.ndarray, mesh_id: int, slot: int = 0) -> list | None:
-        """The GL half of the polyp mask of a view from camera-to-world ``pose`` of colon
-        ``mesh_id``: one (s, s, 4) float32 read-back per lens view (r: 1 on a polyp, a: 1 / z) of a
-        pass with the colour pass's geometry, culling and depth test; None for a colon without
-        polyps. In the thread that owns the GL context; :meth:`finish_polyp_mask` does the rest."""
+    def draw_pass(self, shaders: str, pose: np.ndarray, mesh_id: int, slot: int = 0) -> list[np.ndarray]:
+        """One (s, s, 4) float32 read-back per lens view of colon ``mesh_id`` from camera-to-world
+        ``pose``, drawn with the shaders of ``shaders/<shaders>`` (``normals``, ``polypmask``: see
+        :meth:`colonsim.render.backend.GLRenderer.render_pass`) and the colour pass's geometry,
+        culling and depth test, so the same pixels. In the thread that owns the GL context."""
         mesh_id = int(mesh_id)
-        if not self.has_polyps[mesh_id]:
-            return None
         pose = np.asarray(pose, np.float64)
         for k, mesh in enumerate(self.meshes):
             mesh.is_visible = k == mesh_id
@@ -411,10 +409,17 @@ class FrameRenderer:
                     and len(seen) > OCCLUDE_NEAR):
                 depth = -((chunks.corners[seen] - vpose[:3, 3]) @ vpose[:3, :3])[..., 2]
                 occlusion = (self._box_keys[mesh_id], seen, depth.min(axis=1) > znear + BOX_MARGIN_MM, OCCLUDE_NEAR)
-            images.append(self.gl.render_polyp_mask(
-                self.scene, view.size_px, view.size_px, {"u_cam_fwd": (-vpose[:3, 2]).astype(np.float32)},
+            images.append(self.gl.render_pass(
+                shaders, self.scene, view.size_px, view.size_px, {"u_cam_fwd": (-vpose[:3, 2]).astype(np.float32)},
                 chunks.ranges_of(seen), depth_mask=mask_key, slot=slot, occlusion=occlusion).copy())
         return images
+
+    def draw_polyp_mask(self, pose: np.ndarray, mesh_id: int, slot: int = 0) -> list | None:
+        """The GL half of the polyp mask (:meth:`draw_pass` with ``polypmask``: r 1 on a polyp);
+        None for a colon without polyps. :meth:`finish_polyp_mask` does the rest."""
+        if not self.has_polyps[int(mesh_id)]:
+            return None
+        return self.draw_pass("polypmask", pose, mesh_id, slot)
 
     def finish_polyp_mask(self, images: list | None) -> np.ndarray:
         """(h, w) uint8 polyp mask of :meth:`draw_polyp_mask`'s read-backs through the lens
