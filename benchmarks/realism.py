@@ -77,7 +77,9 @@ def main() -> int:
 
     from adapt.eval.protocol import split_real
     from adapt.eval.realism import realism
+    from colonsim.data.realdata import list_images
 
+    list_images(args.real)   # a missing or empty folder: one line before any work or output
     args.work.mkdir(parents=True, exist_ok=True)
     print(f"# {platform.machine()}, {os.cpu_count()} cpus; {args.frames} renders at {args.size} px per style; "
           f"classifier: {args.repeats} seeds", flush=True)
